@@ -1,0 +1,62 @@
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import type { Database } from './database.js'
+import { PgQueueValidationError } from './errors.js'
+
+/** A connection string or a pg.Pool the caller owns. */
+export type Connectable = string | pg.Pool
+
+export interface ConnectOptions {
+  /** Pool size when a URL is given. Default 10. */
+  max?: number
+  /** application_name reported to PostgreSQL. Default 'pgqueue'. */
+  applicationName?: string
+}
+
+/** A pool and a Kysely instance over it. `close()` ends the pool only if it was created here. */
+export interface Connection {
+  pool: pg.Pool
+  db: Kysely<Database>
+  /** True when the pool was created from a URL here and is ended by close(). */
+  ownsPool: boolean
+  close(): Promise<void>
+}
+
+/** Opens a pool from a URL, or wraps a pool the caller passed (which close() then leaves open). */
+export function connect(target: Connectable, options: ConnectOptions = {}): Connection {
+  let pool: pg.Pool
+  let ownsPool: boolean
+  if (typeof target === 'string') {
+    if (target.trim() === '') throw new PgQueueValidationError('url', 'must be a PostgreSQL connection string', target)
+    pool = new pg.Pool({
+      connectionString: target,
+      max: options.max ?? 10,
+      application_name: options.applicationName ?? 'pgqueue',
+    })
+    ownsPool = true
+  } else if (target instanceof pg.Pool || isPoolLike(target)) {
+    pool = target
+    ownsPool = false
+  } else {
+    throw new PgQueueValidationError('url', 'must be a connection string or a pg.Pool', target)
+  }
+  // An idle client that loses its connection (database restart) must not crash the process;
+  // the pool drops it and the next query opens a fresh one.
+  if (ownsPool) pool.on('error', () => {})
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  let closed = false
+  return {
+    pool,
+    db,
+    ownsPool,
+    async close() {
+      if (closed) return
+      closed = true
+      if (ownsPool) await db.destroy()
+    },
+  }
+}
+
+function isPoolLike(value: unknown): value is pg.Pool {
+  return typeof value === 'object' && value !== null && typeof (value as pg.Pool).connect === 'function' && typeof (value as pg.Pool).query === 'function'
+}

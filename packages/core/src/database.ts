@@ -1,0 +1,137 @@
+import type { ColumnType, Generated } from 'kysely'
+
+/** A timestamp column: read as Date, written as Date or ISO string. */
+type Timestamp = ColumnType<Date, Date | string, Date | string>
+type DefaultedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>
+type Json = ColumnType<unknown, string, string>
+
+/** The states of a live job. See docs/ARCHITECTURE.md for the transitions. */
+export type JobState = 'scheduled' | 'pending' | 'held' | 'running'
+/** The states of a finished job. */
+export type HistoryState = 'completed' | 'failed' | 'cancelled'
+
+/** pgqueue.jobs: one row per job that has not finished. */
+export interface JobsTable {
+  tenant_id: string
+  id: Generated<string>
+  queue: string
+  type: string
+  key: string | null
+  state: JobState
+  priority: Generated<number>
+  /** Fair virtual time; set while pending. Hidden from the user role. */
+  vt: ColumnType<string | null, string | number | bigint | null, string | number | bigint | null>
+  run_at: DefaultedTimestamp
+  payload: Buffer | null
+  payload_type: string | null
+  target: Json | null
+  attempt: Generated<number>
+  max_attempts: Generated<number>
+  retry_policy: Json | null
+  lease_owner: string | null
+  lease_expires_at: Timestamp | null
+  cancel_requested: Generated<boolean>
+  last_error: Json | null
+  schedule_id: string | null
+  retry_of: string | null
+  created_at: DefaultedTimestamp
+  updated_at: DefaultedTimestamp
+  started_at: Timestamp | null
+}
+
+/** pgqueue.job_history: finished jobs, partitioned by range on finished_at. */
+export interface JobHistoryTable {
+  tenant_id: string
+  id: string
+  queue: string
+  type: string
+  key: string | null
+  state: HistoryState
+  priority: Generated<number>
+  payload: Buffer | null
+  payload_type: string | null
+  target: Json | null
+  result: Buffer | null
+  result_type: string | null
+  error: Json | null
+  attempt: number
+  max_attempts: number
+  schedule_id: string | null
+  retry_of: string | null
+  worker_id: string | null
+  created_at: Timestamp
+  run_at: Timestamp
+  started_at: Timestamp | null
+  finished_at: DefaultedTimestamp
+}
+
+/** pgqueue.queues: settings per (tenant, queue). */
+export interface QueuesTable {
+  tenant_id: string
+  queue: string
+  paused: Generated<boolean>
+  max_concurrency: number | null
+  retry_policy: Json | null
+  display_name: string | null
+  created_at: DefaultedTimestamp
+  updated_at: DefaultedTimestamp
+}
+
+/** pgqueue.queue_clocks: last fair virtual time handed out per (tenant, queue). */
+export interface QueueClocksTable {
+  tenant_id: string
+  queue: string
+  last_vt: ColumnType<string, string | number | bigint, string | number | bigint>
+}
+
+/** pgqueue.schedules: cron or interval schedules with their job template. */
+export interface SchedulesTable {
+  tenant_id: string
+  id: Generated<string>
+  key: string
+  queue: string
+  type: string
+  cron: string | null
+  timezone: string | null
+  every_ms: ColumnType<string | null, number | string | null, number | string | null>
+  anchor_at: Timestamp | null
+  missed_policy: ColumnType<'fire_once' | 'skip', 'fire_once' | 'skip' | undefined, 'fire_once' | 'skip'>
+  payload: Buffer | null
+  payload_type: string | null
+  target: Json | null
+  priority: Generated<number>
+  retry_policy: Json | null
+  paused: Generated<boolean>
+  next_run_at: Timestamp | null
+  last_run_at: Timestamp | null
+  created_at: DefaultedTimestamp
+  updated_at: DefaultedTimestamp
+}
+
+/** pgqueue.worker_metadata: per-tenant key/JSON store. */
+export interface WorkerMetadataTable {
+  tenant_id: string
+  key: string
+  value: Json
+  updated_at: DefaultedTimestamp
+}
+
+/** pgqueue.nodes: live component instances. */
+export interface NodesTable {
+  node_id: string
+  kind: string
+  started_at: DefaultedTimestamp
+  heartbeat_at: DefaultedTimestamp
+  info: Json | null
+}
+
+/** The Kysely database interface for a pgqueue schema; use with `db.withSchema(schema)`. */
+export interface Database {
+  jobs: JobsTable
+  job_history: JobHistoryTable
+  queues: QueuesTable
+  queue_clocks: QueueClocksTable
+  schedules: SchedulesTable
+  worker_metadata: WorkerMetadataTable
+  nodes: NodesTable
+}

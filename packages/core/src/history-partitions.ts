@@ -1,0 +1,92 @@
+import { sql, type Kysely } from 'kysely'
+import { quoteIdent, resolveSchemaOptions, type SchemaOptions } from './options.js'
+
+/** Granularity of history partitions. */
+export type PartitionGranularity = 'day' | 'week' | 'month'
+
+/** A history partition and the [from, to) range of finished_at it holds. */
+export interface HistoryPartition {
+  name: string
+  from: Date
+  to: Date
+}
+
+/** The UTC start of the partition period that contains `at`. Weeks start on Monday. */
+export function partitionStart(at: Date, granularity: PartitionGranularity): Date {
+  const d = new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), at.getUTCDate()))
+  if (granularity === 'week') d.setUTCDate(d.getUTCDate() - ((d.getUTCDay() + 6) % 7))
+  if (granularity === 'month') d.setUTCDate(1)
+  return d
+}
+
+/** The start of the period after the one starting at `start`. */
+export function partitionEnd(start: Date, granularity: PartitionGranularity): Date {
+  const d = new Date(start)
+  if (granularity === 'day') d.setUTCDate(d.getUTCDate() + 1)
+  if (granularity === 'week') d.setUTCDate(d.getUTCDate() + 7)
+  if (granularity === 'month') d.setUTCMonth(d.getUTCMonth() + 1)
+  return d
+}
+
+/** job_history_p20261128 for the period starting 2026-11-28. */
+export function historyPartitionName(start: Date): string {
+  return `job_history_p${start.toISOString().slice(0, 10).replace(/-/g, '')}`
+}
+
+/**
+ * Creates the partition for the period containing `at`, if missing. Rows of that period that landed
+ * in the default partition are moved into it first (attaching would fail otherwise). Runs in one
+ * transaction under an advisory lock, so concurrent callers do not collide. Needs the schema owner.
+ * Returns the partition, and whether it was created by this call.
+ */
+export async function createHistoryPartition(
+  db: Kysely<any>,
+  at: Date,
+  options: SchemaOptions & { granularity?: PartitionGranularity } = {},
+): Promise<HistoryPartition & { created: boolean; movedRows: number }> {
+  const { schema } = resolveSchemaOptions(options)
+  const granularity = options.granularity ?? 'day'
+  const from = partitionStart(at, granularity)
+  const to = partitionEnd(from, granularity)
+  const name = historyPartitionName(from)
+  const s = quoteIdent(schema)
+  const t = `${s}.${quoteIdent(name)}`
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(hashtext(${`pgqueue.partitions:${schema}`}))`.execute(trx)
+    const existing = await listHistoryPartitions(trx, { schema })
+    const overlap = existing.find((p) => p.from < to && p.to > from)
+    if (overlap) return { ...overlap, created: false, movedRows: 0 }
+    await sql.raw(`create table ${t} (like ${s}.job_history including defaults including constraints)`).execute(trx)
+    const moved = await sql.raw(
+      `with moved as (delete from ${s}.job_history_default where finished_at >= '${from.toISOString()}' and finished_at < '${to.toISOString()}' returning *)
+       insert into ${t} select * from moved`,
+    ).execute(trx)
+    await sql.raw(`alter table ${s}.job_history attach partition ${t} for values from ('${from.toISOString()}') to ('${to.toISOString()}')`).execute(trx)
+    return { name, from, to, created: true, movedRows: Number(moved.numAffectedRows ?? 0n) }
+  })
+}
+
+/** The range partitions of job_history (the default partition excluded), oldest first. */
+export async function listHistoryPartitions(db: Kysely<any>, options: SchemaOptions = {}): Promise<HistoryPartition[]> {
+  const { schema } = resolveSchemaOptions(options)
+  const { rows } = await sql<{ name: string; bound: string }>`
+    select c.relname as name, pg_get_expr(c.relpartbound, c.oid) as bound
+      from pg_inherits i
+      join pg_class c on c.oid = i.inhrelid
+      join pg_class p on p.oid = i.inhparent
+      join pg_namespace n on n.oid = p.relnamespace
+     where n.nspname = ${schema} and p.relname = 'job_history'`.execute(db)
+  const out: HistoryPartition[] = []
+  for (const r of rows) {
+    const m = /FROM \('([^']+)'\) TO \('([^']+)'\)/.exec(r.bound)
+    if (!m) continue // the default partition
+    out.push({ name: r.name, from: parsePgTimestamp(m[1]!), to: parsePgTimestamp(m[2]!) })
+  }
+  return out.sort((a, b) => a.from.getTime() - b.from.getTime())
+}
+
+/** Parses PostgreSQL's timestamptz text ('2026-11-28 00:00:00+00', '... +05:30'). */
+function parsePgTimestamp(text: string): Date {
+  const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)([+-]\d{2})(?::?(\d{2}))?$/.exec(text)
+  return m ? new Date(`${m[1]}T${m[2]}${m[3]}:${m[4] ?? '00'}`) : new Date(text)
+}

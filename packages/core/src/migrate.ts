@@ -1,0 +1,150 @@
+import { createHash } from 'node:crypto'
+import type pg from 'pg'
+import { connect, type Connectable } from './connect.js'
+import { PgQueueMigrationError, PgQueueRoleSetupError, isInsufficientPrivilege } from './errors.js'
+import { migrations as allMigrations, type Migration } from './migrations/index.js'
+import { quoteIdent, resolveSchemaOptions, type ResolvedSchemaOptions, type SchemaOptions } from './options.js'
+
+export interface MigrateOptions extends SchemaOptions {
+  /** Create the NOLOGIN group roles when missing (needs CREATEROLE). Default true. */
+  createRoles?: boolean
+  /** Migrations to apply; tests use this to stage upgrades. Default: all of this build's. */
+  migrations?: readonly Migration[]
+}
+
+export interface MigrateResult {
+  schema: string
+  /** Versions applied by this call (empty when the schema was already current). */
+  applied: number[]
+  /** Highest version recorded after this call. */
+  version: number
+}
+
+/** A global lock key: schema and role setup are rare, so one lock for every installation is enough. */
+const MIGRATE_LOCK_KEY = 'pgqueue.migrate'
+
+/** sha256 of a migration's template text, so renaming the schema or roles does not change it. */
+export function migrationChecksum(migration: Migration): string {
+  return createHash('sha256').update(migration.sql).digest('hex')
+}
+
+/** Substitutes the schema and role placeholders with quoted identifiers. */
+export function renderMigration(sqlText: string, opts: ResolvedSchemaOptions): string {
+  const names: Record<string, string> = {
+    schema: quoteIdent(opts.schema),
+    worker_role: quoteIdent(opts.workerRole),
+    user_role: quoteIdent(opts.userRole),
+  }
+  return sqlText.replace(/(?<!:):(schema|worker_role|user_role)\b/g, (_m, name: string) => names[name]!)
+}
+
+/**
+ * Brings the schema up to date. Idempotent and safe to run from several processes at once: every
+ * step runs in its own transaction under a transaction-scoped advisory lock (so it also works behind
+ * PgBouncer in transaction mode), and each migration is recorded with its checksum. A recorded
+ * migration whose checksum differs from this build's, or one this build does not know, is an error.
+ */
+export async function migrate(target: Connectable, options: MigrateOptions = {}): Promise<MigrateResult> {
+  const opts = resolveSchemaOptions(options)
+  const list = [...(options.migrations ?? allMigrations)].sort((a, b) => a.version - b.version)
+  const conn = connect(target, { max: 1, applicationName: 'pgqueue-migrate' })
+  const s = quoteIdent(opts.schema)
+  const applied: number[] = []
+  try {
+    await inLockedTransaction(conn.pool, async (client) => {
+      await client.query(`create schema if not exists ${s}`)
+      await client.query(`create table if not exists ${s}.migrations (
+        version integer primary key,
+        name text not null,
+        checksum text not null,
+        applied_at timestamptz not null default now())`)
+      if (options.createRoles !== false) await ensureRoles(client, opts)
+      else await checkRolesExist(client, opts)
+    })
+
+    for (const migration of list) {
+      await inLockedTransaction(conn.pool, async (client) => {
+        const recorded = await readRecorded(client, s)
+        verifyRecorded(recorded, list)
+        if (recorded.has(migration.version)) return
+        try {
+          await client.query(renderMigration(migration.sql, opts))
+        } catch (err) {
+          throw new PgQueueMigrationError(`migration ${migration.version} (${migration.name}) failed: ${(err as Error).message}`, migration.version, err)
+        }
+        await client.query(`insert into ${s}.migrations (version, name, checksum) values ($1, $2, $3)`, [
+          migration.version,
+          migration.name,
+          migrationChecksum(migration),
+        ])
+        applied.push(migration.version)
+      })
+    }
+    const recorded = await readRecorded(conn.pool, s)
+    verifyRecorded(recorded, list)
+    // Fresh tables need statistics, or the planner may sort the whole backlog to find the head of the queue.
+    if (applied.length > 0) await conn.pool.query(`analyze ${s}.jobs`)
+    return { schema: opts.schema, applied, version: Math.max(0, ...recorded.keys()) }
+  } finally {
+    await conn.close()
+  }
+}
+
+async function inLockedTransaction(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+  const client = await pool.connect()
+  try {
+    await client.query('begin')
+    await client.query('select pg_advisory_xact_lock(hashtext($1))', [MIGRATE_LOCK_KEY])
+    await fn(client)
+    await client.query('commit')
+  } catch (err) {
+    await client.query('rollback').catch(() => {})
+    throw err
+  } finally {
+    client.release()
+  }
+}
+
+async function readRecorded(client: pg.Pool | pg.PoolClient, s: string): Promise<Map<number, string>> {
+  const { rows } = await client.query<{ version: number; checksum: string }>(`select version, checksum from ${s}.migrations order by version`)
+  return new Map(rows.map((r) => [r.version, r.checksum]))
+}
+
+function verifyRecorded(recorded: Map<number, string>, list: readonly Migration[]): void {
+  const known = new Map(list.map((m) => [m.version, m]))
+  for (const [version, checksum] of recorded) {
+    const m = known.get(version)
+    if (!m) {
+      throw new PgQueueMigrationError(`the database has migration ${version}, which this build of pgqueue does not know; upgrade pgqueue`, version)
+    }
+    if (migrationChecksum(m) !== checksum) {
+      throw new PgQueueMigrationError(`migration ${version} (${m.name}) was applied with a different checksum; a released migration must never change`, version)
+    }
+  }
+}
+
+async function ensureRoles(client: pg.PoolClient, opts: ResolvedSchemaOptions): Promise<void> {
+  for (const role of [opts.workerRole, opts.userRole]) {
+    const { rowCount } = await client.query('select 1 from pg_roles where rolname = $1', [role])
+    if (rowCount) continue
+    try {
+      await client.query('savepoint create_role')
+      await client.query(`create role ${quoteIdent(role)} nologin`)
+      await client.query('release savepoint create_role')
+    } catch (err) {
+      if (!isInsufficientPrivilege(err)) throw err
+      throw new PgQueueRoleSetupError(
+        `role ${role} does not exist and the connecting role may not create it; run: CREATE ROLE ${quoteIdent(role)} NOLOGIN`,
+        err,
+      )
+    }
+  }
+}
+
+async function checkRolesExist(client: pg.PoolClient, opts: ResolvedSchemaOptions): Promise<void> {
+  const { rows } = await client.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1)', [[opts.workerRole, opts.userRole]])
+  const found = new Set(rows.map((r) => r.rolname))
+  for (const role of [opts.workerRole, opts.userRole]) {
+    if (!found.has(role)) throw new PgQueueRoleSetupError(`role ${role} does not exist; run: CREATE ROLE ${quoteIdent(role)} NOLOGIN`)
+  }
+}

@@ -1,0 +1,85 @@
+import { CronExpressionParser } from 'cron-parser'
+import { PgQueueValidationError } from './errors.js'
+
+/** How a caller describes a schedule: a cron expression in an IANA time zone, or a fixed interval. */
+export type ScheduleSpec = { cron: string; timezone?: string } | { every: string | number }
+
+/** A checked schedule, as stored. */
+export type ParsedSchedule = { kind: 'cron'; cron: string; timezone: string } | { kind: 'interval'; everyMs: number }
+
+/** The shortest interval accepted unless the caller lowers it. */
+export const DEFAULT_MIN_INTERVAL_MS = 1_000
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
+const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/
+
+/** Parses '15m', '1h30m', '500ms', '2d' or a number of milliseconds. */
+export function parseDuration(input: string | number, field = 'duration'): number {
+  if (typeof input === 'number') {
+    if (!Number.isFinite(input) || !Number.isInteger(input)) throw new PgQueueValidationError(field, 'must be a whole number of milliseconds', input)
+    return input
+  }
+  if (typeof input !== 'string' || input.trim() === '') throw new PgQueueValidationError(field, "must be a duration such as '15m' or a number of milliseconds", input)
+  let rest = input.trim().toLowerCase().replace(/\s+/g, '')
+  let total = 0
+  while (rest.length > 0) {
+    const m = DURATION_RE.exec(rest)
+    if (!m) throw new PgQueueValidationError(field, `cannot read duration ${JSON.stringify(input)}; use units ms, s, m, h, d, w`, input)
+    total += Number(m[1]) * UNIT_MS[m[2]!]!
+    rest = rest.slice(m[0].length)
+  }
+  return Math.round(total)
+}
+
+/** Throws unless `timezone` is an IANA zone this runtime knows. */
+export function validateTimezone(timezone: unknown, field = 'timezone'): string {
+  if (typeof timezone !== 'string' || timezone === '') throw new PgQueueValidationError(field, 'must be an IANA time zone name', timezone)
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: timezone })
+  } catch {
+    throw new PgQueueValidationError(field, `unknown time zone ${JSON.stringify(timezone)}`, timezone)
+  }
+  return timezone
+}
+
+/** Checks a schedule spec; throws PgQueueValidationError naming the field. */
+export function parseSchedule(spec: unknown, options: { minIntervalMs?: number; field?: string } = {}): ParsedSchedule {
+  const field = options.field ?? 'schedule'
+  if (typeof spec !== 'object' || spec === null) throw new PgQueueValidationError(field, "must be { cron, timezone? } or { every }", spec)
+  const s = spec as Record<string, unknown>
+  if ('cron' in s && 'every' in s) throw new PgQueueValidationError(field, 'give either cron or every, not both', spec)
+  if ('every' in s) {
+    const everyMs = parseDuration(s.every as string | number, `${field}.every`)
+    const min = options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS
+    if (everyMs < min) throw new PgQueueValidationError(`${field}.every`, `must be at least ${min} ms`, s.every)
+    return { kind: 'interval', everyMs }
+  }
+  if (typeof s.cron !== 'string' || s.cron.trim() === '') throw new PgQueueValidationError(`${field}.cron`, 'must be a cron expression', s.cron)
+  const timezone = validateTimezone(s.timezone ?? 'UTC', `${field}.timezone`)
+  const cron = s.cron.trim()
+  try {
+    CronExpressionParser.parse(cron, { tz: timezone, strict: false })
+  } catch (err) {
+    throw new PgQueueValidationError(`${field}.cron`, `invalid cron expression ${JSON.stringify(cron)}: ${(err as Error).message}`, s.cron)
+  }
+  return { kind: 'cron', cron, timezone }
+}
+
+/**
+ * The first due time strictly after `after`.
+ * Intervals are anchored: due times are anchor + k * every, so a late runner does not make them drift.
+ * Cron follows cron-parser's handling of daylight-saving changes: on a spring-forward day a time
+ * inside the skipped hour runs once at the next valid instant; on a fall-back day a time inside the
+ * repeated hour runs once, at its first occurrence.
+ */
+export function nextRunAfter(schedule: ParsedSchedule, after: Date, anchor?: Date): Date {
+  if (schedule.kind === 'interval') {
+    const base = (anchor ?? after).getTime()
+    const t = after.getTime()
+    if (t < base) return new Date(base)
+    const k = Math.floor((t - base) / schedule.everyMs) + 1
+    return new Date(base + k * schedule.everyMs)
+  }
+  const expr = CronExpressionParser.parse(schedule.cron, { currentDate: after, tz: schedule.timezone })
+  return expr.next().toDate()
+}

@@ -1,0 +1,174 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import pg from 'pg'
+import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
+import { migrate, uuidv7 } from '@pgqueue/core'
+
+let t: IsolatedDatabase
+let user: pg.Pool
+let worker: pg.Pool
+
+/** Runs statements in one transaction as `pool`'s role, with the tenant set (or not), and rolls back. */
+async function asTenant<T>(pool: pg.Pool, tenant: string | null, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const c = await pool.connect()
+  try {
+    await c.query('begin')
+    if (tenant !== null) await c.query(`select set_config('pgqueue.tenant', $1, true)`, [tenant])
+    return await fn(c)
+  } finally {
+    await c.query('rollback').catch(() => {})
+    c.release()
+  }
+}
+
+async function push(pool: pg.Pool, tenant: string, queue: string, key: string | null = null) {
+  const id = uuidv7()
+  const { rows } = await pool.query(
+    `select * from "${t.schema}".push_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+    [tenant, [id], [queue], ['send'], [key], [Buffer.from('x')], ['text/plain'], [JSON.stringify({ a: 1 })], [0], [null], [3], [null], [null], [null]],
+  )
+  return rows[0]
+}
+
+beforeAll(async () => {
+  t = await createIsolatedDatabase('rls')
+  await migrate(t.adminUrl, t.schemaOptions)
+  user = new pg.Pool({ connectionString: t.userUrl, max: 3 })
+  worker = new pg.Pool({ connectionString: t.workerUrl, max: 3 })
+  await push(user, 'tenant-a', 'emails', 'a-key')
+  await push(user, 'tenant-b', 'emails', 'b-key')
+  await t.admin.query(
+    `insert into "${t.schema}".job_history (tenant_id, id, queue, type, state, attempt, max_attempts, created_at, run_at)
+     values ('tenant-a', $1, 'emails', 'send', 'completed', 1, 3, now(), now()), ('tenant-b', $2, 'emails', 'send', 'completed', 1, 3, now(), now())`,
+    [uuidv7(), uuidv7()],
+  )
+})
+afterAll(async () => {
+  await user?.end()
+  await worker?.end()
+  await t.cleanup()
+})
+
+const q = (sqlText: string) => sqlText.replaceAll('S.', `"${t.schema}".`)
+
+describe('row-level security for the user role', () => {
+  it('shows only the tenant set in the transaction', async () => {
+    const rows = await asTenant(user, 'tenant-a', async (c) => (await c.query(q('select tenant_id, key from S.jobs'))).rows)
+    expect(rows).toEqual([{ tenant_id: 'tenant-a', key: 'a-key' }])
+    const hist = await asTenant(user, 'tenant-a', async (c) => (await c.query(q('select tenant_id from S.job_history'))).rows)
+    expect(hist).toEqual([{ tenant_id: 'tenant-a' }])
+  })
+
+  it('shows nothing and writes nothing without a tenant', async () => {
+    const rows = await asTenant(user, null, async (c) => (await c.query(q('select id from S.jobs'))).rows)
+    expect(rows).toEqual([])
+    await expect(
+      asTenant(user, null, (c) => c.query(q(`insert into S.queues (tenant_id, queue) values ('tenant-a', 'x')`))),
+    ).rejects.toMatchObject({ code: '42501' })
+    await expect(push(user, '', 'emails')).rejects.toMatchObject({ code: '42501' })
+  })
+
+  it('cannot insert, update or delete rows of another tenant', async () => {
+    await expect(
+      asTenant(user, 'tenant-a', (c) => c.query(q(`insert into S.queues (tenant_id, queue) values ('tenant-b', 'x')`))),
+    ).rejects.toMatchObject({ code: '42501' })
+    await expect(
+      asTenant(user, 'tenant-a', (c) =>
+        c.query(q(`insert into S.job_history (tenant_id, id, queue, type, state, attempt, max_attempts, created_at, run_at) values ('tenant-b', gen_random_uuid(), 'q', 't', 'completed', 1, 1, now(), now())`)),
+      ),
+    ).rejects.toMatchObject({ code: '42501' })
+    const updated = await asTenant(user, 'tenant-a', async (c) => (await c.query(q(`update S.jobs set cancel_requested = true where tenant_id = 'tenant-b'`))).rowCount)
+    expect(updated).toBe(0)
+    const deleted = await asTenant(user, 'tenant-a', async (c) => (await c.query(q(`delete from S.jobs where tenant_id = 'tenant-b'`))).rowCount)
+    expect(deleted).toBe(0)
+    // Moving an own row to another tenant is refused by WITH CHECK (and by the column grant).
+    await expect(
+      asTenant(user, 'tenant-a', async (c) => {
+        await c.query(q(`insert into S.queues (tenant_id, queue) values ('tenant-a', 'mine')`))
+        return c.query(q(`update S.queues set tenant_id = 'tenant-b'`))
+      }),
+    ).rejects.toMatchObject({ code: '42501' })
+    const { rows } = await t.admin.query(q(`select count(*)::int as n from S.jobs where tenant_id = 'tenant-b' and not cancel_requested`))
+    expect(rows[0].n).toBe(1)
+  })
+
+  it('cannot push into another tenant from a transaction scoped to one', async () => {
+    await expect(
+      asTenant(user, 'tenant-a', (c) =>
+        c.query(q(`select * from S.push_jobs('tenant-b', array[gen_random_uuid()], array['q'], array['t'], array[null]::text[], array[null]::bytea[], array[null]::text[], array[null]::jsonb[], array[0], array[null]::timestamptz[], array[1], array[null]::jsonb[], array[null]::uuid[], array[null]::uuid[])`)),
+      ),
+    ).rejects.toMatchObject({ code: '42501' })
+  })
+
+  it('never sees the fair virtual time, nor partitions, clocks or migrations directly', async () => {
+    await expect(asTenant(user, 'tenant-a', (c) => c.query(q('select vt from S.jobs')))).rejects.toMatchObject({ code: '42501' })
+    await expect(asTenant(user, 'tenant-a', (c) => c.query(q('select * from S.job_history_default')))).rejects.toMatchObject({ code: '42501' })
+    await expect(asTenant(user, 'tenant-a', (c) => c.query(q('select * from S.queue_clocks')))).rejects.toMatchObject({ code: '42501' })
+    await expect(asTenant(user, 'tenant-a', (c) => c.query(q('select * from S.migrations')))).rejects.toMatchObject({ code: '42501' })
+    await expect(asTenant(user, 'tenant-a', (c) => c.query(q(`select S.fair_clock_advance('tenant-a', 'emails', 1)`)))).rejects.toMatchObject({ code: '42501' })
+  })
+
+  it('cannot create, alter or drop anything, nor disable row-level security', async () => {
+    for (const stmt of [
+      'create table S.evil (id int)',
+      'alter table S.jobs add column evil int',
+      'alter table S.jobs disable row level security',
+      'drop table S.jobs',
+      'drop policy jobs_tenant on S.jobs',
+      'create function S.evil() returns int language sql as $$ select 1 $$',
+      'truncate S.jobs',
+    ]) {
+      await expect(asTenant(user, 'tenant-a', (c) => c.query(q(stmt))), stmt).rejects.toMatchObject({ code: '42501' })
+    }
+  })
+})
+
+describe('the worker role', () => {
+  it('sees every tenant', async () => {
+    const { rows } = await worker.query(q('select tenant_id from S.jobs order by tenant_id'))
+    expect(rows.map((r) => r.tenant_id)).toEqual(['tenant-a', 'tenant-b'])
+  })
+
+  it('cannot run DDL or reach the migrations table or partitions', async () => {
+    for (const stmt of [
+      'create table S.evil (id int)',
+      'alter table S.jobs disable row level security',
+      'drop table S.jobs',
+      'select * from S.migrations',
+      'select * from S.job_history_default',
+      'truncate S.jobs',
+    ]) {
+      await expect(worker.query(q(stmt)), stmt).rejects.toMatchObject({ code: '42501' })
+    }
+  })
+})
+
+describe('push_jobs', () => {
+  it('replaces a waiting job by key and refuses to replace a running one', async () => {
+    const first = await push(user, 'tenant-c', 'emails', 'k1')
+    expect(first.outcome).toBe('created')
+    const again = await push(user, 'tenant-c', 'emails', 'k1')
+    expect(again.outcome).toBe('replaced')
+    expect(again.id).toBe(first.id)
+    await t.admin.query(q(`update S.jobs set state = 'running', lease_expires_at = now() + interval '1 minute' where id = $1`), [first.id])
+    const running = await push(user, 'tenant-c', 'emails', 'k1')
+    expect(running.outcome).toBe('running')
+    expect(running.id).toBe(first.id)
+  })
+
+  it('stamps fair virtual times: a new tenant joins the head of the queue, not the tail', async () => {
+    const ids = Array.from({ length: 100 }, () => uuidv7())
+    const n = ids.length
+    await worker.query(
+      q(`select * from S.push_jobs('noisy', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`),
+      [ids, Array(n).fill('fair'), Array(n).fill('t'), Array(n).fill(null), Array(n).fill(null), Array(n).fill(null), Array(n).fill(null), Array(n).fill(0), Array(n).fill(null), Array(n).fill(1), Array(n).fill(null), Array(n).fill(null), Array(n).fill(null)],
+    )
+    await push(user, 'quiet', 'fair')
+    await push(user, 'quiet', 'fair')
+    const { rows } = await t.admin.query(q(`select tenant_id from S.jobs where queue = 'fair' and state = 'pending' order by priority desc, vt limit 6`))
+    const order = rows.map((r) => r.tenant_id)
+    // The newcomer ties with the head of the queue: one job of each tenant per round.
+    expect(order.slice(0, 2).sort()).toEqual(['noisy', 'quiet'])
+    expect(order.slice(2, 4).sort()).toEqual(['noisy', 'quiet'])
+    expect(order.slice(4)).toEqual(['noisy', 'noisy'])
+  })
+})
