@@ -3,7 +3,8 @@ import type pg from 'pg'
 import { connect, type Connectable } from './connect.js'
 import { PgQueueMigrationError, PgQueueRoleSetupError, isInsufficientPrivilege } from './errors.js'
 import { migrations as allMigrations, type Migration } from './migrations/index.js'
-import { quoteIdent, resolveSchemaOptions, type ResolvedSchemaOptions, type SchemaOptions } from './options.js'
+import { jobsChannel } from './listener.js'
+import { quoteIdent, quoteLiteral, resolveSchemaOptions, type ResolvedSchemaOptions, type SchemaOptions } from './options.js'
 
 export interface MigrateOptions extends SchemaOptions {
   /** Create the NOLOGIN group roles when missing (needs CREATEROLE). Default true. */
@@ -28,14 +29,16 @@ export function migrationChecksum(migration: Migration): string {
   return createHash('sha256').update(migration.sql).digest('hex')
 }
 
-/** Substitutes the schema and role placeholders with quoted identifiers. */
+/** Substitutes :schema, :worker_role, :user_role (quoted identifiers) and :schema_channel (a string literal). */
 export function renderMigration(sqlText: string, opts: ResolvedSchemaOptions): string {
   const names: Record<string, string> = {
     schema: quoteIdent(opts.schema),
     worker_role: quoteIdent(opts.workerRole),
     user_role: quoteIdent(opts.userRole),
   }
-  return sqlText.replace(/(?<!:):(schema|worker_role|user_role)\b/g, (_m, name: string) => names[name]!)
+  return sqlText
+    .replace(/(?<!:):schema_channel\b/g, quoteLiteral(jobsChannel(opts.schema)))
+    .replace(/(?<!:):(schema|worker_role|user_role)\b/g, (_m, name: string) => names[name]!)
 }
 
 /**

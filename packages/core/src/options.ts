@@ -44,3 +44,8 @@ export function resolveSchemaOptions(options: SchemaOptions = {}): ResolvedSchem
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`
 }
+
+/** Quotes a string literal for SQL text (used only for names the library itself derives). */
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`
+}

@@ -278,6 +278,12 @@ begin
     from input p
     join :schema.jobs j on j.tenant_id = p_tenant and j.queue = p.queue and j.key = p.key
    where p.key is not null and j.state = 'running';
+
+  -- Wake idle workers. Empty payload: any role may LISTEN, so it must name no tenant, key or job.
+  -- Several pushes in one transaction collapse into one notification.
+  if exists (select 1 from unnest(p_run_ats) r where r is null or r <= now()) then
+    perform pg_notify(:schema_channel, '');
+  end if;
 end
 $fn$;
 

@@ -1,0 +1,77 @@
+import pg from 'pg'
+import { silentLogger, sleep, type Logger } from './service.js'
+
+/** The channel pgqueue notifies on when jobs become claimable in `schema`. Payloads are always empty. */
+export function jobsChannel(schema: string): string {
+  return `pgqueue_${schema}_jobs`
+}
+
+export interface ListenerOptions {
+  /** Connection string for the dedicated LISTEN connection (never a pooled one: PgBouncer in
+   *  transaction mode cannot hold LISTEN). When absent, the caller polls only. */
+  url: string
+  channels: string[]
+  onNotify: (channel: string) => void
+  /** Called after (re)connecting, so the caller can catch up on what it missed. */
+  onConnect?: () => void
+  logger?: Logger
+}
+
+/**
+ * A LISTEN connection that reconnects with backoff after the database restarts or the connection is
+ * cut. Notifications are hints: callers must still poll, since one can be missed while reconnecting.
+ */
+export class NotificationListener {
+  private client: pg.Client | undefined
+  private stopped = false
+  private readonly stopController = new AbortController()
+  private readonly logger: Logger
+  private loop: Promise<void> | undefined
+
+  constructor(private readonly options: ListenerOptions) {
+    this.logger = options.logger ?? silentLogger
+  }
+
+  start(): void {
+    this.loop ??= this.run()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.stopController.abort()
+    const c = this.client
+    this.client = undefined
+    await c?.end().catch(() => {})
+    await this.loop
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0
+    while (!this.stopped) {
+      const client = new pg.Client({ connectionString: this.options.url, application_name: 'pgqueue-listen' })
+      const lost = new Promise<void>((resolve) => {
+        client.on('error', () => resolve())
+        client.on('end', () => resolve())
+      })
+      try {
+        await client.connect()
+        client.on('notification', (msg) => this.options.onNotify(msg.channel))
+        for (const ch of this.options.channels) await client.query(`listen ${pg.escapeIdentifier(ch)}`)
+        if (this.stopped) {
+          await client.end().catch(() => {})
+          return
+        }
+        this.client = client
+        failures = 0
+        this.options.onConnect?.()
+        await lost
+      } catch (err) {
+        this.logger.warn(`listener: ${(err as Error).message}`)
+      }
+      await client.end().catch(() => {})
+      if (this.stopped) return
+      failures += 1
+      await sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), this.stopController.signal)
+    }
+  }
+}

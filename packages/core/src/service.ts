@@ -1,0 +1,143 @@
+import { EventEmitter } from 'node:events'
+
+/** The logging interface components accept; `console` fits, and so do pino and winston. */
+export interface Logger {
+  debug(message: string, meta?: Record<string, unknown>): void
+  info(message: string, meta?: Record<string, unknown>): void
+  warn(message: string, meta?: Record<string, unknown>): void
+  error(message: string, meta?: Record<string, unknown>): void
+}
+
+/** A logger that drops everything (the default: components report through events too). */
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} }
+
+/** Time as components see it; injected so tests can move it without sleeping. */
+export interface Clock {
+  now(): Date
+}
+
+export const systemClock: Clock = { now: () => new Date() }
+
+/** Resolves after `ms`, or at once when `signal` aborts. Never rejects. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve()
+    const timer = setTimeout(done, ms)
+    function done() {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    signal?.addEventListener('abort', done, { once: true })
+  })
+}
+
+/** Events every long-running component emits. */
+export interface ServiceEvents {
+  /** A loop iteration failed; the component keeps running and retries with backoff. */
+  error: [error: Error]
+  started: []
+  stopped: []
+}
+
+export interface LoopServiceOptions {
+  /** Name used in logs and errors. */
+  name: string
+  /** Pause between iterations when the last one found nothing to do. */
+  idleMs: number
+  logger?: Logger
+  /** Upper bound of the backoff after consecutive failures. Default 10 s. */
+  maxBackoffMs?: number
+}
+
+/**
+ * The shared shape of a periodic component: `start()` runs `runOnce()` in a loop, immediately again
+ * while it reports more work, after `idleMs` otherwise, and sooner when `wake()` is called; failures
+ * (a database restart, say) are reported as 'error' events and retried with capped exponential
+ * backoff, never thrown to the caller. `stop()` ends the loop and waits for the iteration in flight.
+ */
+export abstract class LoopService<Events extends Record<keyof Events, unknown[]> & ServiceEvents = ServiceEvents> extends EventEmitter<Events> {
+  protected readonly logger: Logger
+  private readonly loopOptions: LoopServiceOptions
+  private running = false
+  private loop: Promise<void> | undefined
+  private stopController = new AbortController()
+  private wakeController = new AbortController()
+
+  protected constructor(options: LoopServiceOptions) {
+    super()
+    this.loopOptions = options
+    this.logger = options.logger ?? silentLogger
+  }
+
+  /** One iteration. Return true when there may be more work right away. */
+  protected abstract runOnce(): Promise<boolean>
+
+  /** Hooks for subclasses (listeners, node registration). */
+  protected async onStart(): Promise<void> {}
+  protected async onStop(): Promise<void> {}
+
+  get isRunning(): boolean {
+    return this.running
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return
+    this.running = true
+    this.stopController = new AbortController()
+    await this.onStart()
+    this.loop = this.runLoop()
+    this.untypedEmit('started')
+  }
+
+  /** Ends the loop; resolves after the iteration in flight has finished. */
+  async stop(): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.stopController.abort()
+    await this.loop
+    this.loop = undefined
+    await this.onStop()
+    this.untypedEmit('stopped')
+  }
+
+  /** Runs the next iteration now instead of after the idle pause. */
+  wake(): void {
+    this.wakeController.abort()
+  }
+
+  protected get stopSignal(): AbortSignal {
+    return this.stopController.signal
+  }
+
+  protected reportError(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err))
+    this.logger.error(`${this.loopOptions.name}: ${error.message}`, { error })
+    // Emit only when someone listens: an unhandled 'error' event would crash the process.
+    if ((this as unknown as EventEmitter).listenerCount('error') > 0) this.untypedEmit('error', error)
+  }
+
+  /** Emits an event declared in ServiceEvents (TypeScript cannot relate them to a generic Events). */
+  protected untypedEmit(event: string, ...args: unknown[]): void {
+    ;(this as unknown as EventEmitter).emit(event, ...args)
+  }
+
+  private async runLoop(): Promise<void> {
+    let failures = 0
+    while (this.running) {
+      let more = false
+      try {
+        more = await this.runOnce()
+        failures = 0
+      } catch (err) {
+        failures += 1
+        this.reportError(err)
+      }
+      if (!this.running) break
+      if (more && failures === 0) continue
+      const wait = failures > 0 ? Math.min(this.loopOptions.maxBackoffMs ?? 10_000, 100 * 2 ** Math.min(failures, 10)) : this.loopOptions.idleMs
+      this.wakeController = new AbortController()
+      await sleep(wait, AbortSignal.any([this.stopController.signal, this.wakeController.signal]))
+    }
+  }
+}
