@@ -1,4 +1,5 @@
 import initial from './0001_initial.js'
+import pushQueueRetryPolicy from './0002_push_queue_retry_policy.js'
 
 /** One forward-only schema change. `sql` is a template; see renderMigration(). */
 export interface Migration {
@@ -8,4 +9,7 @@ export interface Migration {
 }
 
 /** Every migration, in order. Append only: released entries are never edited or renumbered. */
-export const migrations: readonly Migration[] = [{ version: 1, name: 'initial', sql: initial }]
+export const migrations: readonly Migration[] = [
+  { version: 1, name: 'initial', sql: initial },
+  { version: 2, name: 'push_queue_retry_policy', sql: pushQueueRetryPolicy },
+]
