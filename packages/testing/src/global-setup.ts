@@ -9,7 +9,9 @@ let users = 0
 export async function setup(_project: TestProject): Promise<void> {
   users += 1
   if (!started) {
-    started = await startTestPostgres((line) => process.stderr.write(`[pg] ${line}\n`))
+    // PostgreSQL's own log only on request: it is long and rarely useful.
+    const log = process.env.PGQUEUE_TEST_PG_LOG === '1' ? (line: string) => process.stderr.write(`[pg] ${line}\n`) : () => {}
+    started = await startTestPostgres(log)
     process.env.PGQUEUE_TEST_RESOLVED_URL = started.url
     process.stderr.write(`[pgqueue tests] PostgreSQL from ${started.source}\n`)
   }
