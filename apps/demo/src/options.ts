@@ -1,0 +1,84 @@
+/** Command-line options of the demo. */
+export interface DemoOptions {
+  /** Finish fast (CI): a small burst of jobs, then wait until every job reached history. */
+  short: boolean
+  /** How long producers keep pushing, in seconds. Default 30 (8 with --short). */
+  seconds: number
+  /** Tenant names; the first one is the noisy tenant. Default noisy, acme, globex, initech. */
+  tenants: string[]
+  /** Run every component in this process (default) or as separate child processes. */
+  mode: 'single' | 'processes'
+  /** Schema for the demo's installation. Default 'pgqueue'. */
+  schema: string
+  /** Live table refresh in milliseconds; 0 turns it off (plain log lines instead). */
+  refreshMs: number
+}
+
+const USAGE = `usage: pnpm --filter @pgqueue/demo start [-- options]
+  --short              a quick run for CI (about 20 s), exit code 0 only if every job reached history
+  --seconds N          push jobs for N seconds (default 30)
+  --tenants a,b,c      tenant names, the first is the noisy one (or a number: that many tenants)
+  --processes          run the producer, workers, scheduler, schedule runner and maintenance as separate processes
+  --schema NAME        schema for pgqueue's tables (default pgqueue)
+  --no-live            print log lines instead of the live table
+environment:
+  DATABASE_URL         use this PostgreSQL (a superuser or a role with CREATEROLE) instead of an embedded one`
+
+/** Parses argv; exits with the usage on an unknown flag. */
+export function parseOptions(argv: string[]): DemoOptions {
+  const opts: DemoOptions = { short: false, seconds: NaN, tenants: ['noisy', 'acme', 'globex', 'initech'], mode: 'single', schema: 'pgqueue', refreshMs: 500 }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
+    const value = () => {
+      const v = inline ?? argv[++i]
+      if (v === undefined) fail(`${flag} needs a value`)
+      return v
+    }
+    switch (flag) {
+      case '--short':
+        opts.short = true
+        break
+      case '--seconds': {
+        const n = Number(value())
+        if (!Number.isFinite(n) || n <= 0) fail('--seconds must be a positive number')
+        opts.seconds = n
+        break
+      }
+      case '--tenants': {
+        const v = value()
+        if (/^\d+$/.test(v)) {
+          const n = Number(v)
+          if (n < 2) fail('--tenants needs at least 2 tenants (one noisy, one quiet)')
+          opts.tenants = ['noisy', ...Array.from({ length: n - 1 }, (_, k) => `quiet-${k + 1}`)]
+        } else {
+          opts.tenants = v.split(',').map((t) => t.trim()).filter(Boolean)
+          if (opts.tenants.length < 2) fail('--tenants needs at least 2 tenants (one noisy, one quiet)')
+        }
+        break
+      }
+      case '--processes':
+        opts.mode = 'processes'
+        break
+      case '--schema':
+        opts.schema = value()
+        break
+      case '--no-live':
+        opts.refreshMs = 0
+        break
+      case '--help':
+      case '-h':
+        process.stdout.write(`${USAGE}\n`)
+        process.exit(0)
+      default:
+        fail(`unknown option ${arg}`)
+    }
+  }
+  if (Number.isNaN(opts.seconds)) opts.seconds = opts.short ? 8 : 30
+  return opts
+}
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n${USAGE}\n`)
+  process.exit(2)
+}
