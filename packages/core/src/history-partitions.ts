@@ -34,9 +34,13 @@ export function historyPartitionName(start: Date): string {
 }
 
 /**
- * Creates the partition for the period containing `at`, if missing. Rows of that period that landed
- * in the default partition are moved into it first (attaching would fail otherwise). Runs in one
- * transaction under an advisory lock, so concurrent callers do not collide. Needs the schema owner.
+ * Creates the partition for the period containing `at`, if no partition covers `at` yet. Rows of that
+ * period that landed in the default partition are moved into it first (attaching would fail otherwise).
+ * When neighbouring partitions of another granularity overlap the period (the granularity was changed),
+ * the new partition is clipped to the gap between them, so every instant can still get a partition.
+ * The new table gets no privileges (default privileges are revoked): policies act through the parent.
+ * Runs under an advisory lock, in its own transaction, or inside `db` when it is a transaction, so
+ * concurrent callers do not collide. Needs the schema owner.
  * Returns the partition, and whether it was created by this call.
  */
 export async function createHistoryPartition(
@@ -46,24 +50,35 @@ export async function createHistoryPartition(
 ): Promise<HistoryPartition & { created: boolean; movedRows: number }> {
   const { schema } = resolveSchemaOptions(options)
   const granularity = options.granularity ?? 'day'
-  const from = partitionStart(at, granularity)
-  const to = partitionEnd(from, granularity)
-  const name = historyPartitionName(from)
   const s = quoteIdent(schema)
-  const t = `${s}.${quoteIdent(name)}`
-  return db.transaction().execute(async (trx) => {
+  const work = async (trx: Kysely<any>) => {
     await sql`select pg_advisory_xact_lock(hashtext(${`pgqueue.partitions:${schema}`}))`.execute(trx)
     const existing = await listHistoryPartitions(trx, { schema })
-    const overlap = existing.find((p) => p.from < to && p.to > from)
-    if (overlap) return { ...overlap, created: false, movedRows: 0 }
+    const covering = existing.find((p) => p.from <= at && p.to > at)
+    if (covering) return { ...covering, created: false, movedRows: 0 }
+    let from = partitionStart(at, granularity)
+    let to = partitionEnd(from, granularity)
+    for (const p of existing) {
+      if (p.to <= at && p.to > from) from = p.to
+      if (p.from > at && p.from < to) to = p.from
+    }
+    const name = historyPartitionName(from)
+    const t = `${s}.${quoteIdent(name)}`
     await sql.raw(`create table ${t} (like ${s}.job_history including defaults including constraints)`).execute(trx)
+    // Default privileges (ALTER DEFAULT PRIVILEGES) may have granted something: take it back.
+    const { rows: grantees } = await sql<{ grantee: string }>`
+      select distinct case when g.grantee = 0 then 'public' else quote_ident(r.rolname) end as grantee
+        from pg_class c cross join lateral aclexplode(c.relacl) g left join pg_roles r on r.oid = g.grantee
+       where c.oid = ${t}::regclass and g.grantee <> c.relowner`.execute(trx)
+    for (const g of grantees) await sql.raw(`revoke all on ${t} from ${g.grantee}`).execute(trx)
     const moved = await sql.raw(
       `with moved as (delete from ${s}.job_history_default where finished_at >= '${from.toISOString()}' and finished_at < '${to.toISOString()}' returning *)
        insert into ${t} select * from moved`,
     ).execute(trx)
     await sql.raw(`alter table ${s}.job_history attach partition ${t} for values from ('${from.toISOString()}') to ('${to.toISOString()}')`).execute(trx)
     return { name, from, to, created: true, movedRows: Number(moved.numAffectedRows ?? 0n) }
-  })
+  }
+  return db.isTransaction ? work(db) : db.transaction().execute(work)
 }
 
 /** The range partitions of job_history (the default partition excluded), oldest first. */

@@ -1,0 +1,8 @@
+export { Maintenance, PgQueueMaintenanceError, type MaintenanceEvents, type MaintenanceReport } from './maintenance.js'
+export { MAINTENANCE_DEFAULTS, resolveMaintenanceOptions, type MaintenanceOptions, type MaintenanceTaskName, type ResolvedMaintenanceOptions } from './options.js'
+export type { SkipReason } from './tasks/context.js'
+export type { PartitionsResult } from './tasks/history-partitions.js'
+export type { RetentionResult } from './tasks/history-retention.js'
+export type { NodesResult } from './tasks/stale-nodes.js'
+export type { LeasesResult } from './tasks/orphaned-leases.js'
+export type { TableHealth, VacuumResult } from './tasks/live-table-vacuum.js'

@@ -1,0 +1,49 @@
+import { sql, type Kysely } from 'kysely'
+import { quoteIdent, type PartitionGranularity } from '@pgqueue/core'
+
+/** Drops one history partition (its rows go with it: this is the retention mechanism). */
+export async function historyPartitionDrop(trx: Kysely<any>, schema: string, name: string): Promise<void> {
+  // DROP of a partition takes ACCESS EXCLUSIVE on the parent for an instant; the caller bounds the
+  // wait with lock_timeout so a long query on job_history delays retention instead of queueing
+  // every history insert behind this statement.
+  await sql.raw(`drop table if exists ${quoteIdent(schema)}.${quoteIdent(name)}`).execute(trx)
+}
+
+/** Detaches one history partition, leaving its table in the schema (no grants) for the owner to archive. */
+export async function historyPartitionDetach(trx: Kysely<any>, schema: string, name: string): Promise<void> {
+  // DETACH ... CONCURRENTLY is not allowed while a default partition exists, so this is the plain
+  // form, with the same short parent lock as DROP.
+  await sql.raw(`alter table ${quoteIdent(schema)}.job_history detach partition ${quoteIdent(schema)}.${quoteIdent(name)}`).execute(trx)
+}
+
+/**
+ * One instant per period that has rows in the default partition within [from, to): the periods that
+ * need a partition of their own. Scans the default partition, which holds only strays (rows that
+ * arrived before their partition existed), so it stays small while Maintenance runs.
+ */
+export async function historyDefaultPeriodsList(
+  trx: Kysely<any>,
+  schema: string,
+  p: { granularity: PartitionGranularity; from: Date; to: Date; limit: number },
+): Promise<Date[]> {
+  const { rows } = await sql<{ at: Date }>`
+    select min(finished_at) as at
+      from ${sql.raw(`${quoteIdent(schema)}.job_history_default`)}
+     where finished_at >= ${p.from} and finished_at < ${p.to}
+     group by date_trunc(${p.granularity}, finished_at, 'UTC')
+     order by 1
+     limit ${p.limit}`.execute(trx)
+  return rows.map((r) => r.at)
+}
+
+/**
+ * Deletes up to `limit` rows older than `before` from the default partition: rows that have no
+ * partition to drop. By ctid, so each batch is one short scan that stops at `limit` and one TID delete.
+ */
+export async function historyDefaultExpiredDelete(trx: Kysely<any>, schema: string, p: { before: Date; limit: number }): Promise<number> {
+  const t = sql.raw(`${quoteIdent(schema)}.job_history_default`)
+  const res = await sql`
+    delete from ${t}
+     where ctid = any(array(select ctid from ${t} where finished_at < ${p.before} limit ${p.limit}))`.execute(trx)
+  return Number(res.numAffectedRows ?? 0n)
+}

@@ -1,0 +1,37 @@
+import { lockTryTask } from '../queries/locks.js'
+import { jobsOrphanedLeasesRescue } from '../queries/jobs.js'
+import type { SkipReason, TaskContext } from './context.js'
+
+/** What the orphaned-leases task did. */
+export interface LeasesResult {
+  skipped?: SkipReason
+  /** Jobs returned to 'scheduled' with run_at = now (attempts left). */
+  rescued: number
+  /** Jobs moved to history as failed (attempts spent). */
+  failed: number
+}
+
+/** Batches per run, so one run stays short even after a mass crash. */
+const MAX_BATCHES = 20
+
+/**
+ * The safety net for leases the Scheduler did not rescue (it normally does within seconds): running
+ * jobs whose lease expired more than orphanedLeaseGraceMs ago. Conservative by design: the grace
+ * period (default 5 minutes) is far beyond any lease renewal, so a live worker is never overtaken.
+ */
+export async function runOrphanedLeasesTask(ctx: TaskContext): Promise<LeasesResult> {
+  const { schema, orphanedLeaseGraceMs: graceMs, orphanedLeaseBatchSize: limit } = ctx.options
+  const result: LeasesResult = { rescued: 0, failed: 0 }
+  for (let i = 0; i < MAX_BATCHES; i++) {
+    const step = await ctx.db.transaction().execute(async (trx) => {
+      if (!(await lockTryTask(trx, schema, 'leases'))) return undefined
+      return jobsOrphanedLeasesRescue(trx, schema, { graceMs, limit })
+    })
+    if (!step) return { ...result, skipped: 'locked' }
+    result.rescued += step.rescued
+    result.failed += step.failed
+    if (step.rescued + step.failed < limit) break
+  }
+  if (result.rescued + result.failed > 0) ctx.logger.warn(`maintenance: rescued orphaned leases`, { ...result })
+  return result
+}
