@@ -1,5 +1,6 @@
 import initial from './0001_initial.js'
 import pushQueueRetryPolicy from './0002_push_queue_retry_policy.js'
+import schedulesTenantDue from './0004_schedules_tenant_due.js'
 
 /** One forward-only schema change. `sql` is a template; see renderMigration(). */
 export interface Migration {
@@ -12,4 +13,5 @@ export interface Migration {
 export const migrations: readonly Migration[] = [
   { version: 1, name: 'initial', sql: initial },
   { version: 2, name: 'push_queue_retry_policy', sql: pushQueueRetryPolicy },
+  { version: 4, name: 'schedules_tenant_due', sql: schedulesTenantDue },
 ]

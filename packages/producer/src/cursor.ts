@@ -1,0 +1,33 @@
+import { PgQueueValidationError } from '@pgqueue/core'
+
+/** Page size limits shared by every listing. */
+export const DEFAULT_PAGE_SIZE = 100
+export const MAX_PAGE_SIZE = 1000
+
+/** Encodes a keyset position as an opaque string, so callers do not depend on what it holds. */
+export function encodeCursor(parts: string[]): string {
+  return Buffer.from(JSON.stringify(parts), 'utf8').toString('base64url')
+}
+
+/** Decodes a cursor made by encodeCursor() with `n` parts; throws PgQueueValidationError('cursor') otherwise. */
+export function decodeCursor(cursor: unknown, n: number, check: (parts: string[]) => boolean = () => true): string[] | null {
+  if (cursor === undefined || cursor === null) return null
+  if (typeof cursor === 'string' && cursor.length > 0 && cursor.length < 2048) {
+    try {
+      const parts = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown
+      if (Array.isArray(parts) && parts.length === n && parts.every((p) => typeof p === 'string') && check(parts)) return parts
+    } catch {
+      // fall through to the validation error
+    }
+  }
+  throw new PgQueueValidationError('cursor', 'must be a nextCursor returned by a previous page', cursor)
+}
+
+/** Checks a page size. */
+export function validateLimit(value: unknown): number {
+  if (value === undefined) return DEFAULT_PAGE_SIZE
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_PAGE_SIZE) {
+    throw new PgQueueValidationError('limit', `must be an integer from 1 to ${MAX_PAGE_SIZE}`, value)
+  }
+  return value
+}

@@ -1,0 +1,8 @@
+export { Queues } from './queues.js'
+export { Schedules } from './schedules.js'
+export { TenantQueues } from './tenant-queues.js'
+export { TenantSchedules } from './tenant-schedules.js'
+export { TenantWorkerMetadata } from './tenant-worker-metadata.js'
+export { createProducer, type Producer } from './producer.js'
+export { resolveProducerOptions, type ProducerOptions, type ResolvedProducerOptions } from './options.js'
+export type * from './types.js'

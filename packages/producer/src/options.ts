@@ -1,0 +1,59 @@
+import {
+  DEFAULT_MIN_INTERVAL_MS,
+  DEFAULT_SCHEMA,
+  LIMITS,
+  PgQueueValidationError,
+  systemClock,
+  validateIdentifier,
+  validateInt,
+  type Clock,
+} from '@pgqueue/core'
+
+/** Options of Queues.create(), Schedules.create() and createProducer(). Every field is optional. */
+export interface ProducerOptions {
+  /** Schema holding the pgqueue tables. Default 'pgqueue'. */
+  schema?: string
+  /** Largest payload accepted by push, in bytes. Default LIMITS.payloadBytes (16 MiB). */
+  payloadLimitBytes?: number
+  /** Pool size when a URL is given (ignored for a pg.Pool you pass). Default 10. */
+  poolSize?: number
+  /** application_name reported to PostgreSQL when a URL is given. Default 'pgqueue-producer'. */
+  applicationName?: string
+  /** Rows per push_jobs() call in pushMany. Default 1,000 (the fastest chunk size measured). */
+  pushChunkSize?: number
+  /** Shortest interval a schedule may use. Default 1 s. */
+  minIntervalMs?: number
+  /** Where "now" comes from for delays and schedule due times; tests inject one. Default the system clock. */
+  clock?: Clock
+}
+
+/** ProducerOptions with every default filled in. */
+export interface ResolvedProducerOptions {
+  schema: string
+  payloadLimitBytes: number
+  poolSize: number
+  applicationName: string
+  pushChunkSize: number
+  minIntervalMs: number
+  clock: Clock
+}
+
+/** Fills the defaults (the only place they live) and validates; throws PgQueueValidationError naming the field. */
+export function resolveProducerOptions(options: ProducerOptions = {}): ResolvedProducerOptions {
+  if (typeof options !== 'object' || options === null) throw new PgQueueValidationError('options', 'must be an object', options)
+  const clock = options.clock ?? systemClock
+  if (typeof clock.now !== 'function') throw new PgQueueValidationError('clock', 'must have a now() method', clock)
+  const applicationName = options.applicationName ?? 'pgqueue-producer'
+  if (typeof applicationName !== 'string' || applicationName.length === 0 || applicationName.length > 63) {
+    throw new PgQueueValidationError('applicationName', 'must be a string of 1 to 63 characters', applicationName)
+  }
+  return {
+    schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
+    payloadLimitBytes: validateInt('payloadLimitBytes', options.payloadLimitBytes ?? LIMITS.payloadBytes, 0, 1024 * 1024 * 1024),
+    poolSize: validateInt('poolSize', options.poolSize ?? 10, 1, 1000),
+    applicationName,
+    pushChunkSize: validateInt('pushChunkSize', options.pushChunkSize ?? 1000, 1, 50_000),
+    minIntervalMs: validateInt('minIntervalMs', options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS, 1, Number.MAX_SAFE_INTEGER),
+    clock,
+  }
+}

@@ -1,0 +1,202 @@
+import { CompiledQuery, sql, type Kysely } from 'kysely'
+import { quoteIdent, type Database, type JobState } from '@pgqueue/core'
+import type pg from 'pg'
+import type { PushRow } from '../push-input.js'
+
+/** Every jobs column the user role may read: never vt (column privilege) nor lease_owner. */
+export const JOB_COLUMNS = [
+  'tenant_id', 'id', 'queue', 'type', 'key', 'state', 'priority', 'run_at', 'payload', 'payload_type', 'target',
+  'attempt', 'max_attempts', 'retry_policy', 'lease_expires_at', 'cancel_requested', 'last_error', 'schedule_id',
+  'retry_of', 'created_at', 'updated_at', 'started_at',
+] as const
+
+/** A jobs row as selected with JOB_COLUMNS. */
+export interface JobRow {
+  tenant_id: string
+  id: string
+  queue: string
+  type: string
+  key: string | null
+  state: JobState
+  priority: number
+  run_at: Date
+  payload: Buffer | null
+  payload_type: string | null
+  target: unknown
+  attempt: number
+  max_attempts: number
+  retry_policy: unknown
+  lease_expires_at: Date | null
+  cancel_requested: boolean
+  last_error: unknown
+  schedule_id: string | null
+  retry_of: string | null
+  created_at: Date
+  updated_at: Date
+  started_at: Date | null
+}
+
+/** One row returned by push_jobs(). */
+export interface PushedRow {
+  id: string
+  queue: string
+  key: string | null
+  state: JobState
+  run_at: Date
+  created_at: Date
+  outcome: 'created' | 'replaced' | 'running'
+}
+
+/**
+ * Inserts or replaces `rows` for one tenant through push_jobs(): one statement, one round trip. The
+ * function sets the transaction-local tenant itself (so no BEGIN/set_config chatter), stamps fair virtual
+ * times and upserts by key without touching running jobs. The rows travel as 13 parallel arrays
+ * (unnest on the server), so 1,000 jobs cost one statement. Runs on a Kysely instance or transaction,
+ * or on a caller's pg client inside BEGIN.
+ */
+export async function jobPushMany(
+  target: Kysely<Database> | pg.ClientBase,
+  params: { schema: string; tenantId: string; rows: readonly PushRow[] },
+): Promise<PushedRow[]> {
+  const { rows } = params
+  const text =
+    `select id, queue, key, state, run_at, created_at, outcome from ${quoteIdent(params.schema)}.push_jobs(` +
+    `$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+  const values: unknown[] = [
+    params.tenantId,
+    rows.map((r) => r.id),
+    rows.map((r) => r.queue),
+    rows.map((r) => r.type),
+    rows.map((r) => r.key),
+    rows.map((r) => r.payload),
+    rows.map((r) => r.payloadType),
+    rows.map((r) => r.target),
+    rows.map((r) => r.priority),
+    rows.map((r) => r.runAt),
+    rows.map((r) => r.maxAttempts),
+    rows.map((r) => r.retryPolicy),
+    rows.map((r) => r.scheduleId),
+    rows.map((r) => r.retryOf),
+  ]
+  if (isKysely(target)) return (await target.executeQuery<PushedRow>(CompiledQuery.raw(text, values))).rows
+  return (await target.query<PushedRow>(text, values)).rows
+}
+
+function isKysely(value: unknown): value is Kysely<Database> {
+  return typeof (value as Kysely<Database>).executeQuery === 'function' && typeof (value as Kysely<Database>).selectFrom === 'function'
+}
+
+/** A live job by id, or undefined. */
+export async function jobGetById(db: Kysely<Database>, params: { schema: string; tenantId: string; id: string }): Promise<JobRow | undefined> {
+  return (await db.withSchema(params.schema).selectFrom('jobs').select(JOB_COLUMNS)
+    .where('tenant_id', '=', params.tenantId).where('id', '=', params.id)
+    .executeTakeFirst()) as JobRow | undefined
+}
+
+/** A live job by its user key, or undefined (keys are unique among live jobs only). */
+export async function jobGetByKey(db: Kysely<Database>, params: { schema: string; tenantId: string; queue: string; key: string }): Promise<JobRow | undefined> {
+  return (await db.withSchema(params.schema).selectFrom('jobs').select(JOB_COLUMNS)
+    .where('tenant_id', '=', params.tenantId).where('queue', '=', params.queue).where('key', '=', params.key)
+    .executeTakeFirst()) as JobRow | undefined
+}
+
+/**
+ * A page of live jobs, newest first. Keyset on id (UUIDv7 sorts by creation time), so a page costs
+ * the same however deep it is; the primary key (tenant_id, id) serves the order.
+ */
+export async function jobList(
+  db: Kysely<Database>,
+  params: { schema: string; tenantId: string; queue?: string; states?: JobState[]; type?: string; since?: Date; until?: Date; afterId?: string; limit: number },
+): Promise<JobRow[]> {
+  let q = db.withSchema(params.schema).selectFrom('jobs').select(JOB_COLUMNS).where('tenant_id', '=', params.tenantId)
+  if (params.queue !== undefined) q = q.where('queue', '=', params.queue)
+  if (params.states !== undefined) q = q.where('state', 'in', params.states)
+  if (params.type !== undefined) q = q.where('type', '=', params.type)
+  if (params.since !== undefined) q = q.where('created_at', '>=', params.since)
+  if (params.until !== undefined) q = q.where('created_at', '<', params.until)
+  if (params.afterId !== undefined) q = q.where('id', '<', params.afterId)
+  return (await q.orderBy('id', 'desc').limit(params.limit).execute()) as JobRow[]
+}
+
+/** Which job a statement addresses: by id or by (queue, key). */
+export type JobSelector = { id: string } | { queue: string; key: string }
+
+function whereJob(selector: JobSelector) {
+  return 'id' in selector ? sql`id = ${selector.id}::uuid` : sql`queue = ${selector.queue} and key = ${selector.key}`
+}
+
+/**
+ * Removes a waiting job without history, or flags a running one for cancellation, in one statement:
+ * both branches read the same snapshot and their state predicates are disjoint, so exactly one can act.
+ */
+export async function jobDeleteOrFlag(
+  db: Kysely<Database>,
+  params: { schema: string; tenantId: string; selector: JobSelector },
+): Promise<{ id: string; action: 'deleted' | 'flagged' } | undefined> {
+  const t = sql.id(params.schema, 'jobs')
+  const where = whereJob(params.selector)
+  const { rows } = await sql<{ id: string; action: 'deleted' | 'flagged' }>`
+    with deleted as (
+      delete from ${t} where tenant_id = ${params.tenantId} and ${where} and state <> 'running' returning id
+    ), flagged as (
+      update ${t} set cancel_requested = true, updated_at = now()
+       where tenant_id = ${params.tenantId} and ${where} and state = 'running' returning id
+    )
+    select id, 'deleted' as action from deleted union all select id, 'flagged' from flagged`.execute(db)
+  return rows[0]
+}
+
+/**
+ * Cancels a job in one statement: a waiting job is deleted and its row feeds the insert of a
+ * 'cancelled' history entry (so it is in exactly one place at every instant); a running job is only
+ * flagged, and its worker aborts it at its next lease renewal and records the cancellation.
+ */
+export async function jobCancel(
+  db: Kysely<Database>,
+  params: { schema: string; tenantId: string; selector: JobSelector },
+): Promise<{ id: string; action: 'cancelled' | 'flagged' } | undefined> {
+  const jobs = sql.id(params.schema, 'jobs')
+  const history = sql.id(params.schema, 'job_history')
+  const where = whereJob(params.selector)
+  const { rows } = await sql<{ id: string; action: 'cancelled' | 'flagged' }>`
+    with removed as (
+      delete from ${jobs} where tenant_id = ${params.tenantId} and ${where} and state <> 'running'
+      returning tenant_id, id, queue, type, key, priority, payload, payload_type, target, attempt, max_attempts,
+                schedule_id, retry_of, created_at, run_at, started_at
+    ), archived as (
+      insert into ${history} (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target, attempt,
+                              max_attempts, schedule_id, retry_of, created_at, run_at, started_at, finished_at)
+      select tenant_id, id, queue, type, key, 'cancelled', priority, payload, payload_type, target, attempt,
+             max_attempts, schedule_id, retry_of, created_at, run_at, started_at, now()
+        from removed
+      returning id
+    ), flagged as (
+      update ${jobs} set cancel_requested = true, updated_at = now()
+       where tenant_id = ${params.tenantId} and ${where} and state = 'running' returning id
+    )
+    select id, 'cancelled' as action from archived union all select id, 'flagged' from flagged`.execute(db)
+  return rows[0]
+}
+
+/**
+ * Moves a (tenant, queue)'s pending jobs to 'held' (clearing their virtual time) when it is paused or
+ * capped, so the claim never has to look at pauses or caps; the Scheduler releases them later.
+ */
+export async function jobHoldPending(db: Kysely<Database>, params: { schema: string; tenantId: string; queue: string }): Promise<number> {
+  const res = await db.withSchema(params.schema).updateTable('jobs')
+    .set({ state: 'held', vt: null, updated_at: sql<Date>`now()` })
+    .where('tenant_id', '=', params.tenantId).where('queue', '=', params.queue).where('state', '=', 'pending')
+    .executeTakeFirst()
+  return Number(res.numUpdatedRows)
+}
+
+/** Live jobs fired by a schedule, newest first, keyset on id. */
+export async function jobListBySchedule(
+  db: Kysely<Database>,
+  params: { schema: string; tenantId: string; scheduleId: string; beforeId?: string; limit: number },
+): Promise<JobRow[]> {
+  let q = db.withSchema(params.schema).selectFrom('jobs').select(JOB_COLUMNS)
+    .where('tenant_id', '=', params.tenantId).where('schedule_id', '=', params.scheduleId)
+  if (params.beforeId !== undefined) q = q.where('id', '<', params.beforeId)
+  return (await q.orderBy('id', 'desc').limit(params.limit).execute()) as JobRow[]
+}

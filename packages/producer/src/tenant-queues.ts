@@ -1,0 +1,370 @@
+import {
+  LIMITS,
+  PgQueueJobRunningError,
+  PgQueueNotFoundError,
+  PgQueueValidationError,
+  isUuid,
+  uuidv7,
+  validateInt,
+  validateName,
+  validateRetryPolicy,
+  withTenantTransaction,
+  type Database,
+  type HistoryState,
+  type JobState,
+} from '@pgqueue/core'
+import type { Kysely } from 'kysely'
+import pg from 'pg'
+import type { ProducerContext } from './context.js'
+import { decodeCursor, encodeCursor, validateLimit } from './cursor.js'
+import { mapTenantErrors } from './db-errors.js'
+import { validateJobId, validateJobRef, validatePushItem, type PushRow } from './push-input.js'
+import { jobHistoryGetById, jobHistoryList } from './queries/job-history.js'
+import { jobCancel, jobDeleteOrFlag, jobGetById, jobGetByKey, jobHoldPending, jobList, jobPushMany, type PushedRow } from './queries/jobs.js'
+import { queueGet, queueList, queueUpsert, type QueueChanges } from './queries/queues.js'
+import { toHistoryEntry, toJob, toQueueConfig } from './rows.js'
+import type {
+  CancelOutcome,
+  DeleteOutcome,
+  ExternalTransaction,
+  HistoryEntry,
+  Job,
+  JobRef,
+  ListHistoryOptions,
+  ListJobsOptions,
+  Page,
+  PageOptions,
+  PushItem,
+  PushOptions,
+  PushResult,
+  QueueConfig,
+  QueueSettings,
+} from './types.js'
+import { TenantWorkerMetadata } from './tenant-worker-metadata.js'
+
+const JOB_STATES: readonly JobState[] = ['scheduled', 'pending', 'held', 'running']
+const HISTORY_STATES: readonly HistoryState[] = ['completed', 'failed', 'cancelled']
+const QUEUE_SETTINGS = new Set(['paused', 'retryPolicy', 'maxConcurrency', 'displayName'])
+const MAX_CONCURRENCY = 1_000_000
+const DISPLAY_NAME_LIMIT = 256
+
+/**
+ * The queue operations of one tenant, as the queue_user role: every statement is scoped to the tenant by
+ * row-level security, so ids of another tenant find nothing and change nothing. Get one from
+ * Queues.withTenant(tenantId).
+ */
+export class TenantQueues {
+  /** The tenant's small key/JSON store for worker-side settings. */
+  readonly workerMetadata: TenantWorkerMetadata
+
+  /** @internal */
+  constructor(
+    private readonly ctx: ProducerContext,
+    /** The tenant every call acts for. */
+    readonly tenantId: string,
+  ) {
+    this.workerMetadata = new TenantWorkerMetadata(ctx, tenantId)
+  }
+
+  /**
+   * Pushes one job in exactly one statement and one round trip (push_jobs() sets the tenant itself).
+   * With an existing (queue, key): a waiting job is replaced in place (same id; type, payload, target,
+   * priority, run time and retry policy taken from this item; attempts reset). A running job is never
+   * replaced under its worker: push() then throws PgQueueJobRunningError and writes nothing; push again
+   * after it finishes, or cancel it first.
+   * With `{ tx }` the job is part of the caller's transaction and vanishes if it rolls back.
+   */
+  async push(item: PushItem, options: PushOptions = {}): Promise<PushResult> {
+    this.ctx.assertOpen()
+    const row = validatePushItem(item, 'item', this.ctx.options.payloadLimitBytes, () => this.ctx.options.clock.now())
+    const tx = validateTx(options)
+    const [pushed] = await mapTenantErrors(this.tenantId, () => jobPushMany(tx ?? this.ctx.db, { schema: this.ctx.schema, tenantId: this.tenantId, rows: [row] }))
+    if (pushed === undefined) throw new Error('push_jobs() returned no row')
+    if (pushed.outcome === 'running') throw new PgQueueJobRunningError(row.queue, row.key ?? '', pushed.id)
+    return toPushResult(pushed, pushed.outcome)
+  }
+
+  /**
+   * Pushes many jobs, all or nothing: chunks of `pushChunkSize` rows (default 1,000) per push_jobs() call,
+   * inside one transaction (the caller's with `{ tx }`). Every item is validated before anything is sent.
+   * Results follow the input order. Per item, outcome 'running' means a running job holds its key and
+   * nothing was written for it (no error is thrown); 'superseded' means a later item of this call had the
+   * same (queue, key) and won (one statement cannot upsert a row twice).
+   */
+  async pushMany(items: readonly PushItem[], options: PushOptions = {}): Promise<PushResult[]> {
+    this.ctx.assertOpen()
+    if (!Array.isArray(items)) throw new PgQueueValidationError('items', 'must be an array', items)
+    const now = () => this.ctx.options.clock.now()
+    const rows = items.map((item, i) => validatePushItem(item, `items[${i}]`, this.ctx.options.payloadLimitBytes, now))
+    const tx = validateTx(options)
+    if (rows.length === 0) return []
+
+    // The last item for a (queue, key) wins; earlier ones are reported as superseded.
+    const winner = new Map<string, number>()
+    rows.forEach((r, i) => {
+      if (r.key !== null) winner.set(keyOf(r.queue, r.key), i)
+    })
+    const kept = rows.filter((r, i) => r.key === null || winner.get(keyOf(r.queue, r.key)) === i)
+    // Chunks in queue order, so every transaction advances fair clocks (and locks key rows) in the same
+    // order: two concurrent pushMany calls of one tenant cannot deadlock. The sort is stable, so the
+    // fair order within a queue stays the input order.
+    kept.sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0))
+    const size = this.ctx.options.pushChunkSize
+    const chunks: PushRow[][] = []
+    for (let i = 0; i < kept.length; i += size) chunks.push(kept.slice(i, i + size))
+
+    const params = (chunk: PushRow[]) => ({ schema: this.ctx.schema, tenantId: this.tenantId, rows: chunk })
+    const pushed: PushedRow[] = await mapTenantErrors(this.tenantId, async () => {
+      if (tx !== undefined || chunks.length === 1) {
+        const out: PushedRow[] = []
+        for (const chunk of chunks) out.push(...(await jobPushMany(tx ?? this.ctx.db, params(chunk))))
+        return out
+      }
+      return this.ctx.db.transaction().execute(async (trx) => {
+        const out: PushedRow[] = []
+        for (const chunk of chunks) out.push(...(await jobPushMany(trx, params(chunk))))
+        return out
+      })
+    })
+
+    const byKey = new Map<string, PushedRow>()
+    const byId = new Map<string, PushedRow>()
+    for (const p of pushed) {
+      if (p.key !== null) byKey.set(keyOf(p.queue, p.key), p)
+      else byId.set(p.id, p)
+    }
+    return rows.map((r, i) => {
+      const p = r.key === null ? byId.get(r.id) : byKey.get(keyOf(r.queue, r.key))
+      if (p === undefined) throw new Error(`push_jobs() returned no row for item ${i}`)
+      const superseded = r.key !== null && winner.get(keyOf(r.queue, r.key)) !== i
+      return toPushResult(p, superseded ? 'superseded' : p.outcome)
+    })
+  }
+
+  /**
+   * A job by id: the live job, else its history entry once finished, else null.
+   * By { queue, key }: the live job holding that key, else null (keys are unique among live jobs only).
+   */
+  async get(ref: string): Promise<Job | HistoryEntry | null>
+  async get(ref: { queue: string; key: string }): Promise<Job | null>
+  async get(ref: JobRef): Promise<Job | HistoryEntry | null> {
+    this.ctx.assertOpen()
+    const sel = validateJobRef('ref', ref)
+    return this.inTenant(async (trx) => {
+      const p = { schema: this.ctx.schema, tenantId: this.tenantId }
+      if (!('id' in sel)) {
+        const row = await jobGetByKey(trx, { ...p, ...sel })
+        return row === undefined ? null : toJob(row)
+      }
+      const row = await jobGetById(trx, { ...p, id: sel.id })
+      if (row !== undefined) return toJob(row)
+      const hist = await jobHistoryGetById(trx, { ...p, id: sel.id })
+      return hist === undefined ? null : toHistoryEntry(hist)
+    })
+  }
+
+  /**
+   * Removes a waiting job (scheduled, pending or held) without keeping history: use cancel() to keep a
+   * record. A running job is not removed under its worker: it is flagged as cancel() does, and
+   * 'cancel_requested' is returned.
+   */
+  async delete(ref: JobRef): Promise<DeleteOutcome> {
+    this.ctx.assertOpen()
+    const selector = validateJobRef('ref', ref)
+    const res = await this.inTenant((trx) => jobDeleteOrFlag(trx, { schema: this.ctx.schema, tenantId: this.tenantId, selector }))
+    return res === undefined ? 'not_found' : res.action === 'deleted' ? 'deleted' : 'cancel_requested'
+  }
+
+  /**
+   * Cancels a job. A waiting job moves to history as 'cancelled' in the same statement. A running job is
+   * flagged (cancel_requested): its worker sees the flag at its next lease renewal, fires the handler's
+   * AbortSignal and records the job as cancelled.
+   */
+  async cancel(ref: JobRef): Promise<CancelOutcome> {
+    this.ctx.assertOpen()
+    const selector = validateJobRef('ref', ref)
+    const res = await this.inTenant((trx) => jobCancel(trx, { schema: this.ctx.schema, tenantId: this.tenantId, selector }))
+    return res === undefined ? 'not_found' : res.action === 'cancelled' ? 'cancelled' : 'cancel_requested'
+  }
+
+  /** Live jobs, newest first, with filters; page with `cursor` = the previous page's nextCursor. */
+  async list(options: ListJobsOptions = {}): Promise<Page<Job>> {
+    this.ctx.assertOpen()
+    const f = validateFilters(options, JOB_STATES)
+    const limit = validateLimit(options.limit)
+    const cursor = decodeCursor(options.cursor, 1, (p) => isUuid(p[0]))
+    const rows = await this.inTenant((trx) =>
+      jobList(trx, { schema: this.ctx.schema, tenantId: this.tenantId, ...f, ...(cursor ? { afterId: cursor[0]! } : {}), limit: limit + 1 }),
+    )
+    const more = rows.length > limit
+    const items = rows.slice(0, limit).map(toJob)
+    return { items, nextCursor: more ? encodeCursor([items[items.length - 1]!.id]) : null }
+  }
+
+  /** Finished jobs, most recently finished first, with filters; page with `cursor`. */
+  async history(options: ListHistoryOptions = {}): Promise<Page<HistoryEntry>> {
+    this.ctx.assertOpen()
+    const f = validateFilters(options, HISTORY_STATES)
+    const limit = validateLimit(options.limit)
+    const cursor = decodeCursor(options.cursor, 2, (p) => /^-?\d{1,19}$/.test(p[0]!) && isUuid(p[1]))
+    const rows = await this.inTenant((trx) =>
+      jobHistoryList(trx, {
+        schema: this.ctx.schema,
+        tenantId: this.tenantId,
+        ...f,
+        ...(cursor ? { after: { finishedUs: cursor[0]!, id: cursor[1]! } } : {}),
+        limit: limit + 1,
+      }),
+    )
+    const more = rows.length > limit
+    const page = rows.slice(0, limit)
+    const last = page[page.length - 1]
+    return { items: page.map(toHistoryEntry), nextCursor: more && last ? encodeCursor([last.finished_us, last.id]) : null }
+  }
+
+  /**
+   * Pushes a failed or cancelled job again, as a new job (new id, attempts from 0) with the same queue,
+   * type, payload, target, priority, max attempts and schedule, and retryOf = the history entry's id.
+   * The new job has no key, so it never replaces a live job. Each call pushes one more job.
+   * Throws PgQueueNotFoundError when this tenant has no such entry.
+   */
+  async retry(historyId: string): Promise<PushResult> {
+    this.ctx.assertOpen()
+    const id = validateJobId('historyId', historyId)
+    return this.inTenant(async (trx) => {
+      const hist = await jobHistoryGetById(trx, { schema: this.ctx.schema, tenantId: this.tenantId, id })
+      if (hist === undefined) throw new PgQueueNotFoundError('history entry', id)
+      if (hist.state !== 'failed' && hist.state !== 'cancelled') {
+        throw new PgQueueValidationError('historyId', `only failed or cancelled jobs can be retried; this one is ${hist.state}`, id)
+      }
+      const row: PushRow = {
+        id: uuidv7(),
+        queue: hist.queue,
+        type: hist.type,
+        key: null,
+        payload: hist.payload,
+        payloadType: hist.payload_type,
+        target: hist.target === null ? null : JSON.stringify(hist.target),
+        priority: hist.priority,
+        runAt: null,
+        maxAttempts: hist.max_attempts,
+        retryPolicy: null,
+        scheduleId: hist.schedule_id,
+        retryOf: hist.id,
+      }
+      const [pushed] = await jobPushMany(trx, { schema: this.ctx.schema, tenantId: this.tenantId, rows: [row] })
+      return toPushResult(pushed!, pushed!.outcome)
+    })
+  }
+
+  /**
+   * Creates or updates the settings of one of this tenant's queues; fields left out keep their value,
+   * null clears one. Pausing or setting maxConcurrency moves the queue's pending jobs to 'held' in the
+   * same transaction; the Scheduler releases held jobs of unpaused queues, up to the cap, with fresh
+   * fair times. Unpausing leaves the held jobs to the Scheduler.
+   */
+  async configureQueue(queue: string, settings: QueueSettings): Promise<QueueConfig> {
+    this.ctx.assertOpen()
+    const name = validateName('queue', queue, LIMITS.queueName)
+    const changes = validateQueueSettings(settings)
+    return this.inTenant(async (trx) => {
+      const row = await queueUpsert(trx, { schema: this.ctx.schema, tenantId: this.tenantId, queue: name, changes })
+      if (changes.paused === true || (changes.max_concurrency !== undefined && changes.max_concurrency !== null)) {
+        await jobHoldPending(trx, { schema: this.ctx.schema, tenantId: this.tenantId, queue: name })
+      }
+      return toQueueConfig(row)
+    })
+  }
+
+  /** The settings of one queue, or null when it was never configured (defaults apply). */
+  async getQueue(queue: string): Promise<QueueConfig | null> {
+    this.ctx.assertOpen()
+    const name = validateName('queue', queue, LIMITS.queueName)
+    const row = await this.inTenant((trx) => queueGet(trx, { schema: this.ctx.schema, tenantId: this.tenantId, queue: name }))
+    return row === undefined ? null : toQueueConfig(row)
+  }
+
+  /** The configured queues of this tenant, by name. */
+  async listQueues(options: PageOptions = {}): Promise<Page<QueueConfig>> {
+    this.ctx.assertOpen()
+    const limit = validateLimit(options.limit)
+    const cursor = decodeCursor(options.cursor, 1)
+    const rows = await this.inTenant((trx) =>
+      queueList(trx, { schema: this.ctx.schema, tenantId: this.tenantId, ...(cursor ? { afterQueue: cursor[0]! } : {}), limit: limit + 1 }),
+    )
+    const items = rows.slice(0, limit).map(toQueueConfig)
+    return { items, nextCursor: rows.length > limit ? encodeCursor([items[items.length - 1]!.queue]) : null }
+  }
+
+  /** Runs `fn` in a transaction whose first statement sets this tenant (reads must not rely on a CTE for it). */
+  private inTenant<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+    return mapTenantErrors(this.tenantId, () => withTenantTransaction(this.ctx.db, this.tenantId, fn))
+  }
+}
+
+function keyOf(queue: string, key: string): string {
+  return `${queue}\u0000${key}`
+}
+
+function toPushResult(p: PushedRow, outcome: PushResult['outcome']): PushResult {
+  return { id: p.id, queue: p.queue, key: p.key, state: p.state, runAt: p.run_at, createdAt: p.created_at, outcome }
+}
+
+/** Accepts a Kysely transaction or a pg client; refuses a pool or a plain Kysely, which would not be transactional. */
+function validateTx(options: PushOptions): Kysely<Database> | pg.ClientBase | undefined {
+  if (typeof options !== 'object' || options === null) throw new PgQueueValidationError('options', 'must be an object', options)
+  const tx = options.tx as ExternalTransaction | undefined
+  if (tx === undefined) return undefined
+  if (typeof tx === 'object' && tx !== null) {
+    const k = tx as Kysely<Database>
+    if (typeof k.executeQuery === 'function' && typeof k.selectFrom === 'function') {
+      if (!k.isTransaction) throw new PgQueueValidationError('tx', 'must be a Kysely transaction (db.transaction().execute(tx => ...)), not the Kysely instance', undefined)
+      return k
+    }
+    if (tx instanceof pg.Pool || 'totalCount' in tx) throw new PgQueueValidationError('tx', 'must be a client inside BEGIN, not a pool', undefined)
+    if (typeof (tx as pg.ClientBase).query === 'function') return tx as pg.ClientBase
+  }
+  throw new PgQueueValidationError('tx', 'must be a Kysely transaction or a pg client inside BEGIN', undefined)
+}
+
+function validateDate(field: string, value: unknown): Date | undefined {
+  if (value === undefined) return undefined
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new PgQueueValidationError(field, 'must be a valid Date', value)
+  return value
+}
+
+function validateFilters<S extends string>(
+  options: { queue?: string; state?: S | S[]; type?: string; since?: Date; until?: Date },
+  allowed: readonly S[],
+): { queue?: string; states?: S[]; type?: string; since?: Date; until?: Date } {
+  if (typeof options !== 'object' || options === null) throw new PgQueueValidationError('options', 'must be an object', options)
+  const out: { queue?: string; states?: S[]; type?: string; since?: Date; until?: Date } = {}
+  if (options.queue !== undefined) out.queue = validateName('queue', options.queue, LIMITS.queueName)
+  if (options.type !== undefined) out.type = validateName('type', options.type, LIMITS.type)
+  if (options.state !== undefined) {
+    const states = Array.isArray(options.state) ? options.state : [options.state]
+    for (const s of states) if (!allowed.includes(s)) throw new PgQueueValidationError('state', `must be one of ${allowed.join(', ')}`, s)
+    if (states.length === 0) throw new PgQueueValidationError('state', 'must name at least one state', options.state)
+    out.states = states
+  }
+  const since = validateDate('since', options.since)
+  const until = validateDate('until', options.until)
+  if (since) out.since = since
+  if (until) out.until = until
+  return out
+}
+
+function validateQueueSettings(settings: unknown): QueueChanges {
+  if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) throw new PgQueueValidationError('settings', 'must be an object', settings)
+  const s = settings as Record<string, unknown>
+  for (const k of Object.keys(s)) if (!QUEUE_SETTINGS.has(k)) throw new PgQueueValidationError(`settings.${k}`, `unknown setting; use ${[...QUEUE_SETTINGS].join(', ')}`, s[k])
+  const changes: QueueChanges = {}
+  if (s.paused !== undefined) {
+    if (typeof s.paused !== 'boolean') throw new PgQueueValidationError('settings.paused', 'must be a boolean', s.paused)
+    changes.paused = s.paused
+  }
+  if (s.retryPolicy !== undefined) changes.retry_policy = s.retryPolicy === null ? null : JSON.stringify(validateRetryPolicy(s.retryPolicy, 'settings.retryPolicy'))
+  if (s.maxConcurrency !== undefined) changes.max_concurrency = s.maxConcurrency === null ? null : validateInt('settings.maxConcurrency', s.maxConcurrency, 1, MAX_CONCURRENCY)
+  if (s.displayName !== undefined) changes.display_name = s.displayName === null ? null : validateName('settings.displayName', s.displayName, DISPLAY_NAME_LIMIT)
+  return changes
+}

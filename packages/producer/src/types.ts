@@ -1,0 +1,255 @@
+import type { HistoryState, JobState, RetryPolicy, ScheduleSpec } from '@pgqueue/core'
+import type { Kysely, Transaction } from 'kysely'
+import type pg from 'pg'
+
+/** Bytes, or a string stored as UTF-8. */
+export type Payload = Buffer | Uint8Array | string
+
+/** One job to push. */
+export interface PushItem {
+  /** Queue name (1-128 characters). */
+  queue: string
+  /** Job type the worker dispatches on (1-128 characters). */
+  type: string
+  /** Bytes handed to the worker as they are; a string is stored as UTF-8. */
+  payload?: Payload | null
+  /** MIME-like label of the payload. Default 'text/plain; charset=utf-8' for a string payload, else none. */
+  payloadType?: string | null
+  /** Any JSON value (routing data, ids). */
+  target?: unknown
+  /**
+   * Unique per (tenant, queue) among live jobs. Pushing an existing key replaces the waiting job
+   * (keeping its id, resetting its attempts); a running job is never replaced (see push()).
+   */
+  key?: string | null
+  /** Higher runs first. Integer from -1,000,000 to 1,000,000. Default 0. */
+  priority?: number
+  /** Milliseconds to wait before the job is due. Not together with runAt. Default 0. */
+  delay?: number
+  /** When the job is due. Not together with delay. Default now. */
+  runAt?: Date
+  /** The job's own retry policy. Default: the queue's configured policy, else DEFAULT_RETRY_POLICY. */
+  retryPolicy?: RetryPolicy
+}
+
+/** A Kysely transaction, or a pg client (pool client or Client) inside BEGIN, owned by the caller. */
+export type ExternalTransaction = Transaction<any> | Kysely<any> | pg.ClientBase
+
+/** Options of push() and pushMany(). */
+export interface PushOptions {
+  /** Push inside the caller's transaction: the jobs exist only if it commits. */
+  tx?: ExternalTransaction
+}
+
+/**
+ * What happened to one pushed item:
+ * - 'created': a new job;
+ * - 'replaced': a waiting job with the same (queue, key) was replaced in place (same id, attempts reset);
+ * - 'running': a job with that key is running; nothing was written for this item (pushMany only; push() throws);
+ * - 'superseded': a later item of the same pushMany call had the same (queue, key) and won; nothing was written.
+ */
+export type PushOutcome = 'created' | 'replaced' | 'running' | 'superseded'
+
+/** The result of pushing one item. */
+export interface PushResult {
+  /** The job's id. A replaced job keeps its id; a 'running' outcome gives the running job's id. */
+  id: string
+  queue: string
+  key: string | null
+  /** The job's state after the push: 'pending', 'scheduled', 'held' (queue paused or capped) or 'running'. */
+  state: JobState
+  runAt: Date
+  createdAt: Date
+  outcome: PushOutcome
+}
+
+/** A live job, as the user role sees it (no fair virtual time, no lease owner). */
+export interface Job {
+  id: string
+  tenantId: string
+  queue: string
+  type: string
+  key: string | null
+  state: JobState
+  priority: number
+  runAt: Date
+  payload: Buffer | null
+  payloadType: string | null
+  target: unknown
+  /** Runs started so far. */
+  attempt: number
+  maxAttempts: number
+  retryPolicy: RetryPolicy | null
+  leaseExpiresAt: Date | null
+  /** Set by cancel()/delete() on a running job; its worker aborts the handler at its next lease renewal. */
+  cancelRequested: boolean
+  lastError: unknown
+  scheduleId: string | null
+  /** The history entry this job retries, when pushed by retry(). */
+  retryOf: string | null
+  createdAt: Date
+  updatedAt: Date
+  startedAt: Date | null
+}
+
+/** A finished job. */
+export interface HistoryEntry {
+  id: string
+  tenantId: string
+  queue: string
+  type: string
+  key: string | null
+  state: HistoryState
+  priority: number
+  payload: Buffer | null
+  payloadType: string | null
+  target: unknown
+  result: Buffer | null
+  resultType: string | null
+  error: unknown
+  attempt: number
+  maxAttempts: number
+  scheduleId: string | null
+  retryOf: string | null
+  workerId: string | null
+  createdAt: Date
+  runAt: Date
+  startedAt: Date | null
+  finishedAt: Date
+}
+
+/** A job addressed by id, or by its user key. */
+export type JobRef = string | { queue: string; key: string }
+
+/** One page of a keyset-paged listing. */
+export interface Page<T> {
+  items: T[]
+  /** Pass as `cursor` to get the next page; null when this is the last one. */
+  nextCursor: string | null
+}
+
+/** Filters and paging of list(): live jobs, newest first (by id, which is time-ordered). */
+export interface ListJobsOptions {
+  queue?: string
+  state?: JobState | JobState[]
+  type?: string
+  /** Only jobs created at or after this time. */
+  since?: Date
+  /** Only jobs created before this time. */
+  until?: Date
+  /** Page size, 1-1000. Default 100. */
+  limit?: number
+  cursor?: string | null
+}
+
+/** Filters and paging of history(): finished jobs, most recently finished first. */
+export interface ListHistoryOptions {
+  queue?: string
+  state?: HistoryState | HistoryState[]
+  type?: string
+  /** Only jobs finished at or after this time. */
+  since?: Date
+  /** Only jobs finished before this time. */
+  until?: Date
+  /** Page size, 1-1000. Default 100. */
+  limit?: number
+  cursor?: string | null
+}
+
+/**
+ * What delete() did: 'deleted' (a waiting job removed, no history kept), 'cancel_requested' (the job is
+ * running: it was flagged and its worker aborts it), or 'not_found'.
+ */
+export type DeleteOutcome = 'deleted' | 'cancel_requested' | 'not_found'
+
+/**
+ * What cancel() did: 'cancelled' (a waiting job moved to history as cancelled), 'cancel_requested'
+ * (running: flagged, its worker records it as cancelled), or 'not_found'.
+ */
+export type CancelOutcome = 'cancelled' | 'cancel_requested' | 'not_found'
+
+/** Settings of one (tenant, queue). A field left out of configureQueue() keeps its value; null clears it. */
+export interface QueueSettings {
+  /** Paused queues keep their jobs 'held' until resumed. */
+  paused?: boolean
+  /** Default policy of jobs pushed without one. */
+  retryPolicy?: RetryPolicy | null
+  /** Most jobs of this tenant's queue running at once (1-1,000,000); null for no cap. */
+  maxConcurrency?: number | null
+  displayName?: string | null
+}
+
+/** A (tenant, queue) settings row. */
+export interface QueueConfig {
+  queue: string
+  paused: boolean
+  retryPolicy: RetryPolicy | null
+  maxConcurrency: number | null
+  displayName: string | null
+  createdAt: Date
+  updatedAt: Date
+}
+
+/** What to do with due times missed while nothing ran (the runner was down): run once, or skip to the next. */
+export type MissedPolicy = 'fire_once' | 'skip'
+
+/** A schedule to create or replace (by key). */
+export interface ScheduleInput {
+  /** Unique per tenant (1-512 characters). */
+  key: string
+  queue: string
+  type: string
+  /** { cron, timezone? (default 'UTC') } or { every: '15m' | milliseconds }. */
+  schedule: ScheduleSpec
+  payload?: Payload | null
+  payloadType?: string | null
+  target?: unknown
+  priority?: number
+  retryPolicy?: RetryPolicy | null
+  /** Default 'fire_once'. */
+  missedPolicy?: MissedPolicy
+  /** Intervals: the grid's anchor and first due time. Cron: no due time before it. Default now. */
+  startAt?: Date
+  /** Create paused. Left out on an existing schedule: keeps its paused flag. */
+  paused?: boolean
+}
+
+/** A stored schedule. */
+export interface Schedule {
+  id: string
+  tenantId: string
+  key: string
+  queue: string
+  type: string
+  schedule: { cron: string; timezone: string } | { every: number }
+  missedPolicy: MissedPolicy
+  payload: Buffer | null
+  payloadType: string | null
+  target: unknown
+  priority: number
+  retryPolicy: RetryPolicy | null
+  paused: boolean
+  /** Intervals only: due times are anchorAt + k * every. */
+  anchorAt: Date | null
+  nextRunAt: Date | null
+  lastRunAt: Date | null
+  createdAt: Date
+  updatedAt: Date
+}
+
+/** A run of a schedule: its live job, or its history entry once finished. */
+export type ScheduleRun = ({ finished: false } & Job) | ({ finished: true } & HistoryEntry)
+
+/** Paging of lists without filters. */
+export interface PageOptions {
+  /** Page size, 1-1000. Default 100. */
+  limit?: number
+  cursor?: string | null
+}
+
+/** One worker-metadata entry. */
+export interface MetadataEntry {
+  key: string
+  value: unknown
+  updatedAt: Date
+}
