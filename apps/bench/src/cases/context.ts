@@ -1,0 +1,40 @@
+import type { BenchJob, LibAdapter } from '../types.js'
+import { sleep } from '../libs/pool-runner.js'
+
+/** What a case gets besides the adapter. */
+export interface CaseContext {
+  lib: LibAdapter
+  /** ANALYZE every table of the library's schema (done for every library alike after a pre-fill). */
+  analyze(): Promise<void>
+  log(line: string): void
+}
+
+export const now = (): number => performance.now()
+
+/** Jobs numbered from `from`, tenant-major: tenant k holds a contiguous run of `perTenant` jobs. */
+export function makeJobs(count: number, tenants: number, from = 0, prefix = 't'): BenchJob[] {
+  const perTenant = Math.ceil(count / tenants)
+  return Array.from({ length: count }, (_, i) => ({ s: from + i, t: `${prefix}${Math.floor(i / perTenant)}` }))
+}
+
+/** Pushes in chunks (untimed pre-fill). */
+export async function prefill(lib: LibAdapter, jobs: BenchJob[], chunk = 1000): Promise<void> {
+  for (let i = 0; i < jobs.length; i += chunk) await lib.pushMany(jobs.slice(i, i + chunk))
+}
+
+/** Polls until check() is true; throws after timeoutMs. */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, intervalMs = 5): Promise<void> {
+  const deadline = now() + timeoutMs
+  while (!(await check())) {
+    if (now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`)
+    await sleep(intervalMs)
+  }
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[idx]!
+}
+
+export const round = (x: number, digits = 1): number => Math.round(x * 10 ** digits) / 10 ** digits

