@@ -1,0 +1,124 @@
+import { sql, type Kysely, type RawBuilder } from 'kysely'
+import { quoteIdent } from '@pgqueue/core'
+import type { HistogramBucket } from '../types.js'
+
+function history(schema: string): RawBuilder<unknown> {
+  return sql.raw(`${quoteIdent(schema)}.job_history`)
+}
+
+function scope(p: { tenantId?: string; queue?: string }): RawBuilder<unknown> {
+  return sql`${p.tenantId === undefined ? sql`true` : sql`tenant_id = ${p.tenantId}`}
+         and ${p.queue === undefined ? sql`true` : sql`queue = ${p.queue}`}`
+}
+
+/** Finished counts per queue, as the database returns them. */
+export interface HistoryCountRow {
+  queue: string
+  completed: number
+  failed: number
+  cancelled: number
+  failed_last_24h: number
+  last_failure_at: Date | null
+}
+
+/**
+ * Finished counts per queue within the window, failures in the last 24 h and the latest failure.
+ * One scan of the rows finished in the last max(window, 24 h): the bound on finished_at (the partition
+ * key) prunes every older partition at executor start-up, and within a tenant the
+ * (tenant_id, queue, finished_at desc) index narrows further. No scan of history outside that range.
+ */
+export async function historyCountByQueue(
+  db: Kysely<any>,
+  schema: string,
+  p: { tenantId?: string; queue?: string; windowMs: number },
+): Promise<HistoryCountRow[]> {
+  const since = sql`now() - make_interval(secs => ${p.windowMs / 1000})`
+  const { rows } = await sql<HistoryCountRow>`
+    select queue,
+           (count(*) filter (where state = 'completed' and finished_at >= ${since}))::int as completed,
+           (count(*) filter (where state = 'failed' and finished_at >= ${since}))::int as failed,
+           (count(*) filter (where state = 'cancelled' and finished_at >= ${since}))::int as cancelled,
+           (count(*) filter (where state = 'failed' and finished_at >= now() - interval '24 hours'))::int as failed_last_24h,
+           max(finished_at) filter (where state = 'failed') as last_failure_at
+      from ${history(schema)}
+     where ${scope(p)}
+       and finished_at >= least(${since}, now() - interval '24 hours')
+     group by queue`.execute(db)
+  return rows
+}
+
+/** One histogram bucket, as the database returns it. */
+export interface HistogramRow {
+  at: Date
+  completed: number
+  failed: number
+  cancelled: number
+}
+
+/**
+ * Finished jobs per bucket over [from, to), every bucket present (generate_series fills the gaps with
+ * zeros). Buckets align to `timezone`: the work is done in local wall time (timestamp without time
+ * zone), where stepping by a day is exact across DST changes, and converted back for the output.
+ * The bound on finished_at prunes partitions outside the range.
+ */
+export async function historyHistogram(
+  db: Kysely<any>,
+  schema: string,
+  p: { tenantId?: string; queue?: string; from: Date; to: Date; bucket: HistogramBucket; timezone: string; states: string[] },
+): Promise<HistogramRow[]> {
+  const step = sql.lit(`1 ${p.bucket}`)
+  const unit = sql.lit(p.bucket)
+  const { rows } = await sql<HistogramRow>`
+    with counts as (
+      select date_trunc(${unit}, finished_at at time zone ${p.timezone}) as b,
+             (count(*) filter (where state = 'completed'))::int as completed,
+             (count(*) filter (where state = 'failed'))::int as failed,
+             (count(*) filter (where state = 'cancelled'))::int as cancelled
+        from ${history(schema)}
+       where ${scope(p)}
+         and finished_at >= ${p.from} and finished_at < ${p.to}
+         and state = any(${p.states}::text[])
+       group by 1
+    )
+    select s.b at time zone ${p.timezone} as at,
+           coalesce(c.completed, 0) as completed, coalesce(c.failed, 0) as failed, coalesce(c.cancelled, 0) as cancelled
+      from generate_series(date_trunc(${unit}, ${p.from}::timestamptz at time zone ${p.timezone}),
+                           ${p.to}::timestamptz at time zone ${p.timezone}, ${step}::interval) as s(b)
+      left join counts c on c.b = s.b
+     where s.b < ${p.to}::timestamptz at time zone ${p.timezone}
+     order by s.b`.execute(db)
+  return rows
+}
+
+/** Latency percentiles per queue, as the database returns them. */
+export interface LatencyRow {
+  queue: string
+  count: number
+  wait: number[]
+  run: number[]
+}
+
+/**
+ * p50/p95/p99 of wait (run_at to started_at) and run (started_at to finished_at) per queue over jobs
+ * that ran and finished within the window. percentile_cont sorts the window's rows, so the cost grows
+ * with the rows finished in the window (pruned to its partitions), not with all of history.
+ */
+export async function historyLatencyByQueue(
+  db: Kysely<any>,
+  schema: string,
+  p: { tenantId?: string; queue?: string; windowMs: number },
+): Promise<LatencyRow[]> {
+  const { rows } = await sql<LatencyRow>`
+    select queue, count(*)::int as count,
+           percentile_cont(array[0.5, 0.95, 0.99]::float8[]) within group (
+             order by greatest(extract(epoch from started_at - run_at), 0) * 1000) as wait,
+           percentile_cont(array[0.5, 0.95, 0.99]::float8[]) within group (
+             order by greatest(extract(epoch from finished_at - started_at), 0) * 1000) as run
+      from ${history(schema)}
+     where ${scope(p)}
+       and finished_at >= now() - make_interval(secs => ${p.windowMs / 1000})
+       and state in ('completed', 'failed') and started_at is not null
+     group by queue
+     order by queue`.execute(db)
+  return rows
+}

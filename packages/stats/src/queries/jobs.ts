@@ -1,0 +1,34 @@
+import { sql, type Kysely } from 'kysely'
+import { quoteIdent } from '@pgqueue/core'
+
+/** Per-queue live counts, as the database returns them. */
+export interface JobsCountRow {
+  queue: string
+  pending: number
+  scheduled: number
+  running: number
+  retrying: number
+  oldest_pending_age_ms: number | null
+}
+
+/**
+ * Live counts per queue, for one tenant (jobs_tenant_queue_idx: tenant, queue, state) or for all.
+ * Cost grows with the live rows counted (the tenant's, or all of them): counting is a scan, there is
+ * no counter table, because a counter row updated by every push and claim would serialise the hot path.
+ * Never selects vt (the user role may not read it).
+ */
+export async function jobsCountByQueue(db: Kysely<any>, schema: string, p: { tenantId?: string; queue?: string }): Promise<JobsCountRow[]> {
+  const due = sql`(state in ('pending', 'held') or (state = 'scheduled' and run_at <= now()))`
+  const { rows } = await sql<JobsCountRow>`
+    select queue,
+           (count(*) filter (where ${due}))::int as pending,
+           (count(*) filter (where state = 'scheduled' and run_at > now()))::int as scheduled,
+           (count(*) filter (where state = 'running'))::int as running,
+           (count(*) filter (where state <> 'running' and attempt > 0))::int as retrying,
+           (extract(epoch from now() - min(run_at) filter (where ${due})) * 1000)::float8 as oldest_pending_age_ms
+      from ${sql.raw(`${quoteIdent(schema)}.jobs`)}
+     where ${p.tenantId === undefined ? sql`true` : sql`tenant_id = ${p.tenantId}`}
+       and ${p.queue === undefined ? sql`true` : sql`queue = ${p.queue}`}
+     group by queue`.execute(db)
+  return rows
+}
