@@ -1,0 +1,80 @@
+import { resolveSchemaOptions, systemClock, silentLogger, validateInt, type Clock, type Logger } from '@pgqueue/core'
+
+/** Options of ScheduleRunner.create(). Every field is optional; defaults are in DEFAULT_SCHEDULE_RUNNER_OPTIONS. */
+export interface ScheduleRunnerOptions {
+  /** Schema holding the pgqueue tables. Default 'pgqueue'. */
+  schema?: string
+  /** Pause between polls when nothing was due. Due times fire at most this late. Default 1000 ms. */
+  pollIntervalMs?: number
+  /** Most schedules fired in one batch (one transaction). Default 1000. */
+  batchSize?: number
+  /**
+   * Fewest schedules a due tenant may fire per batch. A batch visits up to batchSize / tenantQuantum
+   * tenants in round-robin order and gives each an equal share (at least this quantum), so a tenant
+   * with 100,000 due schedules takes one share per batch while others' few fire in the same batch.
+   * Default 10.
+   */
+  tenantQuantum?: number
+  /**
+   * How late a due time may fire and still count as on time. Beyond it (or once the following due time
+   * has passed too) the due time is missed, and the schedule's missed_policy decides: 'fire_once'
+   * fires one job for all missed times, 'skip' fires none. Default 60000 ms.
+   */
+  missedGraceMs?: number
+  /** How far ahead a schedule row that cannot be read (bad cron, unknown time zone, bad retry policy)
+   *  is pushed before it is tried again. Default 3600000 ms (1 h). */
+  invalidRetryMs?: number
+  /** Connections when a URL is given (a caller's pg.Pool is used as is). Default 2. */
+  poolSize?: number
+  /** Upper bound of the pause after consecutive failures (database down). Default 10000 ms. */
+  maxBackoffMs?: number
+  /** Receives warnings and errors. Default: silent (the runner also emits events). */
+  logger?: Logger
+  /** The time due schedules are compared with. Default: the system clock. Tests inject their own. */
+  clock?: Clock
+}
+
+/** ScheduleRunnerOptions with every default filled in and checked. */
+export interface ResolvedScheduleRunnerOptions {
+  schema: string
+  pollIntervalMs: number
+  batchSize: number
+  tenantQuantum: number
+  missedGraceMs: number
+  invalidRetryMs: number
+  poolSize: number
+  maxBackoffMs: number
+  logger: Logger
+  clock: Clock
+}
+
+/** The defaults, in one place. */
+export const DEFAULT_SCHEDULE_RUNNER_OPTIONS = Object.freeze({
+  pollIntervalMs: 1_000,
+  batchSize: 1_000,
+  tenantQuantum: 10,
+  missedGraceMs: 60_000,
+  invalidRetryMs: 3_600_000,
+  poolSize: 2,
+  maxBackoffMs: 10_000,
+})
+
+const DAY_MS = 86_400_000
+
+/** Fills defaults and validates; throws PgQueueValidationError naming the option. */
+export function resolveScheduleRunnerOptions(options: ScheduleRunnerOptions = {}): ResolvedScheduleRunnerOptions {
+  const d = DEFAULT_SCHEDULE_RUNNER_OPTIONS
+  const batchSize = validateInt('batchSize', options.batchSize ?? d.batchSize, 1, 100_000)
+  return {
+    schema: resolveSchemaOptions({ schema: options.schema }).schema,
+    pollIntervalMs: validateInt('pollIntervalMs', options.pollIntervalMs ?? d.pollIntervalMs, 1, DAY_MS),
+    batchSize,
+    tenantQuantum: validateInt('tenantQuantum', options.tenantQuantum ?? d.tenantQuantum, 1, batchSize),
+    missedGraceMs: validateInt('missedGraceMs', options.missedGraceMs ?? d.missedGraceMs, 0, 365 * DAY_MS),
+    invalidRetryMs: validateInt('invalidRetryMs', options.invalidRetryMs ?? d.invalidRetryMs, 1, 365 * DAY_MS),
+    poolSize: validateInt('poolSize', options.poolSize ?? d.poolSize, 1, 100),
+    maxBackoffMs: validateInt('maxBackoffMs', options.maxBackoffMs ?? d.maxBackoffMs, 1, DAY_MS),
+    logger: options.logger ?? silentLogger,
+    clock: options.clock ?? systemClock,
+  }
+}

@@ -1,0 +1,184 @@
+import { sql, type Kysely, type Transaction } from 'kysely'
+import type { Database } from '@pgqueue/core'
+
+/** A Kysely instance or transaction over a pgqueue schema. */
+type Db = Kysely<Database> | Transaction<Database>
+
+/** A due schedule as the runner claims it: the timing columns and the job template. */
+export interface ClaimedScheduleRow {
+  tenant_id: string
+  id: string
+  key: string
+  queue: string
+  type: string
+  cron: string | null
+  timezone: string | null
+  /** bigint, read as a string. */
+  every_ms: string | null
+  anchor_at: Date | null
+  missed_policy: string
+  payload: Buffer | null
+  payload_type: string | null
+  /** The target as JSON text, passed back to push_jobs() unchanged. */
+  target: string | null
+  priority: number
+  retry_policy: unknown
+  next_run_at: Date
+}
+
+/** One job to push for a schedule; see schedulePushJobs(). */
+export interface ScheduleJobInput {
+  id: string
+  scheduleId: string
+  queue: string
+  type: string
+  payload: Buffer | null
+  payloadType: string | null
+  target: string | null
+  priority: number
+  /** null: push_jobs() takes it from the queue's policy, else 5. */
+  maxAttempts: number | null
+  /** JSON text or null. */
+  retryPolicy: string | null
+}
+
+/** The new timing of one claimed schedule; see scheduleAdvance(). */
+export interface ScheduleAdvanceInput {
+  tenantId: string
+  id: string
+  nextRunAt: Date
+  /** Set when the schedule fired; null leaves last_run_at as it was. */
+  lastRunAt: Date | null
+}
+
+/**
+ * True when at least one unpaused schedule is due. One probe of schedules_due_idx, so an idle runner
+ * costs nothing however many tenants and schedules exist.
+ */
+export async function scheduleAnyDue(db: Db, params: { schema: string; now: Date }): Promise<boolean> {
+  const row = await db
+    .withSchema(params.schema)
+    .selectFrom('schedules')
+    .select(sql<number>`1`.as('due'))
+    .where('paused', '=', false)
+    .where('next_run_at', '<=', params.now)
+    .limit(1)
+    .executeTakeFirst()
+  return row !== undefined
+}
+
+/**
+ * The tenants that have due schedules, in tenant_id order, starting after `after` (exclusive) and,
+ * when `upTo` is given, ending at it (inclusive); at most `limit` of them.
+ *
+ * Strategy: a recursive skip-scan over schedules_tenant_due_idx (tenant_id, next_run_at) where not
+ * paused. Each step is one index descent to the first entry of the next tenant, and that entry holds
+ * the tenant's earliest next_run_at (nulls sort last), so whether the tenant is due is known without
+ * reading any other of its schedules. The cost is one descent per tenant visited, independent of how
+ * many schedules a tenant has; the outer LIMIT stops the walk as soon as enough due tenants are
+ * found. No rows are locked here: the claim does that.
+ */
+export async function scheduleDueTenants(
+  db: Db,
+  params: { schema: string; now: Date; after: string | null; upTo: string | null; limit: number },
+): Promise<string[]> {
+  const t = sql.id(params.schema, 'schedules')
+  const upTo = params.upTo === null ? sql`` : sql`and s.tenant_id <= ${params.upTo}`
+  const { rows } = await sql<{ tenant_id: string }>`
+    with recursive walk as (
+      (select s.tenant_id, s.next_run_at from ${t} s
+        where not s.paused and s.tenant_id > ${params.after ?? ''} ${upTo}
+        order by s.tenant_id, s.next_run_at limit 1)
+      union all
+      (select n.tenant_id, n.next_run_at from walk w cross join lateral (
+         select s.tenant_id, s.next_run_at from ${t} s
+          where not s.paused and s.tenant_id > w.tenant_id ${upTo}
+          order by s.tenant_id, s.next_run_at limit 1) n)
+    )
+    select tenant_id from walk where next_run_at <= ${params.now} limit ${params.limit}`.execute(db)
+  return rows.map((r) => r.tenant_id)
+}
+
+/**
+ * Locks and returns the due schedules of the given tenants: at most `perTenant` of each, earliest
+ * next_run_at first, in the order the tenants are given. Must run inside the transaction that then
+ * pushes the jobs and advances the schedules.
+ *
+ * Strategy: FOR UPDATE SKIP LOCKED per tenant (a LATERAL subquery with its own LIMIT, served by
+ * schedules_tenant_due_idx), so concurrent runners split a tenant's due schedules instead of waiting
+ * on each other, and never both take one row. The due condition is re-checked on the newest row
+ * version when a row is locked: a row another runner advanced and committed after this statement's
+ * snapshot is no longer due and is dropped, so a due time is never fired twice.
+ */
+export async function scheduleClaimDue(
+  trx: Db,
+  params: { schema: string; now: Date; tenantIds: string[]; perTenant: number },
+): Promise<ClaimedScheduleRow[]> {
+  const t = sql.id(params.schema, 'schedules')
+  const { rows } = await sql<ClaimedScheduleRow>`
+    select s.tenant_id, s.id, s.key, s.queue, s.type, s.cron, s.timezone, s.every_ms, s.anchor_at,
+           s.missed_policy, s.payload, s.payload_type, s.target::text as target, s.priority, s.retry_policy,
+           s.next_run_at
+      from unnest(${params.tenantIds}::text[]) with ordinality as d(tenant_id, ord)
+      cross join lateral (
+        select * from ${t} x
+         where x.tenant_id = d.tenant_id and not x.paused and x.next_run_at <= ${params.now}
+         order by x.next_run_at
+         limit ${params.perTenant}
+         for update skip locked) s
+     order by d.ord, s.next_run_at`.execute(trx)
+  return rows
+}
+
+/**
+ * Pushes one tenant's jobs through push_jobs() (SECURITY DEFINER: it sets the transaction's tenant
+ * and stamps the fair virtual time). Returns how many jobs were written.
+ *
+ * push_jobs() refuses a transaction already scoped to another tenant, and one batch pushes for
+ * several tenants in one transaction. The tenant argument is therefore computed from an expression
+ * that first clears pgqueue.tenant: function arguments are evaluated before the function runs, so the
+ * reset and the push take a single round trip. Jobs are due now (run_at null) and carry no key: keys
+ * replace waiting jobs, which would merge two due times into one job.
+ */
+export async function schedulePushJobs(trx: Db, params: { schema: string; tenantId: string; jobs: ScheduleJobInput[] }): Promise<number> {
+  const j = params.jobs
+  const fn = sql.id(params.schema, 'push_jobs')
+  const { rows } = await sql<{ n: number }>`
+    select count(*)::int as n from ${fn}(
+      case when set_config('pgqueue.tenant', '', true) = '' then ${params.tenantId}::text end,
+      ${j.map((x) => x.id)}::uuid[],
+      ${j.map((x) => x.queue)}::text[],
+      ${j.map((x) => x.type)}::text[],
+      ${j.map(() => null)}::text[],
+      ${j.map((x) => x.payload)}::bytea[],
+      ${j.map((x) => x.payloadType)}::text[],
+      ${j.map((x) => x.target)}::jsonb[],
+      ${j.map((x) => x.priority)}::integer[],
+      ${j.map(() => null)}::timestamptz[],
+      ${j.map((x) => x.maxAttempts)}::integer[],
+      ${j.map((x) => x.retryPolicy)}::jsonb[],
+      ${j.map((x) => x.scheduleId)}::uuid[],
+      ${j.map(() => null)}::uuid[])`.execute(trx)
+  return rows[0]?.n ?? 0
+}
+
+/**
+ * Writes the new next_run_at (and last_run_at for those that fired) of claimed schedules, in one
+ * statement. Returns how many rows were updated. Runs in the claim's transaction, so the advance and
+ * the pushed jobs commit together or not at all: that is what makes each due time fire exactly once.
+ * updated_at is left alone: it records the owner's edits, not the runner's progress.
+ */
+export async function scheduleAdvance(trx: Db, params: { schema: string; rows: ScheduleAdvanceInput[] }): Promise<number> {
+  if (params.rows.length === 0) return 0
+  const t = sql.id(params.schema, 'schedules')
+  const r = params.rows
+  const result = await sql`
+    update ${t} s
+       set next_run_at = u.next_run_at, last_run_at = coalesce(u.last_run_at, s.last_run_at)
+      from unnest(${r.map((x) => x.tenantId)}::text[], ${r.map((x) => x.id)}::uuid[],
+                  ${r.map((x) => x.nextRunAt.toISOString())}::timestamptz[],
+                  ${r.map((x) => x.lastRunAt?.toISOString() ?? null)}::timestamptz[])
+           as u(tenant_id, id, next_run_at, last_run_at)
+     where s.tenant_id = u.tenant_id and s.id = u.id`.execute(trx)
+  return Number(result.numAffectedRows ?? 0n)
+}

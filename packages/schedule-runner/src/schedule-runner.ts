@@ -1,0 +1,269 @@
+import { connect, LoopService, uuidv7, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core'
+import { resolveScheduleRunnerOptions, type ResolvedScheduleRunnerOptions, type ScheduleRunnerOptions } from './options.js'
+import { checkScheduleRow, planFire, type MissedPolicy } from './plan.js'
+import {
+  scheduleAdvance,
+  scheduleAnyDue,
+  scheduleClaimDue,
+  scheduleDueTenants,
+  schedulePushJobs,
+  type ClaimedScheduleRow,
+  type ScheduleAdvanceInput,
+  type ScheduleJobInput,
+} from './queries/schedules.js'
+
+/** Pools whose clients already carry a no-op 'error' listener (see connection()). */
+const guardedPools = new WeakSet<object>()
+function ignoreClientError(): void {}
+
+/** What one batch did. */
+export interface ScheduleBatchResult {
+  /** Due schedules locked and handled by this batch. */
+  claimed: number
+  /** Jobs pushed (one per firing schedule). */
+  fired: number
+  /** Schedules whose missed due times were skipped ('skip' policy): advanced, no job. */
+  skipped: number
+  /** Rows that could not be read; deferred by invalidRetryMs. */
+  invalid: number
+  /** Tenants served by this batch. */
+  tenants: number
+  durationMs: number
+}
+
+/** One job pushed for a schedule. */
+export interface ScheduleFired {
+  tenantId: string
+  scheduleId: string
+  key: string
+  jobId: string
+  /** The due time that fired (the oldest one, when several missed ones were collapsed). */
+  dueAt: Date
+  nextRunAt: Date
+  /** True when this job stands for missed due times ('fire_once' after downtime). */
+  missed: boolean
+}
+
+/** A due schedule whose missed due times were skipped ('skip' policy). */
+export interface ScheduleSkipped {
+  tenantId: string
+  scheduleId: string
+  key: string
+  dueAt: Date
+  nextRunAt: Date
+  missedPolicy: MissedPolicy
+}
+
+/** A schedule row the runner could not read; it was pushed ahead by invalidRetryMs. */
+export interface ScheduleInvalid {
+  tenantId: string
+  scheduleId: string
+  key: string
+  error: Error
+  retryAt: Date
+}
+
+/** Events of a ScheduleRunner, besides 'started', 'stopped' and 'error'. Emitted after the batch commits. */
+export type ScheduleRunnerEvents = ServiceEvents & {
+  batch: [result: ScheduleBatchResult]
+  fired: [fired: ScheduleFired]
+  skipped: [skipped: ScheduleSkipped]
+  invalid: [invalid: ScheduleInvalid]
+}
+
+/**
+ * Turns due cron and interval schedules into jobs, exactly once per due time, with any number of
+ * runners at once. Connect it as the worker role. Each batch, in one transaction: picks the tenants
+ * with due schedules in round-robin order, locks a fair share of each tenant's due schedules
+ * (FOR UPDATE SKIP LOCKED), pushes their jobs through push_jobs() and advances next_run_at. The push
+ * and the advance commit together, so a runner killed mid-batch loses nothing and fires nothing twice.
+ */
+export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
+  /** Options with defaults filled in. */
+  readonly options: Readonly<ResolvedScheduleRunnerOptions>
+  private readonly target: Connectable
+  private conn: Connection | undefined
+  /** The last tenant served: the next batch starts after it (round-robin across batches). */
+  private cursor: string | null = null
+
+  /** Creates a runner; `target` is a worker-role URL or a pg.Pool (left open on stop). */
+  static create(target: Connectable, options: ScheduleRunnerOptions = {}): ScheduleRunner {
+    return new ScheduleRunner(target, options)
+  }
+
+  /** Same as ScheduleRunner.create(). Options are validated here (PgQueueValidationError). */
+  constructor(target: Connectable, options: ScheduleRunnerOptions = {}) {
+    const resolved = resolveScheduleRunnerOptions(options)
+    super({ name: 'schedule-runner', idleMs: resolved.pollIntervalMs, logger: resolved.logger, maxBackoffMs: resolved.maxBackoffMs })
+    this.options = Object.freeze(resolved)
+    this.target = target
+    // Validate the target now rather than at the first poll.
+    this.connection()
+  }
+
+  /** Stops the loop (if running) and closes the pool it opened. tick() reopens it when called again. */
+  async close(): Promise<void> {
+    await this.stop()
+    await this.closeConnection()
+  }
+
+  /**
+   * Runs one batch now and returns what it did. start() calls it in a loop; call it yourself to drive
+   * the runner from your own loop or in tests. Safe alongside start() and other runners.
+   */
+  async tick(): Promise<ScheduleBatchResult> {
+    const started = Date.now()
+    const { schema, batchSize, tenantQuantum } = this.options
+    const now = this.options.clock.now()
+    const db = this.connection().db
+    const empty: ScheduleBatchResult = { claimed: 0, fired: 0, skipped: 0, invalid: 0, tenants: 0, durationMs: 0 }
+    if (!(await scheduleAnyDue(db, { schema, now }))) {
+      this.cursor = null
+      return { ...empty, durationMs: Date.now() - started }
+    }
+
+    // Round-robin: tenants after the cursor first, then wrap around to those up to it.
+    const maxTenants = Math.max(1, Math.floor(batchSize / tenantQuantum))
+    const tenantIds = await scheduleDueTenants(db, { schema, now, after: this.cursor, upTo: null, limit: maxTenants })
+    if (tenantIds.length < maxTenants && this.cursor !== null) {
+      tenantIds.push(...(await scheduleDueTenants(db, { schema, now, after: null, upTo: this.cursor, limit: maxTenants - tenantIds.length })))
+    }
+    if (tenantIds.length === 0) {
+      this.cursor = null
+      return { ...empty, durationMs: Date.now() - started }
+    }
+    this.cursor = tenantIds[tenantIds.length - 1]!
+    // An equal share of the batch per due tenant, never below the quantum: with few tenants due, one
+    // busy tenant still fills the batch; with many, each takes its quantum and the cursor moves on.
+    const perTenant = Math.max(tenantQuantum, Math.floor(batchSize / tenantIds.length))
+
+    const fired: ScheduleFired[] = []
+    const skipped: ScheduleSkipped[] = []
+    const invalid: ScheduleInvalid[] = []
+    const claimed = await db.transaction().execute(async (trx) => {
+      fired.length = skipped.length = invalid.length = 0
+      const rows = await scheduleClaimDue(trx, { schema, now, tenantIds, perTenant })
+      const advances: ScheduleAdvanceInput[] = []
+      const jobsByTenant = new Map<string, ScheduleJobInput[]>()
+      for (const row of rows) {
+        const decided = this.decide(row, now)
+        advances.push(decided.advance)
+        if (decided.invalid) invalid.push(decided.invalid)
+        if (decided.skipped) skipped.push(decided.skipped)
+        if (decided.job) {
+          let list = jobsByTenant.get(row.tenant_id)
+          if (!list) jobsByTenant.set(row.tenant_id, (list = []))
+          list.push(decided.job)
+          fired.push(decided.fired!)
+        }
+      }
+      for (const [tenantId, jobs] of jobsByTenant) {
+        const written = await schedulePushJobs(trx, { schema, tenantId, jobs })
+        if (written !== jobs.length) throw new Error(`push_jobs wrote ${written} of ${jobs.length} jobs for a tenant; batch rolled back`)
+      }
+      const advanced = await scheduleAdvance(trx, { schema, rows: advances })
+      if (advanced !== rows.length) throw new Error(`advanced ${advanced} of ${rows.length} claimed schedules; batch rolled back`)
+      return rows.length
+    })
+
+    const result: ScheduleBatchResult = {
+      claimed,
+      fired: fired.length,
+      skipped: skipped.length,
+      invalid: invalid.length,
+      tenants: tenantIds.length,
+      durationMs: Date.now() - started,
+    }
+    for (const i of invalid) {
+      this.logger.warn(`schedule-runner: schedule ${i.scheduleId} of tenant ${JSON.stringify(i.tenantId)} cannot be read (${i.error.message}); retrying at ${i.retryAt.toISOString()}`, {
+        tenantId: i.tenantId,
+        scheduleId: i.scheduleId,
+        key: i.key,
+      })
+    }
+    this.emitEach('fired', fired)
+    this.emitEach('skipped', skipped)
+    this.emitEach('invalid', invalid)
+    if (claimed > 0) this.emit('batch', result)
+    return result
+  }
+
+  protected override async runOnce(): Promise<boolean> {
+    const result = await this.tick()
+    return result.claimed > 0
+  }
+
+  protected override async onStop(): Promise<void> {
+    await this.closeConnection()
+  }
+
+  /** Checks a claimed row and plans it: a job to push (or none) and the row's new timing. */
+  private decide(row: ClaimedScheduleRow, now: Date): {
+    advance: ScheduleAdvanceInput
+    job?: ScheduleJobInput
+    fired?: ScheduleFired
+    skipped?: ScheduleSkipped
+    invalid?: ScheduleInvalid
+  } {
+    const base = { tenantId: row.tenant_id, scheduleId: row.id, key: row.key }
+    let checked
+    let plan
+    try {
+      checked = checkScheduleRow(row)
+      plan = planFire(checked, row.next_run_at, now, this.options.missedGraceMs)
+    } catch (err) {
+      // A bad row must not stop the runner or its batch: push it ahead and report it.
+      const retryAt = new Date(now.getTime() + this.options.invalidRetryMs)
+      const error = err instanceof Error ? err : new Error(String(err))
+      return { advance: { tenantId: row.tenant_id, id: row.id, nextRunAt: retryAt, lastRunAt: null }, invalid: { ...base, error, retryAt } }
+    }
+    if (!plan.fire) {
+      return {
+        advance: { tenantId: row.tenant_id, id: row.id, nextRunAt: plan.nextRunAt, lastRunAt: null },
+        skipped: { ...base, dueAt: row.next_run_at, nextRunAt: plan.nextRunAt, missedPolicy: checked.missedPolicy },
+      }
+    }
+    const jobId = uuidv7()
+    return {
+      advance: { tenantId: row.tenant_id, id: row.id, nextRunAt: plan.nextRunAt, lastRunAt: now },
+      job: {
+        id: jobId,
+        scheduleId: row.id,
+        queue: row.queue,
+        type: row.type,
+        payload: row.payload,
+        payloadType: row.payload_type,
+        target: row.target,
+        priority: row.priority,
+        maxAttempts: checked.retryPolicy?.maxAttempts ?? null,
+        retryPolicy: checked.retryPolicy === null ? null : JSON.stringify(checked.retryPolicy),
+      },
+      fired: { ...base, jobId, dueAt: row.next_run_at, nextRunAt: plan.nextRunAt, missed: plan.missed },
+    }
+  }
+
+  private emitEach<E extends 'fired' | 'skipped' | 'invalid'>(event: E, items: ScheduleRunnerEvents[E][0][]): void {
+    if (items.length === 0 || this.listenerCount(event) === 0) return
+    for (const item of items) (this.emit as (e: string, v: unknown) => boolean)(event, item)
+  }
+
+  private connection(): Connection {
+    if (!this.conn) {
+      this.conn = connect(this.target, { max: this.options.poolSize, applicationName: 'pgqueue-schedule-runner' })
+      // pg-pool listens for errors only on idle clients: a connection cut while a client is checked out
+      // (database restart, pg_terminate_backend) would emit an 'error' nobody handles and crash the
+      // process. The query in flight rejects anyway, and the loop reports and retries it.
+      if (!guardedPools.has(this.conn.pool)) {
+        guardedPools.add(this.conn.pool)
+        this.conn.pool.on('connect', (client) => client.on('error', ignoreClientError))
+      }
+    }
+    return this.conn
+  }
+
+  private async closeConnection(): Promise<void> {
+    const c = this.conn
+    this.conn = undefined
+    await c?.close()
+  }
+}
