@@ -1,0 +1,5 @@
+export { Scheduler, type SchedulerEvents, type RoundStats } from './scheduler.js'
+export { resolveSchedulerOptions, type SchedulerOptions, type ResolvedSchedulerOptions } from './options.js'
+export { DueJobPromoter, type PromoteResult } from './due-job-promoter.js'
+export { HeldJobReleaser, type ReleaseResult } from './held-job-releaser.js'
+export { LeaseRescuer, type RescueResult } from './lease-rescuer.js'

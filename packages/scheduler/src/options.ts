@@ -1,0 +1,83 @@
+import { hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import { DEFAULT_SCHEMA, PgQueueValidationError, silentLogger, systemClock, validateIdentifier, validateInt, validateName, type Clock, type Logger } from '@pgqueue/core'
+
+/** Options of Scheduler.create(). All optional; defaults are in resolveSchedulerOptions(). */
+export interface SchedulerOptions {
+  /** This instance's row in `nodes`. Default `scheduler-<host>-<pid>-<random>`. */
+  nodeId?: string
+  /** Pause between rounds when a round found nothing to do, in ms (a due job or a notification wakes
+   *  the Scheduler sooner). Default 1,000. */
+  pollMs?: number
+  /** Pause between rounds while jobs are held by a concurrency cap, in ms: how soon room freed by a
+   *  finishing job is used. Default 200. */
+  heldPollMs?: number
+  /** Due jobs promoted per transaction. Default 1,000. */
+  promoteBatchSize?: number
+  /** (tenant, queue) pairs holding jobs visited per round. Default 100. */
+  releasePairsPerRound?: number
+  /** Held jobs released per pair per round. Default 100. */
+  releaseBatchSize?: number
+  /** Expired leases rescued per statement. Default 1,000. */
+  rescueBatchSize?: number
+  /** How often the `nodes` row is refreshed, in ms. Default 10,000. */
+  heartbeatMs?: number
+  /** Connection string for the LISTEN connection. Default: the URL given to create(), or the pool's
+   *  settings. Behind PgBouncer in transaction mode, give a direct URL here or set `listen: false`. */
+  listenUrl?: string
+  /** Use LISTEN/NOTIFY to wake on pushes into paused or capped queues. Default true. */
+  listen?: boolean
+  /** Connections in the pool when a URL is given. Default 2. */
+  poolSize?: number
+  /** The pgqueue schema. Default 'pgqueue'. */
+  schema?: string
+  logger?: Logger
+  clock?: Clock
+}
+
+/** SchedulerOptions with every default filled in. */
+export interface ResolvedSchedulerOptions {
+  nodeId: string
+  pollMs: number
+  heldPollMs: number
+  promoteBatchSize: number
+  releasePairsPerRound: number
+  releaseBatchSize: number
+  rescueBatchSize: number
+  heartbeatMs: number
+  listenUrl: string | undefined
+  listen: boolean
+  poolSize: number
+  schema: string
+  logger: Logger
+  clock: Clock
+}
+
+function optInt(field: string, value: unknown, fallback: number, min: number, max: number): number {
+  return value === undefined ? fallback : validateInt(field, value, min, max)
+}
+
+/** Fills defaults and validates; throws PgQueueValidationError naming the field. */
+export function resolveSchedulerOptions(options: SchedulerOptions = {}): ResolvedSchedulerOptions {
+  if (typeof options !== 'object' || options === null) throw new PgQueueValidationError('options', 'must be an object', options)
+  if (options.listenUrl !== undefined && (typeof options.listenUrl !== 'string' || options.listenUrl === '')) {
+    throw new PgQueueValidationError('listenUrl', 'must be a connection string', options.listenUrl)
+  }
+  if (options.listen !== undefined && typeof options.listen !== 'boolean') throw new PgQueueValidationError('listen', 'must be a boolean', options.listen)
+  return {
+    nodeId: options.nodeId === undefined ? `scheduler-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}` : validateName('nodeId', options.nodeId, 200),
+    pollMs: optInt('pollMs', options.pollMs, 1_000, 10, 3600_000),
+    heldPollMs: optInt('heldPollMs', options.heldPollMs, 200, 10, 3600_000),
+    promoteBatchSize: optInt('promoteBatchSize', options.promoteBatchSize, 1_000, 1, 100_000),
+    releasePairsPerRound: optInt('releasePairsPerRound', options.releasePairsPerRound, 100, 1, 100_000),
+    releaseBatchSize: optInt('releaseBatchSize', options.releaseBatchSize, 100, 1, 100_000),
+    rescueBatchSize: optInt('rescueBatchSize', options.rescueBatchSize, 1_000, 1, 100_000),
+    heartbeatMs: optInt('heartbeatMs', options.heartbeatMs, 10_000, 100, 3600_000),
+    listenUrl: options.listenUrl,
+    listen: options.listen ?? true,
+    poolSize: optInt('poolSize', options.poolSize, 2, 1, 100),
+    schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
+    logger: options.logger ?? silentLogger,
+    clock: options.clock ?? systemClock,
+  }
+}

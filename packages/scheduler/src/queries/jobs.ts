@@ -1,0 +1,220 @@
+import type pg from 'pg'
+import { quoteIdent } from '@pgqueue/core'
+
+/** Anything that runs a query: a pool, a pool client or a client. */
+export type Queryable = Pick<pg.Pool, 'query'>
+
+/** A job the Scheduler is about to move into the fair order, locked by the current transaction. */
+export interface StampInput {
+  tenantId: string
+  id: string
+  queue: string
+  priority: number
+  runAt: Date
+}
+
+/** A due scheduled job, locked, with whether its (tenant, queue) is paused or capped. */
+export interface DueRow {
+  tenant_id: string
+  id: string
+  queue: string
+  priority: number
+  run_at: Date
+  throttled: boolean
+}
+
+/**
+ * Locks up to `limit` due scheduled jobs, oldest due first, over jobs_due_idx. SKIP LOCKED lets several
+ * Schedulers take disjoint slices of the same due set. The queues row is joined (not locked) to tell
+ * which pairs must go to held.
+ */
+export async function jobLockDue(db: Queryable, p: { schema: string; limit: number }): Promise<DueRow[]> {
+  const s = quoteIdent(p.schema)
+  const { rows } = await db.query<DueRow>(
+    `select j.tenant_id, j.id, j.queue, j.priority, j.run_at,
+            coalesce(q.paused or q.max_concurrency is not null, false) as throttled
+       from ${s}.jobs j
+       left join ${s}.queues q on q.tenant_id = j.tenant_id and q.queue = j.queue
+      where j.state = 'scheduled' and j.run_at <= now()
+      order by j.run_at
+      limit $1
+      for update of j skip locked`,
+    [p.limit],
+  )
+  return rows
+}
+
+/**
+ * Moves locked jobs into the fair order: one fair_clock_advance(tenant, queue, n) per pair, called in
+ * (tenant, queue) order under the database collation (the order push_jobs() uses, so concurrent
+ * advances cannot deadlock; the OFFSET 0 keeps the sorted subquery from being flattened away), then
+ * the n jobs of a pair take the n virtual times below the new clock value, in the order given
+ * (priority, then due time). Joins through unnest arrays, not a CTE of the table (PERF-NOTES 6).
+ */
+export async function jobStampPending(db: Queryable, p: { schema: string; jobs: StampInput[] }): Promise<number> {
+  if (p.jobs.length === 0) return 0
+  const s = quoteIdent(p.schema)
+  const jobs = [...p.jobs].sort((a, b) => b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime())
+  const { rowCount } = await db.query(
+    `with input as (
+       select * from unnest($1::text[], $2::uuid[], $3::text[]) with ordinality as i(tenant_id, id, queue, ord)
+     ),
+     clocks as (
+       select c.tenant_id, c.queue, c.n, ${s}.fair_clock_advance(c.tenant_id, c.queue, c.n) as last_vt
+         from (select tenant_id, queue, count(*) as n from input group by tenant_id, queue
+                order by tenant_id, queue offset 0) c
+     ),
+     stamped as (
+       select i.tenant_id, i.id,
+              c.last_vt - c.n + row_number() over (partition by i.tenant_id, i.queue order by i.ord) as vt
+         from input i join clocks c on c.tenant_id = i.tenant_id and c.queue = i.queue
+     )
+     update ${s}.jobs j set state = 'pending', vt = st.vt, updated_at = now()
+       from stamped st
+      where j.tenant_id = st.tenant_id and j.id = st.id`,
+    [jobs.map((j) => j.tenantId), jobs.map((j) => j.id), jobs.map((j) => j.queue)],
+  )
+  return rowCount ?? 0
+}
+
+/** Parks locked jobs of paused or capped pairs in held, where the releaser picks them up. */
+export async function jobHoldMany(db: Queryable, p: { schema: string; tenantIds: string[]; ids: string[] }): Promise<number> {
+  if (p.ids.length === 0) return 0
+  const s = quoteIdent(p.schema)
+  const { rowCount } = await db.query(
+    `update ${s}.jobs j set state = 'held', vt = null, updated_at = now()
+       from unnest($1::text[], $2::uuid[]) as i(tenant_id, id)
+      where j.tenant_id = i.tenant_id and j.id = i.id`,
+    [p.tenantIds, p.ids],
+  )
+  return rowCount ?? 0
+}
+
+/**
+ * Up to `limit` distinct (tenant, queue) pairs holding jobs, after the cursor, by a recursive
+ * skip-scan over jobs_held_idx: one index probe per pair, never a scan of the held jobs themselves.
+ */
+export async function jobListHeldPairs(
+  db: Queryable,
+  p: { schema: string; afterTenant: string; afterQueue: string; limit: number },
+): Promise<{ tenant_id: string; queue: string }[]> {
+  const s = quoteIdent(p.schema)
+  const { rows } = await db.query<{ tenant_id: string; queue: string }>(
+    `with recursive pairs as (
+       (select tenant_id, queue from ${s}.jobs
+         where state = 'held' and (tenant_id, queue) > ($1, $2)
+         order by tenant_id, queue limit 1)
+       union all
+       select n.tenant_id, n.queue from pairs p
+        cross join lateral (select tenant_id, queue from ${s}.jobs
+                             where state = 'held' and (tenant_id, queue) > (p.tenant_id, p.queue)
+                             order by tenant_id, queue limit 1) n
+     )
+     select tenant_id, queue from pairs limit $3`,
+    [p.afterTenant, p.afterQueue, p.limit],
+  )
+  return rows
+}
+
+/**
+ * For pairs this transaction has locked: locks the held jobs that may be released now, at most
+ * `perPair` per pair. A paused pair releases none; a capped pair releases up to max_concurrency minus
+ * its pending and running jobs (counted with a LIMIT, so a count costs at most the cap in index
+ * entries); an unthrottled pair (unpaused or uncapped since) releases up to `perPair`. Must run as a
+ * statement after the pair locks were taken, so its snapshot sees every release committed before.
+ */
+export async function jobLockReleasable(
+  db: Queryable,
+  p: { schema: string; tenantIds: string[]; queues: string[]; perPair: number },
+): Promise<(StampInput & { capped: boolean })[]> {
+  const s = quoteIdent(p.schema)
+  const { rows } = await db.query<{ tenant_id: string; id: string; queue: string; priority: number; run_at: Date; capped: boolean }>(
+    `with pairs as (
+       select i.tenant_id, i.queue, coalesce(q.paused, false) as paused, q.max_concurrency
+         from unnest($1::text[], $2::text[]) as i(tenant_id, queue)
+         left join ${s}.queues q on q.tenant_id = i.tenant_id and q.queue = i.queue
+     ),
+     room as (
+       select pr.tenant_id, pr.queue, pr.max_concurrency is not null as capped,
+              case when pr.paused then 0
+                   when pr.max_concurrency is null then $3
+                   else least($3, pr.max_concurrency - (
+                     select count(*) from (select 1 from ${s}.jobs a
+                                            where a.tenant_id = pr.tenant_id and a.queue = pr.queue
+                                              and a.state in ('pending', 'running')
+                                            limit pr.max_concurrency) x))
+              end as n
+         from pairs pr
+     )
+     select h.tenant_id, h.id, h.queue, h.priority, h.run_at, r.capped
+       from room r
+      cross join lateral (select j.tenant_id, j.id, j.queue, j.priority, j.run_at from ${s}.jobs j
+                           where j.tenant_id = r.tenant_id and j.queue = r.queue and j.state = 'held'
+                           order by j.priority desc, j.run_at
+                           limit greatest(r.n, 0)
+                           for update skip locked) h
+      where r.n > 0`,
+    [p.tenantIds, p.queues, p.perPair],
+  )
+  return rows.map((r) => ({ tenantId: r.tenant_id, id: r.id, queue: r.queue, priority: r.priority, runAt: r.run_at, capped: r.capped }))
+}
+
+/**
+ * Rescues up to `limit` running jobs whose lease expired (their worker died or stalled), in one
+ * statement: jobs with attempts left go back to scheduled, due now, with no owner (so a late result
+ * from the old owner is discarded by its lease check) and 'lease expired' as last error; jobs whose
+ * attempts are spent, or that were being cancelled, move to history in the same statement. SKIP
+ * LOCKED lets several Schedulers share the work; the attempt was counted by the claim.
+ */
+export async function jobRescueExpired(db: Queryable, p: { schema: string; limit: number }): Promise<{ rescued: number; failed: number }> {
+  const s = quoteIdent(p.schema)
+  const { rows } = await db.query<{ rescued: number; failed: number }>(
+    `with expired as (
+       select tenant_id, id from ${s}.jobs
+        where state = 'running' and lease_expires_at < now()
+        order by lease_expires_at
+        limit $1
+        for update skip locked
+     ),
+     gone as (
+       delete from ${s}.jobs j using expired e
+        where j.tenant_id = e.tenant_id and j.id = e.id and (j.attempt >= j.max_attempts or j.cancel_requested)
+       returning j.*
+     ),
+     hist as (
+       insert into ${s}.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
+                                     error, attempt, max_attempts, schedule_id, retry_of, worker_id,
+                                     created_at, run_at, started_at, finished_at)
+       select g.tenant_id, g.id, g.queue, g.type, g.key, case when g.cancel_requested then 'cancelled' else 'failed' end,
+              g.priority, g.payload, g.payload_type, g.target,
+              jsonb_build_object('message', 'lease expired', 'name', 'LeaseExpired', 'worker', g.lease_owner,
+                                 'attempt', g.attempt, 'at', now()),
+              g.attempt, g.max_attempts, g.schedule_id, g.retry_of, g.lease_owner, g.created_at, g.run_at, g.started_at, now()
+         from gone g
+     ),
+     back as (
+       update ${s}.jobs j
+          set state = 'scheduled', run_at = now(), vt = null, lease_owner = null, lease_expires_at = null,
+              last_error = jsonb_build_object('message', 'lease expired', 'name', 'LeaseExpired', 'worker', j.lease_owner,
+                                              'attempt', j.attempt, 'at', now()),
+              updated_at = now()
+         from expired e
+        where j.tenant_id = e.tenant_id and j.id = e.id and j.attempt < j.max_attempts and not j.cancel_requested
+       returning j.id
+     )
+     select (select count(*) from back)::int as rescued, (select count(*) from gone)::int as failed`,
+    [p.limit],
+  )
+  return rows[0] ?? { rescued: 0, failed: 0 }
+}
+
+/** When the next scheduled job is due (over jobs_due_idx), or null. */
+export async function jobNextDueAt(db: Queryable, p: { schema: string }): Promise<Date | null> {
+  const { rows } = await db.query<{ next: Date | null }>(`select min(run_at) as next from ${quoteIdent(p.schema)}.jobs where state = 'scheduled'`)
+  return rows[0]?.next ?? null
+}
+
+/** Wakes idle workers: one empty notification per transaction (payloads name nothing). */
+export async function jobNotify(db: Queryable, p: { channel: string }): Promise<void> {
+  await db.query(`select pg_notify($1, '')`, [p.channel])
+}

@@ -1,0 +1,161 @@
+import type pg from 'pg'
+import { LoopService, NotificationListener, PgQueueStoppedError, PgQueueValidationError, connect, jobsChannel, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core'
+import { DueJobPromoter } from './due-job-promoter.js'
+import { HeldJobReleaser } from './held-job-releaser.js'
+import { LeaseRescuer } from './lease-rescuer.js'
+import { listenUrlFor } from './listen-url.js'
+import { resolveSchedulerOptions, type ResolvedSchedulerOptions, type SchedulerOptions } from './options.js'
+import { jobNextDueAt } from './queries/jobs.js'
+import { nodeDelete, nodeHeartbeat } from './queries/nodes.js'
+
+/** What one round did. */
+export interface RoundStats {
+  rescued: number
+  /** Expired leases with no attempts left, moved to failed (or cancelled) history. */
+  failed: number
+  promoted: number
+  held: number
+  released: number
+}
+
+/** Events a Scheduler emits. */
+export interface SchedulerEvents extends ServiceEvents {
+  /** After every round that changed something. */
+  round: [stats: RoundStats]
+}
+
+/**
+ * Makes due work claimable in fair order: rescues expired leases, promotes due scheduled jobs into the
+ * fair order (or into held for paused and capped pairs), and releases held jobs as pauses lift and caps
+ * make room. Every step takes its rows with SKIP LOCKED or transaction-scoped locks, so any number of
+ * Schedulers can run at once with no leader, and a Scheduler that dies mid-round leaves only an
+ * uncommitted transaction behind.
+ */
+export class Scheduler extends LoopService<SchedulerEvents> {
+  /** The options in effect, defaults filled in. */
+  readonly options: ResolvedSchedulerOptions
+  private readonly target: Connectable
+  private conn: Connection | undefined
+  private listener: NotificationListener | undefined
+  private readonly promoter: DueJobPromoter
+  private readonly releaser: HeldJobReleaser
+  private readonly rescuer: LeaseRescuer
+  private lastNodeBeat = 0
+  private wakeTimer: NodeJS.Timeout | undefined
+  private closed = false
+  /** Set by a notification; LoopService drops a wake() that arrives mid-round, so the round schedules a wake-up instead. */
+  private notified = false
+
+  private constructor(target: Connectable, options: SchedulerOptions) {
+    const o = resolveSchedulerOptions(options)
+    super({ name: `scheduler ${o.nodeId}`, idleMs: o.pollMs, logger: o.logger, maxBackoffMs: 5_000 })
+    if (typeof target !== 'string' && (typeof target !== 'object' || target === null)) {
+      throw new PgQueueValidationError('url', 'must be a connection string or a pg.Pool', target)
+    }
+    this.options = o
+    this.target = target
+    const channel = jobsChannel(o.schema)
+    this.promoter = new DueJobPromoter({ schema: o.schema, batchSize: o.promoteBatchSize, channel })
+    this.releaser = new HeldJobReleaser({ schema: o.schema, pairsPerRound: o.releasePairsPerRound, perPair: o.releaseBatchSize, channel })
+    this.rescuer = new LeaseRescuer({ schema: o.schema, batchSize: o.rescueBatchSize })
+  }
+
+  /** Validates the options (throwing PgQueueValidationError) and returns a Scheduler that is not started yet. */
+  static create(urlOrPool: string | pg.Pool, options: SchedulerOptions = {}): Scheduler {
+    return new Scheduler(urlOrPool, options)
+  }
+
+  get nodeId(): string {
+    return this.options.nodeId
+  }
+
+  private pool(): pg.Pool {
+    if (this.closed) throw new PgQueueStoppedError('Scheduler')
+    this.conn ??= connect(this.target, { max: this.options.poolSize, applicationName: 'pgqueue-scheduler' })
+    return this.conn.pool
+  }
+
+  protected override async onStart(): Promise<void> {
+    this.closed = false
+    const o = this.options
+    const url = o.listen ? listenUrlFor(this.target, o.listenUrl) : undefined
+    if (url) {
+      // push_jobs() notifies when due jobs arrive, including jobs parked in held by a pause or cap.
+      this.listener = new NotificationListener({ url, channels: [jobsChannel(o.schema)], logger: o.logger, onNotify: () => this.onNotify(), onConnect: () => this.onNotify() })
+      this.listener.start()
+    }
+  }
+
+  private onNotify(): void {
+    this.notified = true
+    this.wake()
+  }
+
+  protected override async onStop(): Promise<void> {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer)
+    await this.listener?.stop()
+    this.listener = undefined
+    if (this.conn) {
+      await nodeDelete(this.conn.pool, { schema: this.options.schema, nodeId: this.options.nodeId }).catch((err) => this.reportError(err))
+      await this.conn.close()
+      this.conn = undefined
+    }
+    this.lastNodeBeat = 0
+  }
+
+  /**
+   * One round: rescue, promote, release. Returns true when a step hit its batch limit (more work is
+   * waiting). Usable without start() (tests, cron-style deployments); call close() afterwards then.
+   */
+  override async runOnce(): Promise<boolean> {
+    const stats = await this.round()
+    return stats.more
+  }
+
+  /** Like runOnce(), with the counts. */
+  async round(): Promise<RoundStats & { more: boolean }> {
+    const o = this.options
+    const pool = this.pool()
+    this.notified = false
+    const now = Date.now()
+    if (now - this.lastNodeBeat >= o.heartbeatMs) {
+      await nodeHeartbeat(pool, { schema: o.schema, nodeId: o.nodeId, kind: 'scheduler', info: { pid: process.pid } })
+      this.lastNodeBeat = now
+    }
+    // Rescue first: rescued jobs are due at once, so the promotion below puts them back in line.
+    const rescue = await this.rescuer.run(pool)
+    const promote = await this.promoter.run(pool)
+    const release = await this.releaser.run(pool)
+    const stats: RoundStats = { rescued: rescue.rescued, failed: rescue.failed, promoted: promote.promoted, held: promote.held, released: release.released }
+    if (stats.rescued + stats.failed + stats.promoted + stats.held + stats.released > 0) this.untypedEmit('round', stats)
+    const more = rescue.more || promote.more || release.more
+    if (!more && this.isRunning) await this.scheduleWake(pool, release.holding)
+    return { ...stats, more }
+  }
+
+  /** Wakes the loop for the next due job, or soon while a cap holds jobs back, if that is before pollMs. */
+  private async scheduleWake(pool: pg.Pool, holding: boolean): Promise<void> {
+    const o = this.options
+    let wait = holding ? o.heldPollMs : o.pollMs
+    // A notification during the round (a push into a paused or capped queue, say): look again soon,
+    // without spinning when pushes arrive continuously.
+    if (this.notified) wait = Math.min(wait, 50)
+    if (wait > 10) {
+      const next = await jobNextDueAt(pool, { schema: o.schema })
+      if (next) wait = Math.min(wait, Math.max(0, next.getTime() - Date.now()) + 5)
+    }
+    if (this.wakeTimer) clearTimeout(this.wakeTimer)
+    if (wait < o.pollMs) {
+      this.wakeTimer = setTimeout(() => this.wake(), wait)
+      this.wakeTimer.unref?.()
+    }
+  }
+
+  /** Ends the pool of a Scheduler used with runOnce() only. stop() does this itself. */
+  async close(): Promise<void> {
+    if (this.isRunning) return this.stop()
+    this.closed = true
+    await this.conn?.close()
+    this.conn = undefined
+  }
+}

@@ -1,0 +1,61 @@
+/** A job as the handler sees it. `target` is the JSON the producer stored, parsed. */
+export interface Job<Target = unknown> {
+  id: string
+  tenantId: string
+  queue: string
+  type: string
+  /** The producer's key, unique per (tenant, queue) among live jobs, or null. */
+  key: string | null
+  payload: Buffer | null
+  payloadType: string | null
+  target: Target
+  /** This run's number, starting at 1. */
+  attempt: number
+  /** Runs allowed in total, the first included. */
+  maxAttempts: number
+  runAt: Date
+  createdAt: Date
+  scheduleId: string | null
+  priority: number
+}
+
+/** What a handler gets besides the job. */
+export interface JobContext {
+  /**
+   * Fires when the worker stops (after its timeout), when the job is cancelled, when the job's
+   * lease was lost (another worker may run it now) or when `handlerTimeoutMs` passes. The reason
+   * is a JobAbortedError naming which.
+   */
+  signal: AbortSignal
+  /**
+   * Makes the lease last at least `ms` from now (the automatic heartbeat renews it anyway while the
+   * worker is alive; use this before a long step that may block the event loop). Rejects with a
+   * JobAbortedError when the lease was already lost.
+   */
+  extendLease(ms: number): Promise<void>
+  /** The worker's node id. */
+  nodeId: string
+}
+
+/**
+ * What a handler may return. Nothing (undefined/null) records no result; `{ result, resultType }`
+ * records bytes (a Buffer or Uint8Array, type 'application/octet-stream' unless given) or any JSON
+ * value (serialised, type 'application/json' unless given). Any other value is recorded as JSON.
+ */
+export type HandlerResult = void | null | undefined | { result?: unknown; resultType?: string } | unknown
+
+/** The function that runs a job. Throwing (or rejecting) fails the run; it is retried while attempts remain. */
+export type JobHandler<Target = unknown> = (job: Job<Target>, ctx: JobContext) => Promise<HandlerResult> | HandlerResult
+
+/** Why a job's signal fired. */
+export type AbortReason = 'shutdown' | 'cancelled' | 'lease-lost' | 'timeout'
+
+/** The reason carried by `ctx.signal` when it fires. */
+export class JobAbortedError extends Error {
+  readonly reason: AbortReason
+  constructor(reason: AbortReason, message?: string) {
+    super(message ?? `job aborted: ${reason}`)
+    this.name = 'JobAbortedError'
+    this.reason = reason
+  }
+}

@@ -1,0 +1,134 @@
+import { hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import {
+  DEFAULT_SCHEMA,
+  LIMITS,
+  PgQueueValidationError,
+  silentLogger,
+  systemClock,
+  validateIdentifier,
+  validateInt,
+  validateName,
+  type Clock,
+  type Logger,
+} from '@pgqueue/core'
+
+/** Options of Worker.create(). Every field is optional except where noted; defaults are in resolveWorkerOptions(). */
+export interface WorkerOptions {
+  /** This worker's id: the lease owner of the jobs it runs and its row in `nodes`. Must be unique among
+   *  live workers. Default `worker-<host>-<pid>-<random>`. */
+  nodeId?: string
+  /** Queues to serve. Default: every queue that has pending jobs (discovered every `queueRefreshMs`
+   *  and on notification). */
+  queues?: string[]
+  /** Only jobs of these types are claimed. A filter inside the claim: putting types into their own
+   *  queues is the fast path. Default: all types. */
+  types?: string[]
+  /** Handlers running at once. Default 10. */
+  concurrency?: number
+  /** Jobs claimed per round trip, and the size of the local buffer of claimed jobs not yet started.
+   *  The next claim goes out when the buffer falls to half. Default max(2 x concurrency, 20), at most 1000. */
+  batchSize?: number
+  /** Lease length in ms: a job whose worker stops renewing it (crash) is rescued this long after the
+   *  last renewal. Default 30,000. */
+  leaseMs?: number
+  /** How often the leases of all this worker's jobs are renewed (one statement). Default leaseMs / 3. */
+  heartbeatMs?: number
+  /** Pause between claims when nothing was pending (notifications usually wake the worker first). Default 1,000. */
+  pollMs?: number
+  /** With no `queues` option: how often the list of queues with pending work is refreshed. Default 2,000. */
+  queueRefreshMs?: number
+  /** Finished jobs recorded per statement. Default 200. */
+  completeBatchSize?: number
+  /** How long a finished job may wait for others to share its completion statement, in ms. 0 flushes on
+   *  the next tick. Default 1. */
+  completeDelayMs?: number
+  /** Aborts (and fails) a run that takes longer than this, in ms. Default: no limit. */
+  handlerTimeoutMs?: number
+  /** How long stop() waits for running handlers before aborting them, in ms. Default 30,000. */
+  stopTimeoutMs?: number
+  /** Largest result accepted, in bytes; a bigger one fails the run. Default 1 MiB. */
+  maxResultBytes?: number
+  /** Connection string for the LISTEN connection. Default: the URL given to create(), or the pool's
+   *  connection settings. Set `listen: false` to poll only (e.g. behind PgBouncer without a direct URL). */
+  listenUrl?: string
+  /** Use LISTEN/NOTIFY for wake-ups. Default true. */
+  listen?: boolean
+  /** Connections in the pool when a URL is given. Default 4. */
+  poolSize?: number
+  /** The pgqueue schema. Default 'pgqueue'. */
+  schema?: string
+  logger?: Logger
+  clock?: Clock
+}
+
+/** WorkerOptions with every default filled in. */
+export interface ResolvedWorkerOptions {
+  nodeId: string
+  queues: string[] | undefined
+  types: string[] | undefined
+  concurrency: number
+  batchSize: number
+  leaseMs: number
+  heartbeatMs: number
+  pollMs: number
+  queueRefreshMs: number
+  completeBatchSize: number
+  completeDelayMs: number
+  handlerTimeoutMs: number | undefined
+  stopTimeoutMs: number
+  maxResultBytes: number
+  listenUrl: string | undefined
+  listen: boolean
+  poolSize: number
+  schema: string
+  logger: Logger
+  clock: Clock
+}
+
+function optInt(field: string, value: unknown, fallback: number, min: number, max: number): number {
+  return value === undefined ? fallback : validateInt(field, value, min, max)
+}
+
+function nameList(field: string, value: unknown, max: number): string[] | undefined {
+  if (value === undefined) return undefined
+  if (!Array.isArray(value) || value.length === 0) throw new PgQueueValidationError(field, 'must be a non-empty array of names', value)
+  return [...new Set(value.map((v, i) => validateName(`${field}[${i}]`, v, max)))]
+}
+
+/** Fills defaults and validates; throws PgQueueValidationError naming the field. */
+export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorkerOptions {
+  if (typeof options !== 'object' || options === null) throw new PgQueueValidationError('options', 'must be an object', options)
+  const nodeId = options.nodeId === undefined ? `worker-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}` : validateName('nodeId', options.nodeId, 200)
+  const concurrency = optInt('concurrency', options.concurrency, 10, 1, 10_000)
+  const batchSize = optInt('batchSize', options.batchSize, Math.min(1000, Math.max(2 * concurrency, 20)), 1, 10_000)
+  const leaseMs = optInt('leaseMs', options.leaseMs, 30_000, 500, 24 * 3600_000)
+  const heartbeatMs = optInt('heartbeatMs', options.heartbeatMs, Math.max(100, Math.floor(leaseMs / 3)), 50, leaseMs)
+  if (heartbeatMs >= leaseMs) throw new PgQueueValidationError('heartbeatMs', 'must be below leaseMs', heartbeatMs)
+  if (options.listenUrl !== undefined && (typeof options.listenUrl !== 'string' || options.listenUrl === '')) {
+    throw new PgQueueValidationError('listenUrl', 'must be a connection string', options.listenUrl)
+  }
+  if (options.listen !== undefined && typeof options.listen !== 'boolean') throw new PgQueueValidationError('listen', 'must be a boolean', options.listen)
+  return {
+    nodeId,
+    queues: nameList('queues', options.queues, LIMITS.queueName),
+    types: nameList('types', options.types, LIMITS.type),
+    concurrency,
+    batchSize,
+    leaseMs,
+    heartbeatMs,
+    pollMs: optInt('pollMs', options.pollMs, 1_000, 10, 3600_000),
+    queueRefreshMs: optInt('queueRefreshMs', options.queueRefreshMs, 2_000, 10, 3600_000),
+    completeBatchSize: optInt('completeBatchSize', options.completeBatchSize, 200, 1, 10_000),
+    completeDelayMs: optInt('completeDelayMs', options.completeDelayMs, 1, 0, 10_000),
+    handlerTimeoutMs: options.handlerTimeoutMs === undefined ? undefined : validateInt('handlerTimeoutMs', options.handlerTimeoutMs, 1, 2 ** 31 - 1),
+    stopTimeoutMs: optInt('stopTimeoutMs', options.stopTimeoutMs, 30_000, 0, 2 ** 31 - 1),
+    maxResultBytes: optInt('maxResultBytes', options.maxResultBytes, 1024 * 1024, 0, LIMITS.payloadBytes * 4),
+    listenUrl: options.listenUrl,
+    listen: options.listen ?? true,
+    poolSize: optInt('poolSize', options.poolSize, 4, 2, 100),
+    schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
+    logger: options.logger ?? silentLogger,
+    clock: options.clock ?? systemClock,
+  }
+}

@@ -1,0 +1,475 @@
+import { EventEmitter } from 'node:events'
+import type pg from 'pg'
+import {
+  NotificationListener,
+  PgQueueValidationError,
+  connect,
+  jobsChannel,
+  sleep,
+  validateInt,
+  type Connectable,
+  type Connection,
+} from '@pgqueue/core'
+import { errorInfo, type ErrorInfo } from './error-info.js'
+import { JobAbortedError, type AbortReason, type Job, type JobContext, type JobHandler } from './job.js'
+import { JobCompleter, type RecordedOutcome, type RunOutcome } from './job-completer.js'
+import { listenUrlFor } from './listen-url.js'
+import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js'
+import { nodeDelete, nodeHeartbeat } from './queries/nodes.js'
+import { jobClaimMany, jobExtendLease, jobListPendingQueues, jobRenewLeaseMany, type ClaimedRow } from './queries/jobs.js'
+import { encodeResult } from './result.js'
+
+/** Events a Worker emits. Listeners must not throw. */
+export interface WorkerEvents {
+  /** Something failed in the worker itself (database unreachable, say); it keeps running and retries. */
+  error: [error: Error]
+  started: []
+  stopped: []
+  'job:started': [job: Job]
+  /** The run's result is recorded in history. */
+  'job:completed': [event: { job: Job; durationMs: number }]
+  /** The handler failed; `willRetry` tells whether the job went back to wait for `retryAt`. */
+  'job:failed': [event: { job: Job; error: ErrorInfo; willRetry: boolean; retryAt?: Date }]
+  /** The job was cancelled while running and is recorded as cancelled. */
+  'job:cancelled': [event: { job: Job }]
+  /** The lease was lost (the job may run elsewhere); this run's outcome is discarded. */
+  'job:lost': [event: { job: Job }]
+  /** The job went back to pending unfinished (claimed but not started, or interrupted by stop()). */
+  'job:released': [event: { job: Job }]
+}
+
+type Phase = 'buffered' | 'running' | 'finishing' | 'done' | 'lost'
+
+/** One claimed run of a job, from claim until its outcome is recorded. */
+interface Run {
+  job: Job
+  row: ClaimedRow
+  phase: Phase
+  controller: AbortController
+  abortReason?: AbortReason
+  startedAt: number
+}
+
+/** Resolves waiters when woken; a wake with no waiter is remembered for the next wait. */
+class Wakeup {
+  private pending = false
+  private resolve: (() => void) | undefined
+  wake(): void {
+    this.pending = true
+    this.resolve?.()
+  }
+  wait(ms: number): Promise<void> {
+    if (this.pending) {
+      this.pending = false
+      return Promise.resolve()
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms)
+      const self = this
+      function done() {
+        clearTimeout(timer)
+        self.resolve = undefined
+        self.pending = false
+        resolve()
+      }
+      this.resolve = done
+    })
+  }
+}
+
+function toJob(r: ClaimedRow): Job {
+  return {
+    id: r.id,
+    tenantId: r.tenant_id,
+    queue: r.queue,
+    type: r.type,
+    key: r.key,
+    payload: r.payload,
+    payloadType: r.payload_type,
+    target: r.target,
+    attempt: r.attempt,
+    maxAttempts: r.max_attempts,
+    runAt: r.run_at,
+    createdAt: r.created_at,
+    scheduleId: r.schedule_id,
+    priority: r.priority,
+  }
+}
+
+/**
+ * Claims pending jobs in fair order, runs the handler with a lease that a heartbeat keeps renewing,
+ * and records outcomes in batches. See the package README for the options and the guarantees.
+ */
+export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
+  /** The options in effect, defaults filled in. */
+  readonly options: ResolvedWorkerOptions
+  private readonly target: Connectable
+  private readonly handler: JobHandler<Target>
+  private conn: Connection | undefined
+  private listener: NotificationListener | undefined
+  private completer: JobCompleter | undefined
+  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
+  private stopPromise: Promise<void> | undefined
+  private readonly buffer: Run[] = []
+  private readonly active = new Map<string, Run>()
+  private readonly executions = new Set<Promise<void>>()
+  private inFlight = 0
+  private exhausted = false
+  private readonly claimWake = new Wakeup()
+  private readonly heartbeatStop = new AbortController()
+  private claimLoop: Promise<void> | undefined
+  private heartbeatLoop: Promise<void> | undefined
+  private knownQueues: string[] = []
+  private queuesRefreshedAt = 0
+  private queuesStale = true
+  private queueCursor = 0
+
+  private constructor(target: Connectable, options: WorkerOptions, handler: JobHandler<Target>) {
+    super()
+    if (typeof handler !== 'function') throw new PgQueueValidationError('handler', 'must be a function', handler)
+    if (typeof target !== 'string' && (typeof target !== 'object' || target === null)) {
+      throw new PgQueueValidationError('url', 'must be a connection string or a pg.Pool', target)
+    }
+    this.options = resolveWorkerOptions(options)
+    this.target = target
+    this.handler = handler
+  }
+
+  /** Validates the options (throwing PgQueueValidationError) and returns a worker that is not started yet. */
+  static create<Target = unknown>(urlOrPool: string | pg.Pool, options: WorkerOptions, handler: JobHandler<Target>): Worker<Target> {
+    return new Worker<Target>(urlOrPool, options, handler)
+  }
+
+  get nodeId(): string {
+    return this.options.nodeId
+  }
+
+  /** True between start() and the end of stop(). */
+  get isRunning(): boolean {
+    return this.state === 'running' || this.state === 'stopping'
+  }
+
+  /** Starts claiming. Never throws for an unreachable database: that is reported as 'error' and retried. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') return
+    const o = this.options
+    this.state = 'running'
+    this.conn = connect(this.target, { max: o.poolSize, applicationName: 'pgqueue-worker' })
+    this.completer = new JobCompleter(this.conn.pool, {
+      schema: o.schema,
+      nodeId: o.nodeId,
+      batchSize: o.completeBatchSize,
+      delayMs: o.completeDelayMs,
+      logger: o.logger,
+      onRecorded: (batch) => this.onRecorded(batch),
+      onError: (err) => this.reportError(err),
+    })
+    const url = o.listen ? listenUrlFor(this.target, o.listenUrl) : undefined
+    if (url) {
+      this.listener = new NotificationListener({
+        url,
+        channels: [jobsChannel(o.schema)],
+        logger: o.logger,
+        onNotify: () => this.onNotify(),
+        onConnect: () => this.onNotify(),
+      })
+      this.listener.start()
+    }
+    await this.heartbeatNode().catch((err) => this.reportError(err))
+    this.claimLoop = this.runClaimLoop()
+    this.heartbeatLoop = this.runHeartbeatLoop()
+    this.emit('started')
+  }
+
+  /**
+   * Stops claiming, releases claimed jobs that have not started (back to pending at their fair
+   * position), waits for running handlers up to `timeoutMs` (default the stopTimeoutMs option), then
+   * aborts the rest with reason 'shutdown' and releases them too, records every outcome, and resolves.
+   */
+  stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs === undefined ? this.options.stopTimeoutMs : validateInt('timeoutMs', options.timeoutMs, 0, 2 ** 31 - 1)
+    if (this.state === 'new') {
+      this.state = 'stopped'
+      return Promise.resolve()
+    }
+    this.stopPromise ??= this.shutdown(timeoutMs)
+    return this.stopPromise
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    this.state = 'stopping'
+    this.claimWake.wake()
+    await this.claimLoop
+    for (const run of this.buffer.splice(0)) if (run.phase === 'buffered') this.finish(run, { kind: 'release', result: null, resultType: null, error: null })
+    if (this.executions.size > 0) {
+      const timeout = new AbortController()
+      await Promise.race([Promise.allSettled([...this.executions]), sleep(timeoutMs, timeout.signal)])
+      timeout.abort()
+      for (const run of this.active.values()) if (run.phase === 'running') this.abort(run, 'shutdown')
+      await Promise.allSettled([...this.executions])
+    }
+    await this.completer?.drain(Math.max(5_000, this.options.leaseMs))
+    this.heartbeatStop.abort()
+    await this.heartbeatLoop
+    await this.listener?.stop()
+    await nodeDelete(this.conn!.pool, { schema: this.options.schema, nodeId: this.options.nodeId }).catch((err) => this.reportError(err))
+    await this.conn?.close()
+    this.state = 'stopped'
+    this.emit('stopped')
+  }
+
+  private reportError(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err))
+    this.options.logger.error(`worker ${this.options.nodeId}: ${error.message}`, { error })
+    // An 'error' event without a listener would throw and crash the process.
+    if (this.listenerCount('error') > 0) this.emit('error', error)
+  }
+
+  private safeEmit<K extends keyof WorkerEvents>(event: K, ...args: WorkerEvents[K]): void {
+    try {
+      ;(this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args)
+    } catch (err) {
+      this.options.logger.error(`worker ${this.options.nodeId}: a '${String(event)}' listener threw`, { error: err })
+    }
+  }
+
+  private onNotify(): void {
+    this.exhausted = false
+    if (!this.options.queues && Date.now() - this.queuesRefreshedAt > 250) this.queuesStale = true
+    this.claimWake.wake()
+  }
+
+  // ---- claiming -------------------------------------------------------------------------------
+
+  private async runClaimLoop(): Promise<void> {
+    const o = this.options
+    const lowWater = Math.floor(o.batchSize / 2)
+    let failures = 0
+    while (this.state === 'running') {
+      const room = o.concurrency + o.batchSize - this.inFlight - this.buffer.length
+      if (this.buffer.length > lowWater || room <= 0) {
+        await this.claimWake.wait(o.pollMs)
+        continue
+      }
+      let claimed: number
+      try {
+        claimed = await this.claimOnce(Math.min(o.batchSize, room))
+        failures = 0
+      } catch (err) {
+        failures += 1
+        this.reportError(err)
+        await this.claimWake.wait(Math.min(5_000, 50 * 2 ** Math.min(failures, 7)))
+        continue
+      }
+      if (claimed < Math.min(o.batchSize, room)) {
+        // Nothing more is pending: sleep until a notification or the poll interval.
+        this.exhausted = true
+        if (claimed === 0) await this.claimWake.wait(o.pollMs)
+      }
+    }
+  }
+
+  private async queuesToClaim(): Promise<string[]> {
+    const o = this.options
+    if (o.queues) return o.queues
+    if (this.queuesStale || Date.now() - this.queuesRefreshedAt > o.queueRefreshMs) {
+      this.queuesStale = false
+      this.knownQueues = await jobListPendingQueues(this.conn!.pool, { schema: o.schema, limit: 10_000 })
+      this.queuesRefreshedAt = Date.now()
+    }
+    return this.knownQueues
+  }
+
+  /** Claims up to `want` jobs, visiting queues round-robin from a rotating start. */
+  private async claimOnce(want: number): Promise<number> {
+    const o = this.options
+    const queues = await this.queuesToClaim()
+    let got = 0
+    const start = this.queueCursor++
+    for (let i = 0; i < queues.length && got < want && this.state === 'running'; i++) {
+      const queue = queues[(start + i) % queues.length]!
+      const rows = await jobClaimMany(this.conn!.pool, { schema: o.schema, queue, nodeId: o.nodeId, leaseMs: o.leaseMs, limit: want - got, types: o.types })
+      got += rows.length
+      for (const row of rows) {
+        const run: Run = { job: toJob(row), row, phase: 'buffered', controller: new AbortController(), startedAt: 0 }
+        this.active.set(row.id, run)
+        this.buffer.push(run)
+      }
+      this.pump()
+    }
+    if (got === 0 && !o.queues && Date.now() - this.queuesRefreshedAt > 250) this.queuesStale = true
+    return got
+  }
+
+  /** Starts buffered runs while slots are free; asks for the next claim when the buffer runs low. */
+  private pump(): void {
+    if (this.state !== 'running') return
+    while (this.inFlight < this.options.concurrency && this.buffer.length > 0) {
+      const run = this.buffer.shift()!
+      if (run.phase !== 'buffered') continue
+      const p = this.execute(run)
+      this.executions.add(p)
+      void p.finally(() => this.executions.delete(p))
+    }
+    if (!this.exhausted && this.buffer.length <= Math.floor(this.options.batchSize / 2)) this.claimWake.wake()
+  }
+
+  // ---- running --------------------------------------------------------------------------------
+
+  private async execute(run: Run): Promise<void> {
+    this.inFlight += 1
+    run.phase = 'running'
+    run.startedAt = Date.now()
+    const o = this.options
+    const timer = o.handlerTimeoutMs === undefined ? undefined : setTimeout(() => this.abort(run, 'timeout'), o.handlerTimeoutMs)
+    const ctx: JobContext = {
+      signal: run.controller.signal,
+      nodeId: o.nodeId,
+      extendLease: (ms) => this.extendLease(run, ms),
+    }
+    this.safeEmit('job:started', run.job)
+    let outcome: Pick<RunOutcome, 'kind' | 'result' | 'resultType' | 'error'>
+    try {
+      // The handler races its own signal: a handler that hangs past an abort frees its slot anyway,
+      // and whatever it returns later is ignored.
+      const handled = Promise.resolve().then(() => this.handler(run.job as Job<Target>, ctx))
+      handled.catch(() => {})
+      const aborted = new Promise<never>((_, reject) => {
+        const signal = run.controller.signal
+        if (signal.aborted) reject(signal.reason)
+        signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+      })
+      aborted.catch(() => {})
+      const value = await Promise.race([handled, aborted])
+      const encoded = encodeResult(value, o.maxResultBytes)
+      outcome = { kind: 'completed', ...encoded, error: null }
+    } catch (err) {
+      outcome = run.abortReason === 'shutdown'
+        ? { kind: 'release', result: null, resultType: null, error: errorInfo(new JobAbortedError('shutdown', 'interrupted by worker shutdown'), run.job.attempt) }
+        : { kind: 'error', result: null, resultType: null, error: errorInfo(err, run.job.attempt) }
+    } finally {
+      if (timer) clearTimeout(timer)
+      this.inFlight -= 1
+    }
+    if (run.phase === 'running') this.finish(run, outcome)
+    this.pump()
+  }
+
+  private finish(run: Run, outcome: Pick<RunOutcome, 'kind' | 'result' | 'resultType' | 'error'>): void {
+    run.phase = 'finishing'
+    const r = run.row
+    this.completer!.add({
+      tenantId: r.tenant_id,
+      id: r.id,
+      queue: r.queue,
+      attempt: r.attempt,
+      maxAttempts: r.max_attempts,
+      retryPolicy: r.retry_policy,
+      ...outcome,
+    })
+  }
+
+  private abort(run: Run, reason: AbortReason): void {
+    if (run.controller.signal.aborted) return
+    run.abortReason = reason
+    run.controller.abort(new JobAbortedError(reason))
+  }
+
+  private markLost(run: Run): void {
+    if (run.phase === 'lost' || run.phase === 'done') return
+    run.phase = 'lost'
+    this.active.delete(run.row.id)
+    this.abort(run, 'lease-lost')
+    this.safeEmit('job:lost', { job: run.job })
+  }
+
+  private async extendLease(run: Run, ms: number): Promise<void> {
+    validateInt('ms', ms, 1, 2 ** 31 - 1)
+    if (run.phase !== 'running' && run.phase !== 'buffered') throw new JobAbortedError(run.abortReason ?? 'lease-lost')
+    const ok = await jobExtendLease(this.conn!.pool, {
+      schema: this.options.schema,
+      nodeId: this.options.nodeId,
+      tenantId: run.row.tenant_id,
+      id: run.row.id,
+      attempt: run.row.attempt,
+      ms,
+    })
+    if (!ok) {
+      if (run.phase === 'running') this.markLost(run)
+      throw new JobAbortedError('lease-lost')
+    }
+  }
+
+  private onRecorded(batch: RecordedOutcome[]): void {
+    for (const { outcome, final, recorded, retryAt } of batch) {
+      const run = this.active.get(outcome.id)
+      if (run && run.row.attempt === outcome.attempt) {
+        this.active.delete(outcome.id)
+        run.phase = 'done'
+      }
+      const job = run?.job
+      if (!job) continue
+      if (!recorded) {
+        this.safeEmit('job:lost', { job })
+        continue
+      }
+      if (final === 'completed') this.safeEmit('job:completed', { job, durationMs: Date.now() - run.startedAt })
+      else if (final === 'release') this.safeEmit('job:released', { job })
+      else if (run.abortReason === 'cancelled') this.safeEmit('job:cancelled', { job })
+      else this.safeEmit('job:failed', { job, error: outcome.error!, willRetry: final === 'retry', ...(retryAt ? { retryAt } : {}) })
+    }
+  }
+
+  // ---- heartbeat ------------------------------------------------------------------------------
+
+  private async heartbeatNode(): Promise<void> {
+    const o = this.options
+    await nodeHeartbeat(this.conn!.pool, {
+      schema: o.schema,
+      nodeId: o.nodeId,
+      kind: 'worker',
+      info: { pid: process.pid, queues: o.queues ?? null, concurrency: o.concurrency },
+    })
+  }
+
+  private async runHeartbeatLoop(): Promise<void> {
+    const o = this.options
+    let lastNodeBeat = Date.now()
+    while (!this.heartbeatStop.signal.aborted) {
+      await sleep(o.heartbeatMs, this.heartbeatStop.signal)
+      if (this.heartbeatStop.signal.aborted) break
+      try {
+        await this.renewLeases()
+        if (Date.now() - lastNodeBeat >= Math.min(o.heartbeatMs, 10_000)) {
+          await this.heartbeatNode()
+          lastNodeBeat = Date.now()
+        }
+      } catch (err) {
+        this.reportError(err)
+      }
+    }
+  }
+
+  /** One statement renews every lease this worker holds; runs missing from the answer lost theirs. */
+  private async renewLeases(): Promise<void> {
+    const runs = [...this.active.values()]
+    if (runs.length === 0) return
+    const renewed = await jobRenewLeaseMany(this.conn!.pool, {
+      schema: this.options.schema,
+      nodeId: this.options.nodeId,
+      leaseMs: this.options.leaseMs,
+      tenantIds: runs.map((r) => r.row.tenant_id),
+      ids: runs.map((r) => r.row.id),
+      attempts: runs.map((r) => r.row.attempt),
+    })
+    for (const run of runs) {
+      const got = renewed.get(run.row.id)
+      // A run that finished meanwhile may have been recorded (and its row deleted): not a loss.
+      if (!got) {
+        if (run.phase === 'running' || run.phase === 'buffered') this.markLost(run)
+      } else if (got.cancelRequested && run.phase === 'running') {
+        this.abort(run, 'cancelled')
+      }
+    }
+  }
+}

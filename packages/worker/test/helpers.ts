@@ -1,0 +1,43 @@
+import pg from 'pg'
+import { uuidv7 } from '@pgqueue/core'
+
+export interface PushOptions {
+  type?: string
+  payload?: Buffer | null
+  target?: unknown
+  priority?: number
+  runAt?: Date | null
+  maxAttempts?: number
+  retryPolicy?: unknown
+  keys?: (string | null)[]
+}
+
+/** Pushes `n` jobs for one tenant through the SQL function (tests do not depend on @pgqueue/producer). */
+export async function pushJobs(pool: pg.Pool, schema: string, tenant: string, queue: string, n: number, o: PushOptions = {}): Promise<string[]> {
+  const ids: string[] = []
+  for (let start = 0; start < n; start += 1000) {
+    const m = Math.min(1000, n - start)
+    const chunk = Array.from({ length: m }, () => uuidv7())
+    ids.push(...chunk)
+    const fill = <T>(v: T) => Array(m).fill(v) as T[]
+    await pool.query(
+      `select * from "${schema}".push_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+      [
+        tenant, chunk, fill(queue), fill(o.type ?? 'work'), o.keys?.slice(start, start + m) ?? fill(null),
+        fill(o.payload ?? null), fill(o.payload ? 'application/octet-stream' : null),
+        fill(o.target === undefined ? null : JSON.stringify(o.target)), fill(o.priority ?? 0), fill(o.runAt ?? null),
+        fill(o.maxAttempts ?? 5), fill(o.retryPolicy === undefined ? null : JSON.stringify(o.retryPolicy)), fill(null), fill(null),
+      ],
+    )
+  }
+  return ids
+}
+
+/** Counts rows by state in history and live jobs. */
+export async function counts(admin: pg.Pool, schema: string): Promise<Record<string, number>> {
+  const { rows } = await admin.query(
+    `select 'h_' || state as k, count(*)::int as n from "${schema}".job_history group by state
+     union all select 'j_' || state, count(*)::int from "${schema}".jobs group by state`,
+  )
+  return Object.fromEntries(rows.map((r) => [r.k, r.n]))
+}

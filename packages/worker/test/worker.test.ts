@@ -1,0 +1,234 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import pg from 'pg'
+import { createIsolatedDatabase, waitFor, type IsolatedDatabase } from '@pgqueue/testing'
+import { migrate, PgQueueValidationError } from '@pgqueue/core'
+import { Worker, JobAbortedError, type Job } from '@pgqueue/worker'
+import { counts, pushJobs } from './helpers.js'
+
+let t: IsolatedDatabase
+let pool: pg.Pool
+const q = (s: string) => s.replaceAll('S.', `"${t.schema}".`)
+
+beforeAll(async () => {
+  t = await createIsolatedDatabase('worker')
+  await migrate(t.adminUrl, t.schemaOptions)
+  pool = new pg.Pool({ connectionString: t.workerUrl, max: 2 })
+})
+afterAll(async () => {
+  await pool?.end()
+  await t.cleanup()
+})
+
+describe('Worker', () => {
+  it('validates options at construction', () => {
+    expect(() => Worker.create(t.workerUrl, { concurrency: 0 }, async () => {})).toThrow(PgQueueValidationError)
+    expect(() => Worker.create(t.workerUrl, { leaseMs: 1000, heartbeatMs: 1000 }, async () => {})).toThrow(/heartbeatMs/)
+    expect(() => Worker.create(t.workerUrl, { queues: [] }, async () => {})).toThrow(/queues/)
+    expect(() => Worker.create(t.workerUrl, {}, 'nope' as never)).toThrow(/handler/)
+  })
+
+  it('runs jobs, records results and registers its node', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'basic', 50, { target: { n: 1 }, payload: Buffer.from('hi') })
+    const seen: Job[] = []
+    const w = Worker.create(t.workerUrl, { nodeId: 'w-basic', queues: ['basic'], concurrency: 5, schema: t.schema }, async (job) => {
+      seen.push(job)
+      return { result: { echo: job.payload?.toString() }, resultType: 'application/json' }
+    })
+    await w.start()
+    await waitFor(async () => (await counts(t.admin, t.schema)).h_completed === 50)
+    const node = await t.admin.query(q(`select kind from S.nodes where node_id = 'w-basic'`))
+    expect(node.rows).toEqual([{ kind: 'worker' }])
+    await w.stop()
+    expect((await t.admin.query(q(`select 1 from S.nodes where node_id = 'w-basic'`))).rowCount).toBe(0)
+    expect(seen[0]).toMatchObject({ tenantId: 'acme', queue: 'basic', type: 'work', attempt: 1, maxAttempts: 5, target: { n: 1 } })
+    expect(seen[0]!.payload?.toString()).toBe('hi')
+    const h = await t.admin.query(q(`select result, result_type, worker_id, attempt from S.job_history where queue = 'basic' limit 1`))
+    expect(JSON.parse(h.rows[0].result.toString())).toEqual({ echo: 'hi' })
+    expect(h.rows[0]).toMatchObject({ result_type: 'application/json', worker_id: 'w-basic', attempt: 1 })
+  })
+
+  it('discovers queues when none are given, and filters by type', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'disc-a', 5, { type: 'x' })
+    await pushJobs(pool, t.schema, 'acme', 'disc-b', 5, { type: 'y' })
+    const types: string[] = []
+    const w = Worker.create(t.workerUrl, { types: ['x'], schema: t.schema, queueRefreshMs: 50 }, async (job) => void types.push(job.type))
+    await w.start()
+    await waitFor(() => types.length === 5)
+    await new Promise((r) => setTimeout(r, 200))
+    await w.stop()
+    expect(types.every((x) => x === 'x')).toBe(true)
+    const left = await t.admin.query(q(`select count(*)::int n from S.jobs where queue = 'disc-b' and state = 'pending'`))
+    expect(left.rows[0].n).toBe(5)
+    await t.admin.query(q(`delete from S.jobs where queue = 'disc-b'`))
+  })
+
+  it('survives handlers that throw, return garbage or hang', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'bad', 1, { type: 'throw', maxAttempts: 1 })
+    await pushJobs(pool, t.schema, 'acme', 'bad', 1, { type: 'garbage', maxAttempts: 1 })
+    await pushJobs(pool, t.schema, 'acme', 'bad', 1, { type: 'hang', maxAttempts: 1 })
+    await pushJobs(pool, t.schema, 'acme', 'bad', 1, { type: 'big', maxAttempts: 1 })
+    await pushJobs(pool, t.schema, 'acme', 'bad', 1, { type: 'sync', maxAttempts: 1 })
+    const w = Worker.create(t.workerUrl, { queues: ['bad'], schema: t.schema, handlerTimeoutMs: 300, maxResultBytes: 10 }, ((job: Job) => {
+      if (job.type === 'throw') return Promise.reject(Object.assign(new Error('boom'), { code: 'E_BOOM' }))
+      if (job.type === 'garbage') { const a: Record<string, unknown> = {}; a.self = a; return a }
+      if (job.type === 'hang') return new Promise(() => {})
+      if (job.type === 'big') return { result: Buffer.alloc(100) }
+      throw 'plain string'
+    }) as never)
+    await w.start()
+    await waitFor(async () => (await counts(t.admin, t.schema)).h_failed === 5)
+    await w.stop()
+    const { rows } = await t.admin.query(q(`select type, error from S.job_history where queue = 'bad' order by type`))
+    const byType = Object.fromEntries(rows.map((r) => [r.type, r.error]))
+    expect(byType.throw).toMatchObject({ message: 'boom', code: 'E_BOOM', name: 'Error' })
+    expect(byType.throw.stack).toContain('boom')
+    expect(byType.garbage.message).toMatch(/JSON/)
+    expect(byType.hang.message).toMatch(/timeout/)
+    expect(byType.big.message).toMatch(/over the limit/)
+    expect(byType.sync.message).toBe('plain string')
+  })
+
+  it('bounds stored errors', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'huge-err', 1, { maxAttempts: 1 })
+    const w = Worker.create(t.workerUrl, { queues: ['huge-err'], schema: t.schema }, async () => {
+      throw new Error('x'.repeat(100_000))
+    })
+    await w.start()
+    await waitFor(async () => (await t.admin.query(q(`select 1 from S.job_history where queue = 'huge-err'`))).rowCount === 1)
+    await w.stop()
+    const { rows } = await t.admin.query(q(`select length(error::text) as n from S.job_history where queue = 'huge-err'`))
+    expect(rows[0].n).toBeLessThan(12_000)
+  })
+
+  it('retries with the job policy, then fails into history', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'retry', 1, { maxAttempts: 3, retryPolicy: { type: 'constant', delayMs: 300, maxAttempts: 3 } })
+    const attempts: number[] = []
+    const w = Worker.create(t.workerUrl, { queues: ['retry'], schema: t.schema }, async (job) => {
+      attempts.push(job.attempt)
+      throw new Error(`fail ${job.attempt}`)
+    })
+    const failed: { willRetry: boolean; retryAt?: Date }[] = []
+    w.on('job:failed', (e) => failed.push(e))
+    await w.start()
+    await waitFor(() => failed.length === 1)
+    const live = await t.admin.query(q(`select state, vt, attempt, last_error, run_at - now() as wait from S.jobs where queue = 'retry'`))
+    expect(live.rows[0]).toMatchObject({ state: 'scheduled', vt: null, attempt: 1 })
+    expect(live.rows[0].last_error.message).toBe('fail 1')
+    expect(failed[0]!.willRetry).toBe(true)
+    await w.stop()
+  })
+
+  it('stop() releases unstarted jobs at once, aborts handlers after the timeout and resolves', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'stop', 20)
+    let started = 0
+    let aborted = 0
+    const w = Worker.create(t.workerUrl, { queues: ['stop'], schema: t.schema, concurrency: 2, batchSize: 10 }, async (_job, ctx) => {
+      started += 1
+      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => { aborted += 1; expect(ctx.signal.reason).toBeInstanceOf(JobAbortedError); resolve() }))
+      throw ctx.signal.reason
+    })
+    await w.start()
+    await waitFor(() => started === 2)
+    const t0 = Date.now()
+    await w.stop({ timeoutMs: 300 })
+    expect(Date.now() - t0).toBeLessThan(3_000)
+    expect(aborted).toBe(2)
+    const { rows } = await t.admin.query(q(`select state, attempt, lease_owner from S.jobs where queue = 'stop'`))
+    expect(rows).toHaveLength(20)
+    expect(rows.every((r) => r.state === 'pending' && r.attempt === 0 && r.lease_owner === null)).toBe(true)
+  })
+
+  it('stop() waits for handlers that finish within the timeout', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'drain', 3)
+    let started = 0
+    const w = Worker.create(t.workerUrl, { queues: ['drain'], schema: t.schema, concurrency: 3 }, async () => {
+      started += 1
+      await new Promise((r) => setTimeout(r, 300))
+      return 'done'
+    })
+    await w.start()
+    await waitFor(() => started === 3)
+    await w.stop({ timeoutMs: 5_000 })
+    const { rows } = await t.admin.query(q(`select count(*)::int n from S.job_history where queue = 'drain' and state = 'completed'`))
+    expect(rows[0].n).toBe(3)
+  })
+
+  it('renews leases of long jobs and extends them on request', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'long', 1)
+    let extended = false
+    const w = Worker.create(t.workerUrl, { queues: ['long'], schema: t.schema, leaseMs: 1_000, heartbeatMs: 300 }, async (_job, ctx) => {
+      await new Promise((r) => setTimeout(r, 2_500))
+      await ctx.extendLease(60_000)
+      const { rows } = await t.admin.query(q(`select extract(epoch from lease_expires_at - now())::float8 as left from S.jobs where queue = 'long'`))
+      extended = rows[0].left > 30
+      return null
+    })
+    await w.start()
+    await waitFor(async () => (await counts(t.admin, t.schema)).h_completed >= 1 && extended, { timeoutMs: 10_000 }).catch(() => {})
+    await w.stop()
+    expect(extended).toBe(true)
+    const { rows } = await t.admin.query(q(`select attempt from S.job_history where queue = 'long'`))
+    expect(rows).toEqual([{ attempt: 1 }])
+  })
+
+  it('aborts a run whose lease was lost and discards its late result', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'lost', 1)
+    let reason: unknown
+    const w = Worker.create(t.workerUrl, { queues: ['lost'], schema: t.schema, leaseMs: 1_000, heartbeatMs: 200 }, async (_job, ctx) => {
+      // Another party (a Scheduler that believed this worker dead) takes the job back.
+      await t.admin.query(q(`update S.jobs set state = 'scheduled', lease_owner = null, lease_expires_at = null, run_at = now() + interval '1 hour' where queue = 'lost'`))
+      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()))
+      reason = ctx.signal.reason
+      return 'late result'
+    })
+    const lost: Job[] = []
+    w.on('job:lost', (e) => lost.push(e.job))
+    await w.start()
+    await waitFor(() => lost.length === 1)
+    await w.stop()
+    expect((reason as JobAbortedError).reason).toBe('lease-lost')
+    const { rows } = await t.admin.query(q(`select state from S.jobs where queue = 'lost'`))
+    expect(rows).toEqual([{ state: 'scheduled' }])
+    expect((await t.admin.query(q(`select 1 from S.job_history where queue = 'lost'`))).rowCount).toBe(0)
+  })
+
+  it('aborts a cancelled job and records it as cancelled', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'cancel', 1)
+    const w = Worker.create(t.workerUrl, { queues: ['cancel'], schema: t.schema, leaseMs: 1_000, heartbeatMs: 100 }, async (_job, ctx) => {
+      await t.admin.query(q(`update S.jobs set cancel_requested = true where queue = 'cancel'`))
+      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()))
+      throw ctx.signal.reason
+    })
+    const cancelled: Job[] = []
+    w.on('job:cancelled', (e) => cancelled.push(e.job))
+    await w.start()
+    await waitFor(() => cancelled.length === 1)
+    await w.stop()
+    const { rows } = await t.admin.query(q(`select state from S.job_history where queue = 'cancel'`))
+    expect(rows).toEqual([{ state: 'cancelled' }])
+  })
+
+  it('picks up a job pushed to an idle worker quickly (LISTEN/NOTIFY)', async () => {
+    let pickedAt = 0
+    const w = Worker.create(t.workerUrl, { queues: ['idle'], schema: t.schema, pollMs: 10_000 }, async () => void (pickedAt = Date.now()))
+    await w.start()
+    await new Promise((r) => setTimeout(r, 500))
+    const t0 = Date.now()
+    await pushJobs(pool, t.schema, 'acme', 'idle', 1)
+    await waitFor(() => pickedAt > 0, { timeoutMs: 3_000 })
+    await w.stop()
+    expect(pickedAt - t0).toBeLessThan(1_000)
+  })
+
+  it('accepts a pg.Pool', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'pool', 3)
+    const own = new pg.Pool({ connectionString: t.workerUrl, max: 3 })
+    let n = 0
+    const w = Worker.create(own, { queues: ['pool'], schema: t.schema }, async () => void (n += 1))
+    await w.start()
+    await waitFor(() => n === 3)
+    await w.stop()
+    expect((await own.query('select 1 as x')).rows[0].x).toBe(1) // still open: the caller owns it
+    await own.end()
+  })
+})
