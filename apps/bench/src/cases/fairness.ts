@@ -20,7 +20,7 @@ export async function fairness(ctx: CaseContext, p: { a: number; b: number; hand
   await ctx.lib.startWorker({
     concurrency: 10,
     handler: async (job) => {
-      if (job.t === 'B') {
+      if (job.t.startsWith('B')) {
         bStarted++
         if (bStarted === p.b) lastBStart = now()
       } else {
@@ -28,12 +28,13 @@ export async function fairness(ctx: CaseContext, p: { a: number; b: number; hand
         if (now() >= tB && bFinished < p.b) aAfterB++
       }
       await sleep(p.handlerMs)
-      if (job.t === 'B') bFinished++
+      if (job.t.startsWith('B')) bFinished++
     },
   })
   // Let A's backlog get going before B arrives.
   await until(() => aStarted >= 100, 60_000, 'A to start')
   await sleep(100)
+  const aBeforeBPush = aStarted
   tB = now()
   await ctx.lib.pushMany(makeJobs(p.b, 1, p.a, 'B'))
   const pushMs = now() - tB
@@ -43,7 +44,6 @@ export async function fairness(ctx: CaseContext, p: { a: number; b: number; hand
   } catch {
     timedOut = true
   }
-  const aBeforeBPush = aStarted - aAfterB
   await ctx.lib.stopWorker()
   if (timedOut) {
     return { value: NaN, unit: 'ms', extra: { timedOut: true, timeoutMs: p.timeoutMs, aAfterB, bStarted, backlog: p.a } }

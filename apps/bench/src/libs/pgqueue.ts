@@ -70,7 +70,7 @@ export class PgqueueAdapter implements LibAdapter {
 
     const producer = await importWorkspace<{ Queues?: { create(url: string, opts: object): QueuesClient } }>('@pgqueue/producer')
     if (producer?.Queues) {
-      this.queues = producer.Queues.create(this.userUrl, { ...this.schemaOptions })
+      this.queues = producer.Queues.create(this.userUrl, { schema: this.schemaOptions.schema })
       this.pushVia = 'Queues.withTenant(t).push / pushMany (producer, user role, RLS)'
     } else {
       this.rawPool = new pg.Pool({ connectionString: this.userUrl, max: 10, application_name: 'bench-pgqueue-raw' })
@@ -116,12 +116,12 @@ export class PgqueueAdapter implements LibAdapter {
     const schedulerPkg = await importWorkspace<{ Scheduler?: { create(url: string, o?: object): Service } }>('@pgqueue/scheduler')
     if (!workerPkg?.Worker) throw new NotAvailableError('@pgqueue/worker has not landed yet')
     if (!schedulerPkg?.Scheduler) throw new NotAvailableError('@pgqueue/scheduler has not landed yet')
-    this.scheduler = schedulerPkg.Scheduler.create(this.workerUrl, { ...this.schemaOptions, nodeId: 'bench-scheduler' })
+    this.scheduler = schedulerPkg.Scheduler.create(this.workerUrl, { schema: this.schemaOptions.schema, nodeId: 'bench-scheduler' })
     this.scheduler.on?.('error', (err) => process.stderr.write(`pgqueue scheduler error: ${(err as Error)?.message}\n`))
     await this.scheduler.start()
     this.worker = workerPkg.Worker.create(
       this.workerUrl,
-      { ...this.schemaOptions, nodeId: 'bench-worker', queues: [QUEUE], concurrency: opts.concurrency },
+      { schema: this.schemaOptions.schema, nodeId: 'bench-worker', queues: [QUEUE], concurrency: opts.concurrency },
       async (job) => {
         await opts.handler(job.target as BenchJob)
         return undefined
@@ -129,7 +129,7 @@ export class PgqueueAdapter implements LibAdapter {
     )
     this.worker.on?.('error', (err) => process.stderr.write(`pgqueue worker error: ${(err as Error)?.message}\n`))
     await this.worker.start()
-    this.config = `pgqueue: push via ${this.pushVia}; Worker(concurrency ${opts.concurrency}) + Scheduler running as the worker role; history written`
+    this.config = `pgqueue: push via ${this.pushVia}; Worker(concurrency ${opts.concurrency}, other options at their defaults) + Scheduler running, both as a login of the worker role; history written`
   }
 
   async stopWorker(): Promise<void> {
