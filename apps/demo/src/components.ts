@@ -22,6 +22,8 @@ export interface Components {
 export interface ComponentUrls {
   workerUrl: string
   adminUrl: string
+  /** The pgqueue schema every component works in. */
+  schema: string
 }
 
 /**
@@ -40,9 +42,9 @@ export function demoHandler(plan: StoryPlan, flaky: boolean) {
 }
 
 /** Starts a Worker and counts its outcomes. */
-export function startWorker(url: string, nodeId: string, plan: StoryPlan, flaky: boolean, log: (line: string) => void): { worker: Worker; tally: WorkerTally } {
+export function startWorker(url: string, schema: string, nodeId: string, plan: StoryPlan, flaky: boolean, log: (line: string) => void): { worker: Worker; tally: WorkerTally } {
   const tally: WorkerTally = { nodeId, completed: 0, retried: 0, failed: 0 }
-  const worker = Worker.create(url, { nodeId, concurrency: plan.concurrency, pollMs: 250 }, demoHandler(plan, flaky))
+  const worker = Worker.create(url, { schema, nodeId, concurrency: plan.concurrency, pollMs: 250 }, demoHandler(plan, flaky))
   worker.on('job:completed', () => void (tally.completed += 1))
   worker.on('job:failed', ({ willRetry }) => void (willRetry ? (tally.retried += 1) : (tally.failed += 1)))
   worker.on('error', (err) => log(`${nodeId}: ${err.message} (it keeps running)`))
@@ -53,14 +55,14 @@ export function startWorker(url: string, nodeId: string, plan: StoryPlan, flaky:
 export async function startComponents(urls: ComponentUrls, plan: StoryPlan, log: (line: string) => void): Promise<Components> {
   // Maintenance first, once, before any job finishes: history partitions for the coming days exist
   // before the first insert (rows would otherwise land in the default partition and be moved later).
-  const maintenance = Maintenance.create(urls.adminUrl)
+  const maintenance = Maintenance.create(urls.adminUrl, { schema: urls.schema })
   const report = await maintenance.runNow()
   const created = report.partitions?.created ?? []
   log(`maintenance: created ${created.length} daily history partitions ahead${created[0] ? ` (${created[0].name} ... ${created.at(-1)!.name})` : ''}`)
-  const scheduler = Scheduler.create(urls.workerUrl, { nodeId: 'scheduler-1', pollMs: 250 })
-  const scheduleRunner = ScheduleRunner.create(urls.workerUrl, { pollIntervalMs: 250 })
-  const a = startWorker(urls.workerUrl, 'worker-a', plan, false, log)
-  const b = startWorker(urls.workerUrl, 'worker-b-flaky', plan, true, log)
+  const scheduler = Scheduler.create(urls.workerUrl, { schema: urls.schema, nodeId: 'scheduler-1', pollMs: 250 })
+  const scheduleRunner = ScheduleRunner.create(urls.workerUrl, { schema: urls.schema, pollIntervalMs: 250 })
+  const a = startWorker(urls.workerUrl, urls.schema, 'worker-a', plan, false, log)
+  const b = startWorker(urls.workerUrl, urls.schema, 'worker-b-flaky', plan, true, log)
   const services = [maintenance, scheduler, scheduleRunner]
   for (const s of services) s.on('error', (err: Error) => log(`${s.constructor.name}: ${err.message} (it keeps running)`))
   await Promise.all([...services.map((s) => s.start()), a.worker.start(), b.worker.start()])

@@ -60,7 +60,7 @@ export async function runDemo(db: DemoDatabase, opts: DemoOptions, signal: Abort
   const ticker = setInterval(() => void refresh().catch((err) => log(`stats: ${(err as Error).message}`)), Math.max(250, opts.refreshMs || 2_000))
 
   try {
-    components = await startComponents({ workerUrl: db.workerUrl, adminUrl: db.adminUrl }, plan, log)
+    components = await startComponents({ workerUrl: db.workerUrl, adminUrl: db.adminUrl, schema: opts.schema }, plan, log)
     await runProducer(plan, (t) => producer.queues.withTenant(t), ledger, signal, log)
 
     // Stop the schedules so the queue can drain, then wait until no tenant has live jobs.

@@ -1,5 +1,5 @@
 import { runDemo, type DemoOutcome } from './demo.js'
-import { onShutdown, openDemoDatabase } from './database.js'
+import { DEFAULT_ROLES, onShutdown, openDemoDatabase } from './database.js'
 import { parseOptions } from './options.js'
 
 const opts = parseOptions(process.argv.slice(2))
@@ -10,7 +10,9 @@ const databaseUrl = process.env.DATABASE_URL || undefined
 const abort = new AbortController()
 let running: Promise<DemoOutcome> | undefined
 process.stdout.write(databaseUrl ? 'using DATABASE_URL\n' : 'starting an embedded PostgreSQL 18 (temporary folder, free port)...\n')
-const opening = openDemoDatabase({ databaseUrl })
+const suffix = opts.loginSuffix ? `_${opts.loginSuffix}` : ''
+const roles = { ...DEFAULT_ROLES, admin: `lqadmin${suffix}`, worker: `lqworker${suffix}`, user: `lquser${suffix}` }
+const opening = openDemoDatabase({ databaseUrl, roles })
 const shutdown = onShutdown(async () => {
   abort.abort()
   await running?.catch(() => {})
@@ -18,7 +20,7 @@ const shutdown = onShutdown(async () => {
 })
 try {
   const db = await opening
-  process.stdout.write(`roles: lqadmin (schema owner), lqworker (in queue_worker), lquser (in queue_user)${db.source === 'embedded' ? '; the server is removed on exit' : ''}\n`)
+  process.stdout.write(`roles: ${roles.admin} (schema owner), ${roles.worker} (in queue_worker), ${roles.user} (in queue_user)${db.source === 'embedded' ? '; the server is removed on exit' : ''}\n`)
   running = runDemo(db, opts, abort.signal)
   const outcome = await running
   await shutdown.run(outcome.ok ? 0 : 1)

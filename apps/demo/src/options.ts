@@ -12,6 +12,8 @@ export interface DemoOptions {
   schema: string
   /** Live table refresh in milliseconds; 0 turns it off (plain log lines instead). */
   refreshMs: number
+  /** Appended to the login names (lqadmin_<suffix>...), so runs can share a server. Default none. */
+  loginSuffix: string
 }
 
 const USAGE = `usage: pnpm --filter @pgqueue/demo start [-- options]
@@ -21,12 +23,13 @@ const USAGE = `usage: pnpm --filter @pgqueue/demo start [-- options]
   --processes          run the producer, workers, scheduler, schedule runner and maintenance as separate processes
   --schema NAME        schema for pgqueue's tables (default pgqueue)
   --no-live            print log lines instead of the live table
+  --login-suffix S     name the logins lqadmin_S, lqworker_S, lquser_S (several runs on one server)
 environment:
   DATABASE_URL         use this PostgreSQL (a superuser or a role with CREATEROLE) instead of an embedded one`
 
 /** Parses argv; exits with the usage on an unknown flag. */
 export function parseOptions(argv: string[]): DemoOptions {
-  const opts: DemoOptions = { short: false, seconds: NaN, tenants: ['noisy', 'acme', 'globex', 'initech'], mode: 'single', schema: 'pgqueue', refreshMs: 500 }
+  const opts: DemoOptions = { short: false, seconds: NaN, tenants: ['noisy', 'acme', 'globex', 'initech'], mode: 'single', schema: 'pgqueue', refreshMs: 500, loginSuffix: '' }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
@@ -62,6 +65,10 @@ export function parseOptions(argv: string[]): DemoOptions {
         break
       case '--schema':
         opts.schema = value()
+        break
+      case '--login-suffix':
+        opts.loginSuffix = value()
+        if (!/^[a-z0-9_]{1,20}$/.test(opts.loginSuffix)) fail('--login-suffix must be 1-20 of a-z, 0-9, _')
         break
       case '--no-live':
         opts.refreshMs = 0

@@ -1,0 +1,59 @@
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { resolve } from 'node:path'
+import pg from 'pg'
+import { afterAll, expect, it } from 'vitest'
+
+const demoDir = resolve(import.meta.dirname, '..')
+const url = process.env.PGQUEUE_TEST_RESOLVED_URL ?? process.env.PGQUEUE_TEST_DATABASE_URL
+// Its own schema and tenant names, so it can share the test database with other files.
+const tag = randomBytes(4).toString('hex')
+const schema = `demo_${tag}`
+
+afterAll(async () => {
+  if (!url) return
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  await client.query(`drop schema if exists "${schema}" cascade`)
+  for (const login of ['lqadmin', 'lqworker', 'lquser']) {
+    await client.query(`drop owned by "${login}_${tag}"`).catch(() => {})
+    await client.query(`drop role if exists "${login}_${tag}"`).catch(() => {})
+  }
+  await client.end()
+})
+
+it('the short demo runs the whole story and every pushed job reaches history', async () => {
+  expect(url, 'run through vitest: its global setup resolves the database').toBeTruthy()
+  const { code, output } = await new Promise<{ code: number | null; output: string }>((done) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@pgqueue/source', 'src/main.ts', '--short', '--no-live', '--schema', schema, '--login-suffix', tag], {
+      cwd: demoDir,
+      env: { ...process.env, DATABASE_URL: url, CI: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    const timer = setTimeout(() => child.kill('SIGINT'), 80_000)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      done({ code, output })
+    })
+  })
+  expect(output).toMatch(/OK: all \d+ pushed jobs and \d+ scheduled runs reached history/)
+  expect(output).toMatch(/Fair: the backlog delays only the tenant that made it/)
+  expect(code, output.slice(-3000)).toBe(0)
+
+  // Check from outside as well: nothing is left live, and history holds failed jobs (retries exhausted)
+  // and completed ones for every tenant.
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const live = await client.query(`select count(*)::int as n from "${schema}".jobs`)
+    expect(live.rows[0].n).toBe(0)
+    const byTenant = await client.query(`select tenant_id, count(*) filter (where state = 'completed')::int as completed from "${schema}".job_history group by 1`)
+    expect(byTenant.rows.map((r) => r.tenant_id).sort()).toEqual(['acme', 'globex', 'initech', 'noisy'])
+    for (const r of byTenant.rows) expect(r.completed).toBeGreaterThan(0)
+  } finally {
+    await client.end()
+  }
+}, 100_000)
