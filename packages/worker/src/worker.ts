@@ -261,10 +261,11 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
         await this.claimWake.wait(Math.min(5_000, 50 * 2 ** Math.min(failures, 7)))
         continue
       }
-      if (claimed < Math.min(o.batchSize, room)) {
-        // Nothing more is pending: sleep until a notification or the poll interval.
+      // A short claim may only mean other workers held the rows (SKIP LOCKED); only an empty one
+      // means nothing is pending: then sleep until a notification or the poll interval.
+      if (claimed === 0) {
         this.exhausted = true
-        if (claimed === 0) await this.claimWake.wait(o.pollMs)
+        await this.claimWake.wait(o.pollMs)
       }
     }
   }

@@ -164,7 +164,7 @@ describe('Worker', () => {
       return null
     })
     await w.start()
-    await waitFor(async () => (await counts(t.admin, t.schema)).h_completed >= 1 && extended, { timeoutMs: 10_000 }).catch(() => {})
+    await waitFor(async () => ((await counts(t.admin, t.schema)).h_completed ?? 0) >= 1 && extended, { timeoutMs: 10_000 }).catch(() => {})
     await w.stop()
     expect(extended).toBe(true)
     const { rows } = await t.admin.query(q(`select attempt from S.job_history where queue = 'long'`))

@@ -1,0 +1,63 @@
+// Quick local throughput and pickup-latency check (not the peer benchmark, which lives in apps/bench).
+// node --import tsx --conditions=@pgqueue/source packages/worker/scripts/bench.ts [adminUrl] [jobs] [tenants]
+import pg from 'pg'
+import { migrate, uuidv7 } from '@pgqueue/core'
+import { Worker } from '@pgqueue/worker'
+import { Scheduler } from '../../scheduler/src/index.js'
+
+const adminUrl = process.argv[2] ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const total = Number(process.argv[3] ?? 50_000)
+const tenants = Number(process.argv[4] ?? 100)
+const concurrency = Number(process.env.CONCURRENCY ?? 10)
+const batchSize = process.env.BATCH ? Number(process.env.BATCH) : undefined
+const schema = `pgq_bench_${process.pid}`
+const admin = new pg.Pool({ connectionString: adminUrl, max: 2 })
+
+async function push(tenant: string, n: number): Promise<void> {
+  const ids = Array.from({ length: n }, () => uuidv7())
+  const fill = <T>(v: T) => Array(n).fill(v) as T[]
+  await admin.query(`select 1 from "${schema}".push_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+    [tenant, ids, fill('bench'), fill('noop'), fill(null), fill(null), fill(null), fill(null), fill(0), fill(null), fill(5), fill(null), fill(null), fill(null)])
+}
+
+try {
+  await migrate(adminUrl, { schema, workerRole: 'queue_worker', userRole: 'queue_user' })
+  const per = Math.ceil(total / tenants)
+  for (let t = 0; t < tenants; t++) await push(`tenant-${t}`, per)
+  await admin.query(`analyze "${schema}".jobs`)
+  const n = per * tenants
+  const scheduler = Scheduler.create(adminUrl, { schema })
+  let done = 0
+  let resolveDone!: () => void
+  const finished = new Promise<void>((r) => (resolveDone = r))
+  const worker = Worker.create(adminUrl, { schema, queues: ['bench'], concurrency, ...(batchSize ? { batchSize } : {}) }, async () => {})
+  worker.on('job:completed', () => {
+    if (++done === n) resolveDone()
+  })
+  await scheduler.start()
+  const t0 = performance.now()
+  await worker.start()
+  await finished
+  const secs = (performance.now() - t0) / 1000
+  console.log(`throughput: ${n} no-op jobs over ${tenants} tenants, concurrency ${concurrency}: ${(n / secs).toFixed(0)} jobs/s (${secs.toFixed(2)} s)`)
+  // Pickup latency: single jobs pushed to the idle worker.
+  const lat: number[] = []
+  const w2 = Worker.create(adminUrl, { schema, queues: ['latency'], concurrency: 1 }, async (job) => void lat.push(Date.now() - Number(job.payloadType)))
+  await w2.start()
+  await new Promise((r) => setTimeout(r, 300))
+  for (let i = 0; i < 50; i++) {
+    await admin.query(`select 1 from "${schema}".push_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+      ['t', [uuidv7()], ['latency'], ['x'], [null], [null], [String(Date.now())], [null], [0], [null], [1], [null], [null], [null]])
+    await new Promise((r) => setTimeout(r, 30))
+  }
+  await new Promise((r) => setTimeout(r, 300))
+  lat.sort((a, b) => a - b)
+  const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]
+  console.log(`pickup latency ms (n=${lat.length}): p50 ${pct(0.5)} p95 ${pct(0.95)} p99 ${pct(0.99)}`)
+  await w2.stop()
+  await worker.stop()
+  await scheduler.stop()
+} finally {
+  await admin.query(`drop schema if exists "${schema}" cascade`)
+  await admin.end()
+}
