@@ -102,12 +102,28 @@ export async function runBench(o: BenchOptions): Promise<Report> {
         done++
         const shown = r.ok ? `${r.value} ${r.unit}` : `${r.notAvailable ? 'n/a' : 'FAILED'}: ${r.error}`
         o.log(`[${done}/${total}] rep ${rep} ${def.id} ${lib}: ${shown} (${(r.wallMs / 1000).toFixed(1)} s)`)
+        // Saved after every child, so an interrupted run still leaves what it measured.
+        save(o, env, startedAt, steps, results, true)
       }
     }
   }
   env.loadAvgEnd = os.loadavg()
+  return save(o, env, startedAt, steps, results, false)
+}
+
+/** Builds the report from what has run so far and writes the JSON and the Markdown beside it. */
+function save(o: BenchOptions, env: Environment, startedAt: string, steps: { def: CaseDef }[], results: Map<string, Map<LibName, ChildOutcome[]>>, partial: boolean): Report {
   const caseReports = steps.map(({ def }) => buildCase(def, def.params(o.mode), results.get(def.id)!))
-  const report: Report = { mode: o.mode, reps: o.reps, startedAt, finishedAt: new Date().toISOString(), environment: env, cases: caseReports, goals: evaluateGoals(caseReports) }
+  const report: Report = {
+    mode: o.mode,
+    reps: o.reps,
+    ...(partial ? { partial: true } : {}),
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    environment: env,
+    cases: caseReports,
+    goals: evaluateGoals(caseReports),
+  }
   mkdirSync(dirname(o.out), { recursive: true })
   writeFileSync(o.out, `${JSON.stringify(report, null, 2)}\n`)
   writeFileSync(o.out.replace(/\.json$/, '.md'), renderText(report))

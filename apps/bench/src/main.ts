@@ -11,6 +11,7 @@
 import { parseArgs } from 'node:util'
 import { defaultOut, runBench } from './bench.js'
 import { renderText } from './report.js'
+import { abortActive } from './runner.js'
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -37,6 +38,14 @@ async function main(): Promise<number> {
   let url = values['database-url'] ?? process.env.DATABASE_URL ?? process.env.PGQUEUE_TEST_DATABASE_URL
   let source = values['database-url'] ? '--database-url' : process.env.DATABASE_URL ? 'DATABASE_URL' : 'PGQUEUE_TEST_DATABASE_URL'
   let stop = async (): Promise<void> => {}
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`\n${signal}: stopping the running child and dropping its schema (results so far are in the JSON)\n`)
+      void abortActive()
+        .then(() => stop())
+        .finally(() => process.exit(130))
+    })
+  }
   if (!url) {
     process.stderr.write('no DATABASE_URL: starting an embedded PostgreSQL...\n')
     const { startEmbeddedPostgres } = await import('@pgqueue/testing')

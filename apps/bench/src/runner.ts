@@ -22,6 +22,17 @@ export function nodeFor(lib: LibName): string {
 
 const tsxLoader = (): string => import.meta.resolve('tsx')
 
+let active: { kill(): void; cleanup(): Promise<void> } | undefined
+
+/** Kills the running child (if any) and drops its schema and roles: for SIGINT / SIGTERM in main. */
+export async function abortActive(): Promise<void> {
+  const a = active
+  active = undefined
+  if (!a) return
+  a.kill()
+  await a.cleanup().catch(() => {})
+}
+
 export interface ChildOutcome {
   ok: boolean
   notAvailable?: boolean
@@ -51,6 +62,7 @@ export async function runChild(adminUrl: string, lib: LibName, caseId: string, p
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NODE_OPTIONS: '', NODE_NO_WARNINGS: '1' },
     })
+    active = { kill: () => child.kill('SIGKILL'), cleanup: () => dropArtifacts(adminUrl, schema, rolePrefix) }
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
@@ -73,6 +85,7 @@ export async function runChild(adminUrl: string, lib: LibName, caseId: string, p
     log(`  ${lib} ${caseId}: ${why}: ${tail}`)
     return { ok: false, error: `${why}${tail ? `: ${tail}` : ''}`, wallMs }
   } finally {
+    active = undefined
     await dropArtifacts(adminUrl, schema, rolePrefix)
   }
 }
