@@ -7,6 +7,9 @@ export type ScheduleSpec = { cron: string; timezone?: string } | { every: string
 /** A checked schedule, as stored. */
 export type ParsedSchedule = { kind: 'cron'; cron: string; timezone: string } | { kind: 'interval'; everyMs: number }
 
+/** The longest interval accepted: ten years. */
+export const MAX_INTERVAL_MS = 10 * 366 * 86_400_000
+
 /** The shortest interval accepted unless the caller lowers it. */
 export const DEFAULT_MIN_INTERVAL_MS = 1_000
 
@@ -52,6 +55,7 @@ export function parseSchedule(spec: unknown, options: { minIntervalMs?: number; 
     const everyMs = parseDuration(s.every as string | number, `${field}.every`)
     const min = options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS
     if (everyMs < min) throw new PgQueueValidationError(`${field}.every`, `must be at least ${min} ms`, s.every)
+    if (everyMs > MAX_INTERVAL_MS) throw new PgQueueValidationError(`${field}.every`, `must be at most ${MAX_INTERVAL_MS} ms (10 years)`, s.every)
     return { kind: 'interval', everyMs }
   }
   if (typeof s.cron !== 'string' || s.cron.trim() === '') throw new PgQueueValidationError(`${field}.cron`, 'must be a cron expression', s.cron)

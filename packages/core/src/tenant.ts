@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
 import { PgQueueTenantRequiredError, PgQueueValidationError } from './errors.js'
+import { isWellFormed } from './validate.js'
 
 /** The transaction-local setting row-level security reads. */
 export const TENANT_SETTING = 'pgqueue.tenant'
@@ -16,6 +17,7 @@ export function validateTenantId(tenantId: unknown): string {
   if (typeof tenantId !== 'string') throw new PgQueueValidationError('tenantId', 'must be a string', tenantId)
   if (tenantId.length > MAX_TENANT_ID_LENGTH) throw new PgQueueValidationError('tenantId', `must be at most ${MAX_TENANT_ID_LENGTH} characters`, tenantId)
   if (tenantId.includes('\u0000')) throw new PgQueueValidationError('tenantId', 'must not contain NUL characters', tenantId)
+  if (!isWellFormed(tenantId)) throw new PgQueueValidationError('tenantId', 'must be well-formed Unicode (no lone surrogates)', tenantId)
   return tenantId
 }
 

@@ -17,8 +17,32 @@ export function validateName(field: string, value: unknown, max: number): string
   if (typeof value !== 'string' || value.length === 0) throw new PgQueueValidationError(field, 'must be a non-empty string', value)
   if (value.length > max) throw new PgQueueValidationError(field, `must be at most ${max} characters`, value)
   if (value.includes('\u0000')) throw new PgQueueValidationError(field, 'must not contain NUL characters', value)
+  // A lone UTF-16 surrogate would reach PostgreSQL as U+FFFD, so two different names could match one row.
+  if (!isWellFormed(value)) throw new PgQueueValidationError(field, 'must be well-formed Unicode (no lone surrogates)', value)
   return value
 }
+
+/** True when `value` has no lone UTF-16 surrogate (String.prototype.isWellFormed, with a fallback). */
+export function isWellFormed(value: string): boolean {
+  const native = (value as { isWellFormed?: () => boolean }).isWellFormed
+  if (typeof native === 'function') return native.call(value)
+  return !/[\uD800-\uDFFF]/u.test(value)
+}
+
+/** PostgreSQL's timestamptz accepts years 4713 BC to 294276 AD; pgqueue accepts years 1 to 9999. */
+const FIRST_YEAR_MS = new Date('0001-01-01T00:00:00Z').getTime()
+const MAX_DATE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+
+/** A valid Date between the years 1 and 9999. */
+export function validateDate(field: string, value: unknown): Date {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new PgQueueValidationError(field, 'must be a valid Date', value)
+  const t = value.getTime()
+  if (t < FIRST_YEAR_MS || t > MAX_DATE_MS) throw new PgQueueValidationError(field, 'must be between the years 1 and 9999', value)
+  return value
+}
+
+/** A \\uD800-\\uDFFF escape whose backslash is not itself escaped. */
+const LONE_SURROGATE_ESCAPE = /(?<!\\)(?:\\\\)*\\u[dD][89a-fA-F][0-9a-fA-F]{2}/
 
 /** Serialises a JSON value, rejecting what JSON cannot carry faithfully (functions, cycles, BigInt, undefined at top). */
 export function serializeJson(field: string, value: unknown, maxBytes: number = LIMITS.targetBytes): string {
@@ -34,6 +58,8 @@ export function serializeJson(field: string, value: unknown, maxBytes: number = 
   }
   if (text === undefined) throw new PgQueueValidationError(field, 'must be JSON-serialisable', value)
   if (text.includes('\\u0000')) throw new PgQueueValidationError(field, 'must not contain NUL characters (PostgreSQL jsonb cannot store them)', value)
+  // JSON.stringify escapes a lone surrogate as \udXXX, which jsonb refuses; a well-formed pair is written as is.
+  if (LONE_SURROGATE_ESCAPE.test(text)) throw new PgQueueValidationError(field, 'must be well-formed Unicode (no lone surrogates)', value)
   if (Buffer.byteLength(text) > maxBytes) throw new PgQueueValidationError(field, `must serialise to at most ${maxBytes} bytes`, value)
   return text
 }

@@ -4,6 +4,7 @@ import {
   isUuid,
   serializeJson,
   uuidv7,
+  validateDate,
   validateInt,
   validateName,
   validateRetryPolicy,
@@ -81,8 +82,7 @@ export function validatePushItem(item: unknown, field: string, payloadLimit: num
     // A zero delay means "now" by the database's clock, so client clock skew cannot make it wait.
     if (delay > 0) runAt = new Date(now().getTime() + delay)
   } else if (i.runAt !== undefined) {
-    if (!(i.runAt instanceof Date) || Number.isNaN(i.runAt.getTime())) throw new PgQueueValidationError(`${field}.runAt`, 'must be a valid Date', i.runAt)
-    runAt = i.runAt
+    runAt = validateDate(`${field}.runAt`, i.runAt)
   }
   let maxAttempts: number | null = null
   let retryPolicy: string | null = null

@@ -5,6 +5,7 @@ import {
   nextRunAfter,
   parseSchedule,
   uuidv7,
+  validateDate,
   validateName,
   validateRetryPolicy,
   withTenantTransaction,
@@ -153,9 +154,7 @@ export class TenantSchedules {
     const retryPolicy = input.retryPolicy === undefined || input.retryPolicy === null ? null : JSON.stringify(validateRetryPolicy(input.retryPolicy, 'retryPolicy'))
     const missed = input.missedPolicy ?? 'fire_once'
     if (missed !== 'fire_once' && missed !== 'skip') throw new PgQueueValidationError('missedPolicy', "must be 'fire_once' or 'skip'", missed)
-    if (input.startAt !== undefined && (!(input.startAt instanceof Date) || Number.isNaN(input.startAt.getTime()))) {
-      throw new PgQueueValidationError('startAt', 'must be a valid Date', input.startAt)
-    }
+    if (input.startAt !== undefined) validateDate('startAt', input.startAt)
     if (input.paused !== undefined && typeof input.paused !== 'boolean') throw new PgQueueValidationError('paused', 'must be a boolean', input.paused)
 
     const now = this.ctx.options.clock.now()

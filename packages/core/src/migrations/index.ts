@@ -1,6 +1,7 @@
 import initial from './0001_initial.js'
 import pushQueueRetryPolicy from './0002_push_queue_retry_policy.js'
 import schedulesTenantDue from './0004_schedules_tenant_due.js'
+import holdJobs from './0006_hold_jobs.js'
 
 /** One forward-only schema change. `sql` is a template; see renderMigration(). */
 export interface Migration {
@@ -14,4 +15,5 @@ export const migrations: readonly Migration[] = [
   { version: 1, name: 'initial', sql: initial },
   { version: 2, name: 'push_queue_retry_policy', sql: pushQueueRetryPolicy },
   { version: 4, name: 'schedules_tenant_due', sql: schedulesTenantDue },
+  { version: 6, name: 'hold_jobs', sql: holdJobs },
 ]

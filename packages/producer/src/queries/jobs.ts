@@ -183,11 +183,9 @@ export async function jobCancel(
  * capped, so the claim never has to look at pauses or caps; the Scheduler releases them later.
  */
 export async function jobHoldPending(db: Kysely<Database>, params: { schema: string; tenantId: string; queue: string }): Promise<number> {
-  const res = await db.withSchema(params.schema).updateTable('jobs')
-    .set({ state: 'held', vt: null, updated_at: sql<Date>`now()` })
-    .where('tenant_id', '=', params.tenantId).where('queue', '=', params.queue).where('state', '=', 'pending')
-    .executeTakeFirst()
-  return Number(res.numUpdatedRows)
+  // Through hold_jobs(): the user role has no UPDATE on state or vt (it could jump the fair order).
+  const { rows } = await sql<{ moved: number }>`select ${sql.raw(quoteIdent(params.schema))}.hold_jobs(${params.tenantId}, ${params.queue}) as moved`.execute(db)
+  return rows[0]?.moved ?? 0
 }
 
 /** Live jobs fired by a schedule, newest first, keyset on id. */
