@@ -3,7 +3,8 @@ import { resolveScheduleRunnerOptions, type ResolvedScheduleRunnerOptions, type 
 import { checkScheduleRow, planFire, type MissedPolicy } from './plan.js'
 import {
   scheduleAdvance,
-  scheduleAnyDue,
+  scheduleClaimAllDue,
+  scheduleCountDue,
   scheduleClaimDue,
   scheduleDueTenants,
   schedulePushJobs,
@@ -117,50 +118,58 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
     const now = this.options.clock.now()
     const db = this.connection().db
     const empty: ScheduleBatchResult = { claimed: 0, fired: 0, skipped: 0, invalid: 0, tenants: 0, durationMs: 0 }
-    if (!(await scheduleAnyDue(db, { schema, now }))) {
+    const dueCount = await scheduleCountDue(db, { schema, now, limit: batchSize + 1 })
+    if (dueCount === 0) {
       this.cursor = null
       return { ...empty, durationMs: Date.now() - started }
     }
 
-    // Round-robin: tenants after the cursor first, then wrap around to those up to it.
-    const maxTenants = Math.max(1, Math.floor(batchSize / tenantQuantum))
-    const tenantIds = await scheduleDueTenants(db, { schema, now, after: this.cursor, upTo: null, limit: maxTenants })
-    if (tenantIds.length < maxTenants && this.cursor !== null) {
-      tenantIds.push(...(await scheduleDueTenants(db, { schema, now, after: null, upTo: this.cursor, limit: maxTenants - tenantIds.length })))
+    // When everything due fits in one batch there is nothing to share out: take it all. Otherwise
+    // pick the due tenants round-robin: those after the cursor first, then wrap around to the start.
+    let tenantIds: string[] | null = null
+    let perTenant = 0
+    if (dueCount > batchSize) {
+      const maxTenants = Math.max(1, Math.floor(batchSize / tenantQuantum))
+      tenantIds = await scheduleDueTenants(db, { schema, now, after: this.cursor, upTo: null, limit: maxTenants })
+      if (tenantIds.length < maxTenants && this.cursor !== null) {
+        tenantIds.push(...(await scheduleDueTenants(db, { schema, now, after: null, upTo: this.cursor, limit: maxTenants - tenantIds.length })))
+      }
+      if (tenantIds.length === 0) {
+        this.cursor = null
+        return { ...empty, durationMs: Date.now() - started }
+      }
+      this.cursor = tenantIds[tenantIds.length - 1]!
+      // An equal share of the batch per due tenant, never below the quantum: with few tenants due, one
+      // busy tenant still fills the batch; with many, each takes its quantum and the cursor moves on.
+      perTenant = Math.max(tenantQuantum, Math.floor(batchSize / tenantIds.length))
     }
-    if (tenantIds.length === 0) {
-      this.cursor = null
-      return { ...empty, durationMs: Date.now() - started }
-    }
-    this.cursor = tenantIds[tenantIds.length - 1]!
-    // An equal share of the batch per due tenant, never below the quantum: with few tenants due, one
-    // busy tenant still fills the batch; with many, each takes its quantum and the cursor moves on.
-    const perTenant = Math.max(tenantQuantum, Math.floor(batchSize / tenantIds.length))
 
     const fired: ScheduleFired[] = []
     const skipped: ScheduleSkipped[] = []
     const invalid: ScheduleInvalid[] = []
+    const tenantsServed = new Set<string>()
     const claimed = await db.transaction().execute(async (trx) => {
       fired.length = skipped.length = invalid.length = 0
-      const rows = await scheduleClaimDue(trx, { schema, now, tenantIds, perTenant })
+      tenantsServed.clear()
+      const rows =
+        tenantIds === null
+          ? await scheduleClaimAllDue(trx, { schema, now, limit: batchSize })
+          : await scheduleClaimDue(trx, { schema, now, tenantIds, perTenant })
       const advances: ScheduleAdvanceInput[] = []
-      const jobsByTenant = new Map<string, ScheduleJobInput[]>()
+      const jobs: ScheduleJobInput[] = []
       for (const row of rows) {
+        tenantsServed.add(row.tenant_id)
         const decided = this.decide(row, now)
         advances.push(decided.advance)
         if (decided.invalid) invalid.push(decided.invalid)
         if (decided.skipped) skipped.push(decided.skipped)
         if (decided.job) {
-          let list = jobsByTenant.get(row.tenant_id)
-          if (!list) jobsByTenant.set(row.tenant_id, (list = []))
-          list.push(decided.job)
+          jobs.push(decided.job)
           fired.push(decided.fired!)
         }
       }
-      for (const [tenantId, jobs] of jobsByTenant) {
-        const written = await schedulePushJobs(trx, { schema, tenantId, jobs })
-        if (written !== jobs.length) throw new Error(`push_jobs wrote ${written} of ${jobs.length} jobs for a tenant; batch rolled back`)
-      }
+      const written = await schedulePushJobs(trx, { schema, jobs })
+      if (written !== jobs.length) throw new Error(`push_jobs wrote ${written} of ${jobs.length} jobs; batch rolled back`)
       const advanced = await scheduleAdvance(trx, { schema, rows: advances })
       if (advanced !== rows.length) throw new Error(`advanced ${advanced} of ${rows.length} claimed schedules; batch rolled back`)
       return rows.length
@@ -171,7 +180,7 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
       fired: fired.length,
       skipped: skipped.length,
       invalid: invalid.length,
-      tenants: tenantIds.length,
+      tenants: tenantsServed.size,
       durationMs: Date.now() - started,
     }
     for (const i of invalid) {
@@ -227,6 +236,7 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
     return {
       advance: { tenantId: row.tenant_id, id: row.id, nextRunAt: plan.nextRunAt, lastRunAt: now },
       job: {
+        tenantId: row.tenant_id,
         id: jobId,
         scheduleId: row.id,
         queue: row.queue,

@@ -28,6 +28,7 @@ export interface ClaimedScheduleRow {
 
 /** One job to push for a schedule; see schedulePushJobs(). */
 export interface ScheduleJobInput {
+  tenantId: string
   id: string
   scheduleId: string
   queue: string
@@ -52,19 +53,38 @@ export interface ScheduleAdvanceInput {
 }
 
 /**
- * True when at least one unpaused schedule is due. One probe of schedules_due_idx, so an idle runner
- * costs nothing however many tenants and schedules exist.
+ * How many unpaused schedules are due, counting no further than `limit`. One range scan of
+ * schedules_due_idx that stops at `limit`, so an idle poll is a single index probe and a busy one
+ * costs at most `limit` index entries, however many schedules and tenants exist.
  */
-export async function scheduleAnyDue(db: Db, params: { schema: string; now: Date }): Promise<boolean> {
-  const row = await db
-    .withSchema(params.schema)
-    .selectFrom('schedules')
-    .select(sql<number>`1`.as('due'))
-    .where('paused', '=', false)
-    .where('next_run_at', '<=', params.now)
-    .limit(1)
-    .executeTakeFirst()
-  return row !== undefined
+export async function scheduleCountDue(db: Db, params: { schema: string; now: Date; limit: number }): Promise<number> {
+  const t = sql.id(params.schema, 'schedules')
+  const { rows } = await sql<{ n: number }>`
+    select count(*)::int as n from (
+      select 1 from ${t} s where not s.paused and s.next_run_at <= ${params.now} limit ${params.limit}) d`.execute(db)
+  return rows[0]?.n ?? 0
+}
+
+/**
+ * Locks and returns up to `limit` due schedules, earliest first, whatever their tenant. Only used when
+ * every due schedule fits in one batch (scheduleCountDue() said so), where round-robin has nothing to
+ * share out and the skip-scan over tenants would be wasted work.
+ *
+ * Strategy: a plain FOR UPDATE SKIP LOCKED over schedules_due_idx; the re-check under the lock (see
+ * scheduleClaimDue) keeps a due time from firing twice.
+ */
+export async function scheduleClaimAllDue(trx: Db, params: { schema: string; now: Date; limit: number }): Promise<ClaimedScheduleRow[]> {
+  const t = sql.id(params.schema, 'schedules')
+  const { rows } = await sql<ClaimedScheduleRow>`
+    select s.tenant_id, s.id, s.key, s.queue, s.type, s.cron, s.timezone, s.every_ms, s.anchor_at,
+           s.missed_policy, s.payload, s.payload_type, s.target::text as target, s.priority, s.retry_policy,
+           s.next_run_at
+      from ${t} s
+     where not s.paused and s.next_run_at <= ${params.now}
+     order by s.next_run_at
+     limit ${params.limit}
+     for update skip locked`.execute(trx)
+  return rows
 }
 
 /**
@@ -131,34 +151,51 @@ export async function scheduleClaimDue(
 }
 
 /**
- * Pushes one tenant's jobs through push_jobs() (SECURITY DEFINER: it sets the transaction's tenant
- * and stamps the fair virtual time). Returns how many jobs were written.
+ * Pushes the jobs of every tenant in the batch through push_jobs() (SECURITY DEFINER: it sets the
+ * transaction's tenant and stamps the fair virtual time), in one statement. Returns how many jobs were
+ * written.
  *
- * push_jobs() refuses a transaction already scoped to another tenant, and one batch pushes for
- * several tenants in one transaction. The tenant argument is therefore computed from an expression
- * that first clears pgqueue.tenant: function arguments are evaluated before the function runs, so the
- * reset and the push take a single round trip. Jobs are due now (run_at null) and carry no key: keys
- * replace waiting jobs, which would merge two due times into one job.
+ * Strategy: the flat job list is grouped per tenant in SQL and push_jobs() is called once per tenant,
+ * in tenant_id order under the database's collation. That order matters: push_jobs() locks each
+ * (tenant, queue) fair clock until commit, and runners that lock clocks of several tenants in one
+ * transaction must all take them in the same order, or two of them can deadlock. push_jobs() also
+ * refuses a transaction already scoped to another tenant, so each call's tenant argument is an
+ * expression that first clears pgqueue.tenant: arguments are evaluated before the call, once per
+ * tenant row. Jobs are due now (run_at null) and carry no key: a key would replace a waiting job,
+ * merging two due times into one job.
  */
-export async function schedulePushJobs(trx: Db, params: { schema: string; tenantId: string; jobs: ScheduleJobInput[] }): Promise<number> {
+export async function schedulePushJobs(trx: Db, params: { schema: string; jobs: ScheduleJobInput[] }): Promise<number> {
   const j = params.jobs
+  if (j.length === 0) return 0
   const fn = sql.id(params.schema, 'push_jobs')
   const { rows } = await sql<{ n: number }>`
-    select count(*)::int as n from ${fn}(
-      case when set_config('pgqueue.tenant', '', true) = '' then ${params.tenantId}::text end,
-      ${j.map((x) => x.id)}::uuid[],
-      ${j.map((x) => x.queue)}::text[],
-      ${j.map((x) => x.type)}::text[],
-      ${j.map(() => null)}::text[],
-      ${j.map((x) => x.payload)}::bytea[],
-      ${j.map((x) => x.payloadType)}::text[],
-      ${j.map((x) => x.target)}::jsonb[],
-      ${j.map((x) => x.priority)}::integer[],
-      ${j.map(() => null)}::timestamptz[],
-      ${j.map((x) => x.maxAttempts)}::integer[],
-      ${j.map((x) => x.retryPolicy)}::jsonb[],
-      ${j.map((x) => x.scheduleId)}::uuid[],
-      ${j.map(() => null)}::uuid[])`.execute(trx)
+    with input as (
+      select * from unnest(
+        ${j.map((x) => x.tenantId)}::text[], ${j.map((x) => x.id)}::uuid[], ${j.map((x) => x.queue)}::text[],
+        ${j.map((x) => x.type)}::text[], ${j.map((x) => x.payload)}::bytea[], ${j.map((x) => x.payloadType)}::text[],
+        ${j.map((x) => x.target)}::jsonb[], ${j.map((x) => x.priority)}::integer[], ${j.map((x) => x.maxAttempts)}::integer[],
+        ${j.map((x) => x.retryPolicy)}::jsonb[], ${j.map((x) => x.scheduleId)}::uuid[])
+        with ordinality as i(tenant_id, id, queue, type, payload, payload_type, target, priority, max_attempts,
+                             retry_policy, schedule_id, ord)
+    ),
+    per_tenant as materialized (
+      select tenant_id, array_agg(id order by ord) as ids, array_agg(queue order by ord) as queues,
+             array_agg(type order by ord) as types, array_agg(payload order by ord) as payloads,
+             array_agg(payload_type order by ord) as payload_types, array_agg(target order by ord) as targets,
+             array_agg(priority order by ord) as priorities, array_agg(max_attempts order by ord) as max_attempts,
+             array_agg(retry_policy order by ord) as retry_policies, array_agg(schedule_id order by ord) as schedule_ids,
+             count(*) as n
+        from input group by tenant_id order by tenant_id
+    ),
+    pushed as materialized (
+      select (select count(*) from ${fn}(
+                case when set_config('pgqueue.tenant', '', true) = '' then g.tenant_id end,
+                g.ids, g.queues, g.types, array_fill(null::text, array[g.n::int]), g.payloads, g.payload_types,
+                g.targets, g.priorities, array_fill(null::timestamptz, array[g.n::int]), g.max_attempts,
+                g.retry_policies, g.schedule_ids, array_fill(null::uuid, array[g.n::int]))) as n
+        from per_tenant g
+    )
+    select coalesce(sum(n), 0)::int as n from pushed`.execute(trx)
   return rows[0]?.n ?? 0
 }
 
