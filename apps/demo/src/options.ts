@@ -6,8 +6,6 @@ export interface DemoOptions {
   seconds: number
   /** Tenant names; the first one is the noisy tenant. Default noisy, acme, globex, initech. */
   tenants: string[]
-  /** Run every component in this process (default) or as separate child processes. */
-  mode: 'single' | 'processes'
   /** Schema for the demo's installation. Default 'pgqueue'. */
   schema: string
   /** Live table refresh in milliseconds; 0 turns it off (plain log lines instead). */
@@ -17,10 +15,9 @@ export interface DemoOptions {
 }
 
 const USAGE = `usage: pnpm --filter @pgqueue/demo start [-- options]
-  --short              a quick run for CI (about 20 s), exit code 0 only if every job reached history
+  --short              a quick run for CI (about 15 s after the database is up), exit code 0 only if every job reached history
   --seconds N          push jobs for N seconds (default 30)
   --tenants a,b,c      tenant names, the first is the noisy one (or a number: that many tenants)
-  --processes          run the producer, workers, scheduler, schedule runner and maintenance as separate processes
   --schema NAME        schema for pgqueue's tables (default pgqueue)
   --no-live            print log lines instead of the live table
   --login-suffix S     name the logins lqadmin_S, lqworker_S, lquser_S (several runs on one server)
@@ -29,7 +26,7 @@ environment:
 
 /** Parses argv; exits with the usage on an unknown flag. */
 export function parseOptions(argv: string[]): DemoOptions {
-  const opts: DemoOptions = { short: false, seconds: NaN, tenants: ['noisy', 'acme', 'globex', 'initech'], mode: 'single', schema: 'pgqueue', refreshMs: 500, loginSuffix: '' }
+  const opts: DemoOptions = { short: false, seconds: NaN, tenants: ['noisy', 'acme', 'globex', 'initech'], schema: 'pgqueue', refreshMs: 500, loginSuffix: '' }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
@@ -60,9 +57,6 @@ export function parseOptions(argv: string[]): DemoOptions {
         }
         break
       }
-      case '--processes':
-        opts.mode = 'processes'
-        break
       case '--schema':
         opts.schema = value()
         break
