@@ -1,0 +1,2 @@
+/** The seed's `pgqueue/maintenance` import path. */
+export * from '@pgqueue/maintenance'

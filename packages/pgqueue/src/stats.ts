@@ -1,0 +1,2 @@
+/** The `pgqueue/stats` import path. */
+export * from '@pgqueue/stats'
