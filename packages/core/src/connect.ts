@@ -40,9 +40,13 @@ export function connect(target: Connectable, options: ConnectOptions = {}): Conn
   } else {
     throw new PgQueueValidationError('url', 'must be a connection string or a pg.Pool', target)
   }
-  // An idle client that loses its connection (database restart) must not crash the process;
-  // the pool drops it and the next query opens a fresh one.
+  // A client that loses its connection (database restart, pg_terminate_backend) must not crash the
+  // process. pg-pool handles 'error' only on idle clients; a checked-out client emits it unhandled, so
+  // every client gets a listener (its query in flight still rejects, and the pool discards it).
   if (ownsPool) pool.on('error', () => {})
+  pool.on('connect', (client) => {
+    client.on('error', () => {})
+  })
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
   let closed = false
   return {

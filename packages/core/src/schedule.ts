@@ -73,8 +73,8 @@ export function parseSchedule(spec: unknown, options: { minIntervalMs?: number; 
  * The first due time strictly after `after`.
  * Intervals are anchored: due times are anchor + k * every, so a late runner does not make them drift.
  * Cron follows cron-parser's handling of daylight-saving changes: on a spring-forward day a time
- * inside the skipped hour runs once at the next valid instant; on a fall-back day a time inside the
- * repeated hour runs once, at its first occurrence.
+ * inside the skipped hour runs once, shifted by the gap (02:30 runs at 03:30); on a fall-back day a
+ * time inside the repeated hour runs once, at its first occurrence.
  */
 export function nextRunAfter(schedule: ParsedSchedule, after: Date, anchor?: Date): Date {
   if (schedule.kind === 'interval') {
