@@ -64,6 +64,9 @@ export async function createHistoryPartition(
     }
     const name = historyPartitionName(from)
     const t = `${s}.${quoteIdent(name)}`
+    // Writers wait while the partition set changes: an insert routed to the default partition just
+    // before the attach would otherwise fail its new constraint. Readers are not blocked.
+    await sql.raw(`lock table ${s}.job_history in exclusive mode`).execute(trx)
     await sql.raw(`create table ${t} (like ${s}.job_history including defaults including constraints)`).execute(trx)
     // Default privileges (ALTER DEFAULT PRIVILEGES) may have granted something: take it back.
     const { rows: grantees } = await sql<{ grantee: string }>`
