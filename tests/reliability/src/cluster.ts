@@ -117,14 +117,16 @@ export class Ledger {
 
   /**
    * Pushes `n` jobs spread over `tenants`, `failEvery`-th one designed to fail (maxAttempts `failAttempts`).
-   * A push that errors is counted and not retried (it may or may not have committed: 'ambiguous').
+   * A push that errors is counted and not retried (it may or may not have committed: 'ambiguous'); pushing
+   * goes on until `n` jobs were acknowledged.
    */
   async push(clients: TenantQueues[], n: number, opts: { chunk?: number; failEvery?: number; failAttempts?: number; queue?: string } = {}): Promise<void> {
     const chunk = opts.chunk ?? 100
     let made = 0
-    while (made < n) {
+    const target = this.expected.size + n
+    while (this.expected.size < target) {
       const client = clients[Math.floor(made / chunk) % clients.length]!
-      const size = Math.min(chunk, n - made)
+      const size = Math.min(chunk, target - this.expected.size)
       const items = Array.from({ length: size }, (_, i) => {
         const fail = opts.failEvery !== undefined && (made + i) % opts.failEvery === 0
         return fail
@@ -209,7 +211,15 @@ export async function drain(admin: pg.Pool, schema: string, tenants: string[], t
       // the database may be restarting
     }
     if (n === 0) return
-    if (Date.now() > deadline) throw new Error(`still ${n} live jobs after ${timeoutMs} ms`)
+    if (Date.now() > deadline) {
+      const { rows } = await admin.query(
+        `select state, queue, lease_owner, (lease_expires_at < now()) as lease_expired, (run_at <= now()) as due, cancel_requested,
+                min(attempt) as min_attempt, max(attempt) as max_attempt, count(*)::int as n, min(updated_at) as oldest_update
+           from "${schema}".jobs where tenant_id = any($1) group by 1, 2, 3, 4, 5, 6 order by n desc limit 20`,
+        [tenants],
+      )
+      throw new Error(`still ${n} live jobs after ${timeoutMs} ms: ${JSON.stringify(rows)}`)
+    }
     onTick?.()
     await sleep(250)
   }
