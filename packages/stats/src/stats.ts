@@ -38,6 +38,7 @@ export interface LatencyOptions {
 type WithTenant<T> = T & { tenantId?: string }
 
 const BUCKET_MS: Record<HistogramBucket, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 }
+const DAY_MS = 86_400_000
 const HISTORY_STATES = ['completed', 'failed', 'cancelled'] as const
 
 /**
@@ -46,7 +47,8 @@ const HISTORY_STATES = ['completed', 'failed', 'cancelled'] as const
  * Connected as the worker role, its methods span every tenant, or one with `tenantId`. Connected as
  * the user role, use `forTenant(tenantId)`: each query runs in a transaction whose tenant is set first
  * (set_config(..., true)), and row-level security limits it to that tenant. Window queries read only
- * the history partitions the window touches.
+ * the history partitions the window touches. Windows end at this process's clock (the window start is
+ * sent as a parameter so the planner can prune partitions); live ages use the database's clock.
  */
 export class Stats {
   /** The options in force, defaults filled in. */
@@ -74,7 +76,8 @@ export class Stats {
     const queue = optionalQueue(options.queue)
     return this.run(options.tenantId, async (db, tenantId) => {
       const live = await jobsCountByQueue(db, this.options.schema, { tenantId, queue })
-      const done = await historyCountByQueue(db, this.options.schema, { tenantId, queue, windowMs })
+      const now = Date.now()
+      const done = await historyCountByQueue(db, this.options.schema, { tenantId, queue, since: new Date(now - windowMs), dayAgo: new Date(now - DAY_MS) })
       const byQueue = new Map<string, QueueStats>()
       const entry = (q: string): QueueStats => {
         let e = byQueue.get(q)
@@ -132,7 +135,7 @@ export class Stats {
     const windowMs = validateWindow('window', options.window ?? this.options.defaultWindowMs)
     const queue = optionalQueue(options.queue)
     return this.run(options.tenantId, async (db, tenantId) => {
-      const rows = await historyLatencyByQueue(db, this.options.schema, { tenantId, queue, windowMs })
+      const rows = await historyLatencyByQueue(db, this.options.schema, { tenantId, queue, since: new Date(Date.now() - windowMs) })
       return rows.map((r) => ({ queue: r.queue, count: r.count, waitMs: percentiles(r.wait), runMs: percentiles(r.run) }))
     })
   }
