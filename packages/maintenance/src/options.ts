@@ -20,7 +20,11 @@ export interface MaintenanceOptions extends SchemaOptions {
   defaultPurgeBatchSize?: number
   /** Upper bound of default-partition delete batches per run. Default 20. */
   defaultPurgeMaxBatches?: number
-  /** How long DDL (attach, drop, detach) may wait for a table lock before giving up until the next run. Default 5 s. */
+  /**
+   * How long DDL (attach, drop, detach) may wait for a table lock before giving up until the next run.
+   * Keep it short: while a DROP waits for the parent's exclusive lock, every later reader and writer of
+   * job_history queues behind it. Default 1 s.
+   */
   ddlLockTimeoutMs?: number
   /** Node records whose heartbeat is older than this are deleted. Default 1 hour. */
   staleNodeAfterMs?: number
@@ -59,7 +63,7 @@ export const MAINTENANCE_DEFAULTS = Object.freeze({
   retentionMode: 'drop' as 'drop' | 'detach',
   defaultPurgeBatchSize: 1_000,
   defaultPurgeMaxBatches: 20,
-  ddlLockTimeoutMs: 5_000,
+  ddlLockTimeoutMs: 1_000,
   staleNodeAfterMs: 3_600_000,
   orphanedLeaseGraceMs: 5 * 60_000,
   orphanedLeaseBatchSize: 500,

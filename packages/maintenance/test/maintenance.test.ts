@@ -127,14 +127,35 @@ describe('history partitions and retention', () => {
     }
   })
 
+  it('gives up on a drop that would wait for a long reader, and drops on the next run', async () => {
+    const clock = manualClock('2030-05-01T00:00:00Z')
+    const opts = { ...t.schemaOptions, clock, tasks: housekeepingOff, partitionsAhead: 0, ddlLockTimeoutMs: 200 }
+    await Maintenance.runOnce(t.adminUrl, opts)
+    clock.add(40 * DAY)
+    const reader = await t.admin.connect()
+    try {
+      await reader.query('begin')
+      await reader.query(`select count(*) from "${t.schema}".job_history`)
+      const blocked = await Maintenance.runOnce(t.adminUrl, { ...opts, tasks: { ...housekeepingOff, partitions: false } })
+      expect(blocked.retention!.skipped).toBe('lock-timeout')
+      expect(await partitionNames(t)).toContain('job_history_p20300501')
+    } finally {
+      await reader.query('rollback')
+      reader.release()
+    }
+    const report = await Maintenance.runOnce(t.adminUrl, opts)
+    expect(report.retention!.skipped).toBeUndefined()
+    expect(report.retention!.removed.map((p) => p.name)).toContain('job_history_p20300501')
+  })
+
   it('gives the roles no privilege on new partitions even with default privileges set', async () => {
     await t.admin.query(`alter default privileges in schema "${t.schema}" grant select on tables to "${t.workerRole}", "${t.userRole}"`)
     try {
-      const clock = manualClock('2030-05-01T00:00:00Z')
+      const clock = manualClock('2030-08-01T00:00:00Z')
       const report = await Maintenance.runOnce(t.adminUrl, { ...t.schemaOptions, clock, tasks: housekeepingOff, partitionsAhead: 0 })
-      expect(report.partitions!.created.map((p) => p.name)).toEqual(['job_history_p20300501'])
+      expect(report.partitions!.created.map((p) => p.name)).toEqual(['job_history_p20300801'])
       const { rows } = await t.admin.query(`select has_table_privilege($1, $2, 'select') as w, has_table_privilege($3, $2, 'select') as u`, [
-        t.workerRole, `"${t.schema}".job_history_p20300501`, t.userRole,
+        t.workerRole, `"${t.schema}".job_history_p20300801`, t.userRole,
       ])
       expect(rows[0]).toEqual({ w: false, u: false })
     } finally {
