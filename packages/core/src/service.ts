@@ -126,6 +126,8 @@ export abstract class LoopService<Events extends Record<keyof Events, unknown[]>
     let failures = 0
     while (this.running) {
       let more = false
+      // A wake() during runOnce() must cut the sleep that follows it, so the controller is fresh here.
+      this.wakeController = new AbortController()
       try {
         more = await this.runOnce()
         failures = 0
@@ -136,7 +138,6 @@ export abstract class LoopService<Events extends Record<keyof Events, unknown[]>
       if (!this.running) break
       if (more && failures === 0) continue
       const wait = failures > 0 ? Math.min(this.loopOptions.maxBackoffMs ?? 10_000, 100 * 2 ** Math.min(failures, 10)) : this.loopOptions.idleMs
-      this.wakeController = new AbortController()
       await sleep(wait, AbortSignal.any([this.stopController.signal, this.wakeController.signal]))
     }
   }

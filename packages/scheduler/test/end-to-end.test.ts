@@ -7,7 +7,7 @@ import pg from 'pg'
 import { createIsolatedDatabase, waitFor, type IsolatedDatabase } from '@pgqueue/testing'
 import { migrate } from '@pgqueue/core'
 import { Scheduler } from '@pgqueue/scheduler'
-import { Worker } from '../../worker/src/index.js'
+import { Worker } from '@pgqueue/worker'
 import { pushJobs } from './helpers.js'
 
 let t: IsolatedDatabase

@@ -1,9 +1,9 @@
 // Quick local throughput and pickup-latency check (not the peer benchmark, which lives in apps/bench).
-// node --import tsx --conditions=@pgqueue/source packages/worker/scripts/bench.ts [adminUrl] [jobs] [tenants]
+// node --import tsx --conditions=@pgqueue/source apps/bench/scripts/worker-throughput.ts [adminUrl] [jobs] [tenants]
 import pg from 'pg'
 import { migrate, uuidv7 } from '@pgqueue/core'
 import { Worker } from '@pgqueue/worker'
-import { Scheduler } from '../../scheduler/src/index.js'
+import { Scheduler } from '@pgqueue/scheduler'
 
 const adminUrl = process.argv[2] ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const total = Number(process.argv[3] ?? 50_000)
