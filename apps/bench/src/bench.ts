@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path'
 import pg from 'pg'
 import { cases as allCases, type CaseDef, type Mode } from './cases/index.js'
 import { buildCase, evaluateGoals, renderText, type Environment, type Report } from './report.js'
-import { node24Path, runChild, type ChildOutcome } from './runner.js'
+import { isServerGone, node24Path, runChild, waitForDatabase, type ChildOutcome } from './runner.js'
 import type { LibName } from './types.js'
 
 export interface BenchOptions {
@@ -97,7 +97,14 @@ export async function runBench(o: BenchOptions): Promise<Report> {
     for (const { def, libs } of steps) {
       const params = def.params(o.mode)
       for (const lib of libs) {
-        const r = await runChild(o.databaseUrl, lib, def.id, params, childTimeout(o.mode, params), o.log)
+        await waitForDatabase(o.databaseUrl)
+        let r = await runChild(o.databaseUrl, lib, def.id, params, childTimeout(o.mode, params), o.log)
+        if (!r.ok && isServerGone(r.error)) {
+          // The server restarted under the run (another process did it): that says nothing about the library.
+          o.log(`  ${def.id} ${lib}: the server went away (${r.error?.slice(0, 80)}); running it again`)
+          await waitForDatabase(o.databaseUrl)
+          r = await runChild(o.databaseUrl, lib, def.id, params, childTimeout(o.mode, params), o.log)
+        }
         results.get(def.id)!.get(lib)!.push(r)
         done++
         const shown = r.ok ? `${r.value} ${r.unit}` : `${r.notAvailable ? 'n/a' : 'FAILED'}: ${r.error}`

@@ -90,8 +90,41 @@ export async function runChild(adminUrl: string, lib: LibName, caseId: string, p
   }
 }
 
-/** Drops the schema and any roles named after it (pgqueue's group and login roles). */
+/** True for errors that mean the server went away (restart, shutdown), not that the library failed. */
+export function isServerGone(message: string | undefined): boolean {
+  return /shutting down|starting up|ECONNREFUSED|ECONNRESET|terminating connection|Connection terminated|server closed the connection/i.test(message ?? '')
+}
+
+/** Waits until the server accepts a connection again (another process may be restarting it). */
+export async function waitForDatabase(adminUrl: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const client = new pg.Client({ connectionString: adminUrl })
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      await client.query('select 1')
+      return
+    } catch (err) {
+      if (Date.now() > deadline) throw err
+      await new Promise((r) => setTimeout(r, 500))
+    } finally {
+      await client.end().catch(() => {})
+    }
+  }
+}
+
+/** Drops the schema and any roles named after it (pgqueue's group and login roles); never throws. */
 export async function dropArtifacts(adminUrl: string, schema: string, rolePrefix: string): Promise<void> {
+  try {
+    await waitForDatabase(adminUrl)
+    await dropArtifactsOnce(adminUrl, schema, rolePrefix)
+  } catch (err) {
+    process.stderr.write(`could not drop ${schema} (drop it by hand): ${(err as Error).message}\n`)
+  }
+}
+
+async function dropArtifactsOnce(adminUrl: string, schema: string, rolePrefix: string): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl })
   client.on('error', () => {})
   try {
