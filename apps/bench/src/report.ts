@@ -165,6 +165,28 @@ export function evaluateGoals(cases: CaseReport[]): Goal[] {
   return goals
 }
 
+const LIB_ORDER: LibName[] = ['pgqueue', 'pgqueue-node20', 'pg-boss', 'graphile-worker', 'floor']
+
+/** One line per case: every library's median [min-max], and pgqueue / best peer. */
+function summaryTable(r: Report): string[] {
+  const libs = LIB_ORDER.filter((l) => r.cases.some((c) => rowOf(c, l)))
+  const out = ['## Summary (median [min-max]; latency: p50 ms, fairness: ms until B\'s last start)', '']
+  out.push(`| case | ${libs.join(' | ')} | pgqueue / best peer |`)
+  out.push(`| --- | ${libs.map(() => '---').join(' | ')} | --- |`)
+  for (const c of r.cases) {
+    const cells = libs.map((l) => {
+      const row = rowOf(c, l)
+      if (!row) return ''
+      if (!row.summary) return row.notAvailable ? 'n/a' : row.errors.length ? 'failed' : ''
+      const s = row.summary
+      return s.n > 1 ? `${fmt(s.median)} [${fmt(s.min)}-${fmt(s.max)}]` : fmt(s.median)
+    })
+    out.push(`| ${c.id} (${c.unit}) | ${cells.join(' | ')} | ${c.ratioToBestPeer !== undefined ? `${c.ratioToBestPeer.toFixed(2)}x ${c.bestPeer}` : 'n/a'} |`)
+  }
+  out.push('')
+  return out
+}
+
 /** The table printed to stdout (Markdown, so it can be pasted into docs as is). */
 export function renderText(r: Report): string {
   const out: string[] = []
@@ -177,6 +199,7 @@ export function renderText(r: Report): string {
   out.push(`- Versions: ${Object.entries(e.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`)
   out.push(`- Started ${r.startedAt}, finished ${r.finishedAt}. Each library runs each case on a fresh schema, dropped afterwards.`)
   out.push('')
+  out.push(...summaryTable(r))
   for (const c of r.cases) {
     out.push(`## ${c.title} [${c.id}] (${Object.entries(c.params).map(([k, v]) => `${k}=${v}`).join(', ')})`)
     out.push('')
