@@ -226,7 +226,7 @@ describe.runIf(FAULT_TESTS)('faults (PGQUEUE_FAULT_TESTS=1)', () => {
       },
       // Everything through PgBouncer; LISTEN on a direct connection for some workers, polling only for the others.
       componentEnv: (t) => ({ PGQ_URL: bouncer!.via(t.workerUrl), PGQ_LISTEN_URL: t.workerUrl }),
-      workerEnv: (i) => (i % 2 === 1 ? { PGQ_LISTEN: '0', PGQ_LISTEN_URL: '' } : {}),
+      workerEnv: (i): Record<string, string> => (i % 2 === 1 ? { PGQ_LISTEN: '0', PGQ_LISTEN_URL: '' } : {}),
       producerUrl: (t) => bouncer!.via(t.userUrl),
       fault: async ({ t, pushed }) => {
         // Prove the traffic really goes through PgBouncer: its sessions show as 127.0.0.1 clients of the worker login.
@@ -256,14 +256,22 @@ describe.runIf(FAULT_TESTS)('faults (PGQUEUE_FAULT_TESTS=1)', () => {
             await retrying(() => t.admin.query('select 1'))
             restarts.push(Date.now() - t0)
           }
+          const lastRestartDone = new Date()
           while (!pushed()) await sleep(200)
+          // The ScheduleRunners reconnected: every schedule fired again after the last restart.
+          const runnerReconnected = await retrying(async () => {
+            const { rows } = await t.admin.query(`select bool_and(last_run_at > $2) as ok from "${t.schema}".schedules where tenant_id = any($1)`, [TENANTS, lastRestartDone])
+            if (!rows[0].ok) throw new Error('a schedule has not fired since the restart')
+            return true
+          }, 30_000)
           // Every component still alive (reconnected, not crashed).
           const dead = cluster.children.filter((c) => !c.killed && c.proc.exitCode !== null).length
-          return { restartsMs: restarts, deadComponents: dead }
+          return { restartsMs: restarts, deadComponents: dead, runnerReconnected }
         },
       })
       expectExactlyOnce(v, sv, extra)
       expect(extra.deadComponents).toBe(0)
+      expect(extra.runnerReconnected).toBe(true)
     })
   }
 })

@@ -2,11 +2,14 @@
  * Soak (PGQUEUE_LONG_TESTS=1): 1,000,000 jobs (PGQUEUE_SOAK_JOBS) through 4 worker processes and 2
  * Scheduler processes, pushed continuously with a bounded backlog. Prints throughput per 100k jobs,
  * worker RSS per interval and n_dead_tup of the live jobs table; then counts lost and duplicates.
+ * Maintenance runs too (in this process, as the admin), as in a real deployment: the test cluster runs
+ * with autovacuum off, and Maintenance's live-table VACUUM is what keeps dead tuples in check then.
  */
 import { describe, expect, it } from 'vitest'
 import { createIsolatedDatabase } from '@pgqueue/testing'
 import { migrate } from '@pgqueue/core'
 import { createProducer } from '@pgqueue/producer'
+import { Maintenance } from '@pgqueue/maintenance'
 import { Cluster, drain, Ledger, liveCount, verify } from '../src/cluster.js'
 import { LONG_TESTS, reportFigure, sleep } from '../src/harness.js'
 
@@ -21,8 +24,11 @@ describe.runIf(LONG_TESTS)('soak (PGQUEUE_LONG_TESTS=1)', () => {
     const t = await createIsolatedDatabase('soak')
     const cluster = new Cluster({ PGQ_URL: t.workerUrl, PGQ_SCHEMA: t.schema, PGQ_WORK_MS: '0', PGQ_CONCURRENCY: '50', PGQ_LEASE_MS: '30000' })
     const producer = createProducer(t.userUrl, { schema: t.schema, poolSize: 2 })
+    let maintenance: Maintenance | undefined
     try {
       await migrate(t.adminUrl, t.schemaOptions)
+      maintenance = Maintenance.create(t.adminUrl, { ...t.schemaOptions, vacuumEveryMs: 5_000 })
+      await maintenance.start()
       for (let i = 0; i < 2; i++) cluster.spawn('scheduler', { PGQ_COMPONENTS: 'scheduler' })
       for (let i = 0; i < 4; i++) cluster.spawn('worker')
       await Promise.all(cluster.children.map((c) => c.ready))
@@ -107,6 +113,7 @@ describe.runIf(LONG_TESTS)('soak (PGQUEUE_LONG_TESTS=1)', () => {
       // Dead tuples kept in check: never more than the backlog bound times a small factor.
       expect(figures.maxDeadTup).toBeLessThan(MAX_BACKLOG * 10)
     } finally {
+      await maintenance?.stop()
       await cluster.stopAll()
       await producer.close()
       await t.cleanup()
