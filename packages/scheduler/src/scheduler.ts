@@ -1,12 +1,10 @@
 import type pg from 'pg'
-import { LoopService, NotificationListener, PgQueueStoppedError, PgQueueValidationError, connect, jobsChannel, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core'
+import { LoopService, NotificationListener, PgQueueStoppedError, PgQueueValidationError, connect, jobsChannel, listenUrlFor, nodeDelete, nodeHeartbeat, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core'
 import { DueJobPromoter } from './due-job-promoter.js'
 import { HeldJobReleaser } from './held-job-releaser.js'
 import { LeaseRescuer } from './lease-rescuer.js'
-import { listenUrlFor } from './listen-url.js'
 import { resolveSchedulerOptions, type ResolvedSchedulerOptions, type SchedulerOptions } from './options.js'
 import { jobNextDueAt } from './queries/jobs.js'
-import { nodeDelete, nodeHeartbeat } from './queries/nodes.js'
 
 /** What one round did. */
 export interface RoundStats {

@@ -5,6 +5,9 @@ import {
   PgQueueValidationError,
   connect,
   jobsChannel,
+  listenUrlFor,
+  nodeDelete,
+  nodeHeartbeat,
   sleep,
   validateInt,
   type Connectable,
@@ -13,9 +16,7 @@ import {
 import { errorInfo, type ErrorInfo } from './error-info.js'
 import { JobAbortedError, type AbortReason, type Job, type JobContext, type JobHandler } from './job.js'
 import { JobCompleter, type RecordedOutcome, type RunOutcome } from './job-completer.js'
-import { listenUrlFor } from './listen-url.js'
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js'
-import { nodeDelete, nodeHeartbeat } from './queries/nodes.js'
 import { jobClaimMany, jobExtendLease, jobListPendingQueues, jobRenewLeaseMany, type ClaimedRow } from './queries/jobs.js'
 import { encodeResult } from './result.js'
 

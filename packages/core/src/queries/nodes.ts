@@ -1,7 +1,10 @@
-import { quoteIdent } from '@pgqueue/core'
-import type { Queryable } from './jobs.js'
+import type pg from 'pg'
+import { quoteIdent } from '../options.js'
 
-/** Registers the node or refreshes its heartbeat. */
+/** Anything that runs a query: a pool, a pool client or a client. */
+type Queryable = Pick<pg.Pool, 'query'>
+
+/** Registers a component instance in the nodes table, or refreshes its heartbeat. */
 export async function nodeHeartbeat(db: Queryable, p: { schema: string; nodeId: string; kind: string; info: unknown }): Promise<void> {
   const s = quoteIdent(p.schema)
   await db.query(
