@@ -17,6 +17,9 @@ import { PgBouncer } from '../src/pgbouncer.js'
 
 const run = promisify(execFile)
 const JOBS = Number(process.env.PGQUEUE_FAULT_JOBS ?? 10_500)
+/** Pause between termination rounds (ms, doubled at random) and backends terminated per round. */
+const TERMINATE_MS = Number(process.env.PGQUEUE_TERMINATE_MS ?? 250)
+const TERMINATE_N = Number(process.env.PGQUEUE_TERMINATE_N ?? 2)
 const TENANTS = ['f-alpha', 'f-beta', `f-"gamma'`, 'f-δέλτα']
 
 interface ScenarioContext {
@@ -198,12 +201,12 @@ describe.runIf(FAULT_TESTS)('faults (PGQUEUE_FAULT_TESTS=1)', () => {
         const windDown = { at: 0 }
         while (!pushed() || Date.now() < windDown.at) {
           if (pushed() && windDown.at === 0) windDown.at = Date.now() + 5_000
-          await sleep(250 + Math.random() * 250)
+          await sleep(TERMINATE_MS + Math.random() * TERMINATE_MS)
           const { rows } = await t.admin.query(
             `select pg_terminate_backend(pid) as ok, state from pg_stat_activity
               where usename = any($1) and pid <> pg_backend_pid() and state in ('active', 'idle in transaction')
-              order by random() limit 2`,
-            [logins],
+              order by random() limit $2`,
+            [logins, TERMINATE_N],
           )
           terminated += rows.filter((r) => r.ok).length
         }
