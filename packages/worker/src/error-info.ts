@@ -13,8 +13,15 @@ export interface ErrorInfo {
   at: string
 }
 
+/** Bounds a text and makes it storable: jsonb takes neither NUL nor a lone UTF-16 surrogate. */
 function clip(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`
+  const clipped = text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`
+  return wellFormed(clipped).replace(/\u0000/g, '')
+}
+
+function wellFormed(text: string): string {
+  const native = (text as { toWellFormed?: () => string }).toWellFormed
+  return typeof native === 'function' ? native.call(text) : text.replace(/[\uD800-\uDFFF]/gu, '\uFFFD')
 }
 
 /** Turns anything thrown into a bounded ErrorInfo; never throws itself (a getter on the thrown value may). */
@@ -24,9 +31,9 @@ export function errorInfo(err: unknown, attempt?: number, now: Date = new Date()
       const code = (err as { code?: unknown }).code
       return {
         message: clip(String(err.message), MAX_ERROR_MESSAGE),
-        name: err.name,
+        name: clip(String(err.name), 200),
         ...(err.stack ? { stack: clip(String(err.stack), MAX_ERROR_STACK) } : {}),
-        ...(typeof code === 'string' ? { code } : {}),
+        ...(typeof code === 'string' ? { code: clip(code, 200) } : {}),
         ...(attempt === undefined ? {} : { attempt }),
         at: now.toISOString(),
       }

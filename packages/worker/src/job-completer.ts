@@ -16,6 +16,8 @@ export interface RunOutcome {
   result: Buffer | null
   resultType: string | null
   error: ErrorInfo | null
+  /** Set after a batch failed on a data error: this outcome is then recorded alone. */
+  single?: boolean
 }
 
 /** What was written for one outcome. `recorded` is false when the lease had been lost (result discarded). */
@@ -110,7 +112,8 @@ export class JobCompleter {
   }
 
   private async flush(): Promise<void> {
-    const batch = this.queue.splice(0, this.options.batchSize)
+    // After a data error, outcomes are retried alone (marked `single`) so the bad one is found.
+    const batch = this.queue[0]?.single ? this.queue.splice(0, 1) : this.queue.splice(0, this.options.batchSize)
     if (batch.length === 0) return
     try {
       const failed = batch.filter((o) => o.kind === 'error' && o.attempt < o.maxAttempts)
@@ -139,6 +142,19 @@ export class JobCompleter {
         })),
       )
     } catch (err) {
+      if (isDataError(err) && batch.length > 1) {
+        // One unstorable outcome must not block the others forever: record them one by one.
+        this.queue.unshift(...batch.map((o) => ({ ...o, single: true })))
+        this.options.onError(err)
+        return
+      }
+      if (isDataError(err) && (batch[0]!.result !== null || batch[0]!.error !== null)) {
+        // Still refused alone: keep the outcome, drop what PostgreSQL would not store.
+        const o = batch[0]!
+        this.queue.unshift({ ...o, result: null, resultType: null, error: { message: `outcome could not be stored: ${(err as Error).message}`, at: new Date().toISOString() } })
+        this.options.onError(err)
+        return
+      }
       // Keep the batch: it is retried first. Its leases keep being renewed meanwhile, and if they
       // expire the Scheduler reruns the jobs and this batch's rows are then discarded by the lease check.
       this.queue.unshift(...batch)
@@ -147,4 +163,10 @@ export class JobCompleter {
       await sleep(Math.min(5_000, 50 * 2 ** Math.min(this.failures, 7)))
     }
   }
+}
+
+/** PostgreSQL data exceptions (22xxx) and integrity violations (23xxx): retrying the same rows cannot help. */
+function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'))
 }

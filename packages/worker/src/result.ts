@@ -1,4 +1,4 @@
-import { serializeJson } from '@pgqueue/core'
+import { serializeJson, validateName } from '@pgqueue/core'
 
 /** A handler's return value, as stored in history. */
 export interface EncodedResult {
@@ -23,10 +23,7 @@ export function encodeResult(value: unknown, maxBytes: number): EncodedResult {
   if (isEnvelope(value)) {
     data = value.result
     if (value.resultType !== undefined) {
-      if (typeof value.resultType !== 'string' || value.resultType.length === 0 || value.resultType.length > 255) {
-        throw new TypeError('handler result: resultType must be a non-empty string of at most 255 characters')
-      }
-      type = value.resultType
+      type = validateName('handler result: resultType', value.resultType, 255)
     }
   }
   if (data === undefined || data === null) return { result: null, resultType: type ?? null }

@@ -88,6 +88,22 @@ describe('Worker', () => {
     expect(byType.sync.message).toBe('plain string')
   })
 
+  it('stores errors that hold NUL and lone surrogates (jsonb refuses both) instead of retrying them forever', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'poison', 20, { maxAttempts: 1 })
+    let n = 0
+    const w = Worker.create(t.workerUrl, { queues: ['poison'], concurrency: 5, schema: t.schema, completeDelayMs: 20 }, async () => {
+      n += 1
+      if (n % 2 === 0) throw new Error('bad \u0000 bytes \ud800 here')
+      return { result: { fine: true } }
+    })
+    await w.start()
+    await waitFor(async () => (await t.admin.query(q(`select count(*)::int n from S.job_history where queue = 'poison'`))).rows[0].n === 20, { message: 'all 20 in history' })
+    await w.stop()
+    const failed = await t.admin.query(q(`select error->>'message' as m from S.job_history where queue = 'poison' and state = 'failed'`))
+    expect(failed.rows.length).toBe(10)
+    expect(failed.rows[0].m).toBe('bad  bytes \ufffd here')
+  })
+
   it('bounds stored errors', async () => {
     await pushJobs(pool, t.schema, 'acme', 'huge-err', 1, { maxAttempts: 1 })
     const w = Worker.create(t.workerUrl, { queues: ['huge-err'], schema: t.schema }, async () => {
