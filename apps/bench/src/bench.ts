@@ -67,6 +67,18 @@ async function environment(url: string, source: string): Promise<Environment> {
   }
 }
 
+/** pg_postmaster_start_time(), to tell whether the server restarted while a child ran. */
+async function serverStartTime(url: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return (await client.query<{ t: string }>('select pg_postmaster_start_time()::text as t')).rows[0]!.t
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
 /** Which cases and libraries run, after --full and --only. */
 export function plan(mode: Mode, only: string[]): { def: CaseDef; libs: LibName[] }[] {
   const caseIds = new Set(allCases.map((c) => c.id))
@@ -97,13 +109,19 @@ export async function runBench(o: BenchOptions): Promise<Report> {
     for (const { def, libs } of steps) {
       const params = def.params(o.mode)
       for (const lib of libs) {
-        await waitForDatabase(o.databaseUrl)
-        let r = await runChild(o.databaseUrl, lib, def.id, params, childTimeout(o.mode, params), o.log)
-        if (!r.ok && isServerGone(r.error)) {
-          // The server restarted under the run (another process did it): that says nothing about the library.
-          o.log(`  ${def.id} ${lib}: the server went away (${r.error?.slice(0, 80)}); running it again`)
+        let r: ChildOutcome
+        for (let attempt = 1; ; attempt++) {
           await waitForDatabase(o.databaseUrl)
+          const before = await serverStartTime(o.databaseUrl)
           r = await runChild(o.databaseUrl, lib, def.id, params, childTimeout(o.mode, params), o.log)
+          await waitForDatabase(o.databaseUrl)
+          const restarted = (await serverStartTime(o.databaseUrl)) !== before
+          // A server restart under the child (another process did it) says nothing about the library: run it again, once.
+          if (!(restarted || (!r.ok && isServerGone(r.error))) || attempt >= 2) {
+            if (restarted) r = { ...r, ok: false, error: `PostgreSQL restarted during the run twice: ${r.error ?? 'result discarded'}` }
+            break
+          }
+          o.log(`  ${def.id} ${lib}: PostgreSQL restarted during this child; running it again`)
         }
         results.get(def.id)!.get(lib)!.push(r)
         done++
