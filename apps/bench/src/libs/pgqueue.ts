@@ -33,6 +33,9 @@ function withUser(url: string, user: string, password: string): string {
   return u.toString()
 }
 
+/** Worker options to try without editing code (e.g. '{"batchSize":200}'); printed with the results. */
+const extraWorkerOptions = JSON.parse(process.env.PGQUEUE_BENCH_WORKER_OPTIONS || '{}') as Record<string, unknown>
+
 const item = (job: BenchJob): Record<string, unknown> => ({ queue: QUEUE, type: 'noop', target: job })
 
 /**
@@ -121,7 +124,7 @@ export class PgqueueAdapter implements LibAdapter {
     await this.scheduler.start()
     this.worker = workerPkg.Worker.create(
       this.workerUrl,
-      { schema: this.schemaOptions.schema, nodeId: 'bench-worker', queues: [QUEUE], concurrency: opts.concurrency },
+      { schema: this.schemaOptions.schema, nodeId: 'bench-worker', queues: [QUEUE], concurrency: opts.concurrency, ...extraWorkerOptions },
       async (job) => {
         await opts.handler(job.target as BenchJob)
         return undefined
@@ -129,7 +132,8 @@ export class PgqueueAdapter implements LibAdapter {
     )
     this.worker.on?.('error', (err) => process.stderr.write(`pgqueue worker error: ${(err as Error)?.message}\n`))
     await this.worker.start()
-    this.config = `pgqueue: push via ${this.pushVia}; Worker(concurrency ${opts.concurrency}, other options at their defaults) + Scheduler running, both as a login of the worker role; history written`
+    const tuned = Object.keys(extraWorkerOptions).length ? `, ${JSON.stringify(extraWorkerOptions)} from PGQUEUE_BENCH_WORKER_OPTIONS` : ', other options at their defaults'
+    this.config = `pgqueue: push via ${this.pushVia}; Worker(concurrency ${opts.concurrency}${tuned}) + Scheduler running, both as a login of the worker role; history written`
   }
 
   async stopWorker(): Promise<void> {
