@@ -30,7 +30,8 @@ try {
   let done = 0
   let resolveDone!: () => void
   const finished = new Promise<void>((r) => (resolveDone = r))
-  const worker = Worker.create(adminUrl, { schema, queues: ['bench'], concurrency, ...(batchSize ? { batchSize } : {}) }, async () => {})
+  const completeBatchSize = process.env.COMPLETE ? Number(process.env.COMPLETE) : undefined
+  const worker = Worker.create(adminUrl, { schema, queues: ['bench'], concurrency, ...(batchSize ? { batchSize } : {}), ...(completeBatchSize ? { completeBatchSize } : {}) }, async () => {})
   worker.on('job:completed', () => {
     if (++done === n) resolveDone()
   })

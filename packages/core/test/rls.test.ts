@@ -149,7 +149,7 @@ describe('push_jobs', () => {
     const again = await push(user, 'tenant-c', 'emails', 'k1')
     expect(again.outcome).toBe('replaced')
     expect(again.id).toBe(first.id)
-    await t.admin.query(q(`update S.jobs set state = 'running', lease_expires_at = now() + interval '1 minute' where id = $1`), [first.id])
+    await t.admin.query(q(`update S.jobs set state = 'running', lease_owner = 'w1', lease_expires_at = now() + interval '1 minute' where id = $1`), [first.id])
     const running = await push(user, 'tenant-c', 'emails', 'k1')
     expect(running.outcome).toBe('running')
     expect(running.id).toBe(first.id)

@@ -26,8 +26,10 @@ export interface WorkerOptions {
   types?: string[]
   /** Handlers running at once. Default 10. */
   concurrency?: number
-  /** Jobs claimed per round trip, and the size of the local buffer of claimed jobs not yet started.
-   *  The next claim goes out when the buffer falls to half. Default max(2 x concurrency, 20), at most 1000. */
+  /** Largest claim, and the largest local buffer of claimed jobs not yet started. The claim size adapts
+   *  between max(concurrency, 10) and this: it doubles while handlers sit idle waiting for a claim and
+   *  halves while claimed jobs wait in the buffer (so slow jobs are not hoarded under lease while other
+   *  workers could run them). The next claim goes out when the buffer falls to half. Default 1000. */
   batchSize?: number
   /** Lease length in ms: a job whose worker stops renewing it (crash) is rescued this long after the
    *  last renewal. Default 30,000. */
@@ -38,7 +40,7 @@ export interface WorkerOptions {
   pollMs?: number
   /** With no `queues` option: how often the list of queues with pending work is refreshed. Default 2,000. */
   queueRefreshMs?: number
-  /** Finished jobs recorded per statement. Default 200. */
+  /** Finished jobs recorded per statement. Default 500. */
   completeBatchSize?: number
   /** How long a finished job may wait for others to share its completion statement, in ms. 0 flushes on
    *  the next tick. Default 1. */
@@ -101,7 +103,7 @@ export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorke
   if (typeof options !== 'object' || options === null) throw new PgQueueValidationError('options', 'must be an object', options)
   const nodeId = options.nodeId === undefined ? `worker-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}` : validateName('nodeId', options.nodeId, 200)
   const concurrency = optInt('concurrency', options.concurrency, 10, 1, 10_000)
-  const batchSize = optInt('batchSize', options.batchSize, Math.min(1000, Math.max(2 * concurrency, 20)), 1, 10_000)
+  const batchSize = optInt('batchSize', options.batchSize, 1000, 1, 10_000)
   const leaseMs = optInt('leaseMs', options.leaseMs, 30_000, 500, 24 * 3600_000)
   const heartbeatMs = optInt('heartbeatMs', options.heartbeatMs, Math.max(100, Math.floor(leaseMs / 3)), 50, leaseMs)
   if (heartbeatMs >= leaseMs) throw new PgQueueValidationError('heartbeatMs', 'must be below leaseMs', heartbeatMs)
@@ -119,7 +121,7 @@ export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorke
     heartbeatMs,
     pollMs: optInt('pollMs', options.pollMs, 1_000, 10, 3600_000),
     queueRefreshMs: optInt('queueRefreshMs', options.queueRefreshMs, 2_000, 10, 3600_000),
-    completeBatchSize: optInt('completeBatchSize', options.completeBatchSize, 200, 1, 10_000),
+    completeBatchSize: optInt('completeBatchSize', options.completeBatchSize, 500, 1, 10_000),
     completeDelayMs: optInt('completeDelayMs', options.completeDelayMs, 1, 0, 10_000),
     handlerTimeoutMs: options.handlerTimeoutMs === undefined ? undefined : validateInt('handlerTimeoutMs', options.handlerTimeoutMs, 1, 2 ** 31 - 1),
     stopTimeoutMs: optInt('stopTimeoutMs', options.stopTimeoutMs, 30_000, 0, 2 ** 31 - 1),

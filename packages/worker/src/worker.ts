@@ -49,9 +49,14 @@ interface Run {
   controller: AbortController
   abortReason?: AbortReason
   startedAt: number
+  /** When the claim returned it (Date.now()), to notice jobs waiting long in the buffer. */
+  claimedAt: number
 }
 
 /** Resolves waiters when woken; a wake with no waiter is remembered for the next wait. */
+/** A buffered job older than this halves the claim size. */
+const BUFFER_WAIT_SHRINK_MS = 500
+
 class Wakeup {
   private pending = false
   private resolve: (() => void) | undefined
@@ -116,6 +121,11 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   private readonly executions = new Set<Promise<void>>()
   private inFlight = 0
   private exhausted = false
+  /** The current claim size, adapted between minClaimSize and batchSize (see WorkerOptions.batchSize). */
+  private claimSize = 0
+  /** Set when a claim returns to an empty buffer and idle handler slots. */
+  private starved = false
+  private minClaimSize = 0
   private readonly claimWake = new Wakeup()
   private readonly heartbeatStop = new AbortController()
   private claimLoop: Promise<void> | undefined
@@ -132,6 +142,8 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       throw new PgQueueValidationError('url', 'must be a connection string or a pg.Pool', target)
     }
     this.options = resolveWorkerOptions(options)
+    this.minClaimSize = Math.min(this.options.batchSize, Math.max(this.options.concurrency, 10))
+    this.claimSize = this.minClaimSize
     this.target = target
     this.handler = handler
   }
@@ -244,17 +256,23 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
 
   private async runClaimLoop(): Promise<void> {
     const o = this.options
-    const lowWater = Math.floor(o.batchSize / 2)
     let failures = 0
     while (this.state === 'running') {
-      const room = o.concurrency + o.batchSize - this.inFlight - this.buffer.length
+      const lowWater = Math.floor(this.claimSize / 2)
+      // Outcomes not yet recorded still hold leases: beyond two completion batches they count against
+      // the room, so a slow database slows claiming instead of letting unrecorded jobs pile up.
+      const unrecorded = Math.max(0, (this.completer?.size ?? 0) - 2 * o.completeBatchSize)
+      const room = o.concurrency + this.claimSize - this.inFlight - this.buffer.length - unrecorded
       if (this.buffer.length > lowWater || room <= 0) {
         await this.claimWake.wait(o.pollMs)
         continue
       }
       let claimed: number
       try {
-        claimed = await this.claimOnce(Math.min(o.batchSize, room))
+        this.starved = false
+        claimed = await this.claimOnce(Math.min(this.claimSize, room))
+        // Handlers ran dry while the claim was on its way: claims are too small for their pace.
+        if (this.starved && claimed > 0) this.claimSize = Math.min(o.batchSize, this.claimSize * 2)
         failures = 0
       } catch (err) {
         failures += 1
@@ -291,9 +309,10 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     for (let i = 0; i < queues.length && got < want && this.state === 'running'; i++) {
       const queue = queues[(start + i) % queues.length]!
       const rows = await jobClaimMany(this.conn!.pool, { schema: o.schema, queue, nodeId: o.nodeId, leaseMs: o.leaseMs, limit: want - got, types: o.types })
+      if (this.buffer.length === 0 && this.inFlight < o.concurrency) this.starved = true
       got += rows.length
       for (const row of rows) {
-        const run: Run = { job: toJob(row), row, phase: 'buffered', controller: new AbortController(), startedAt: 0 }
+        const run: Run = { job: toJob(row), row, phase: 'buffered', controller: new AbortController(), startedAt: 0, claimedAt: Date.now() }
         this.active.set(row.id, run)
         this.buffer.push(run)
       }
@@ -309,11 +328,13 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     while (this.inFlight < this.options.concurrency && this.buffer.length > 0) {
       const run = this.buffer.shift()!
       if (run.phase !== 'buffered') continue
+      // A job that sat in the buffer for long means claims outpace the handlers: claim less.
+      if (Date.now() - run.claimedAt > BUFFER_WAIT_SHRINK_MS) this.claimSize = Math.max(this.minClaimSize, Math.floor(this.claimSize / 2))
       const p = this.execute(run)
       this.executions.add(p)
       void p.finally(() => this.executions.delete(p))
     }
-    if (!this.exhausted && this.buffer.length <= Math.floor(this.options.batchSize / 2)) this.claimWake.wake()
+    if (!this.exhausted && this.buffer.length <= Math.floor(this.claimSize / 2)) this.claimWake.wake()
   }
 
   // ---- running --------------------------------------------------------------------------------
@@ -403,6 +424,8 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   }
 
   private onRecorded(batch: RecordedOutcome[]): void {
+    // Recorded outcomes free room for the next claim (see runClaimLoop).
+    this.claimWake.wake()
     for (const { outcome, final, recorded, retryAt } of batch) {
       const run = this.active.get(outcome.id)
       if (run && run.row.attempt === outcome.attempt) {

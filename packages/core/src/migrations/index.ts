@@ -2,6 +2,7 @@ import initial from './0001_initial.js'
 import pushQueueRetryPolicy from './0002_push_queue_retry_policy.js'
 import schedulesTenantDue from './0004_schedules_tenant_due.js'
 import holdJobs from './0006_hold_jobs.js'
+import leaseOwnerRunning from './0007_lease_owner_running.js'
 
 /** One forward-only schema change. `sql` is a template; see renderMigration(). */
 export interface Migration {
@@ -16,4 +17,5 @@ export const migrations: readonly Migration[] = [
   { version: 2, name: 'push_queue_retry_policy', sql: pushQueueRetryPolicy },
   { version: 4, name: 'schedules_tenant_due', sql: schedulesTenantDue },
   { version: 6, name: 'hold_jobs', sql: holdJobs },
+  { version: 7, name: 'lease_owner_running', sql: leaseOwnerRunning },
 ]

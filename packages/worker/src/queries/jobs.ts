@@ -103,19 +103,21 @@ export async function jobListPendingQueues(db: Queryable, p: { schema: string; l
  * which is what discards the late result of a run whose lease was lost: a rescued job has no owner,
  * and a re-claimed one has a higher attempt. A cancel_requested job that did not complete is recorded
  * as cancelled instead of being retried. Returns the ids that were recorded.
+ * Rows are matched by primary key and lease owner only (the owner is set exactly while a job runs, a
+ * constraint since migration 0007): with a `state = 'running'` condition the planner walked every
+ * running job of this node through jobs_lease_idx once per input row, quadratic in the local buffer.
+ * Each DML unnests the arrays itself, so the function scan drives one primary-key probe per row.
  */
 export async function jobFinishMany(db: Queryable, p: { schema: string; nodeId: string; items: FinishInput[] }): Promise<Set<string>> {
   const s = quoteIdent(p.schema)
   const it = p.items
   const { rows } = await db.query<{ id: string }>(
-    `with input as (
-       select * from unnest($2::text[], $3::uuid[], $4::int[], $5::text[], $6::bytea[], $7::text[], $8::jsonb[], $9::int[])
-         as i(tenant_id, id, attempt, outcome, result, result_type, error, delay_ms)
-     ),
-     done as (
-       delete from ${s}.jobs j using input i
+    `with done as (
+       delete from ${s}.jobs j
+        using unnest($2::text[], $3::uuid[], $4::int[], $5::text[], $6::bytea[], $7::text[], $8::jsonb[])
+              as i(tenant_id, id, attempt, outcome, result, result_type, error)
         where j.tenant_id = i.tenant_id and j.id = i.id and j.attempt = i.attempt
-          and j.lease_owner = $1 and j.state = 'running'
+          and j.lease_owner = $1
           and (i.outcome in ('completed', 'failed') or (i.outcome = 'retry' and j.cancel_requested))
        returning j.*, i.outcome, i.result, i.result_type, i.error
      ),
@@ -138,9 +140,10 @@ export async function jobFinishMany(db: Queryable, p: { schema: string; nodeId: 
               last_error = coalesce(i.error, j.last_error),
               started_at = case when i.outcome = 'retry' then j.started_at else null end,
               lease_owner = null, lease_expires_at = null, updated_at = now()
-         from input i
+         from unnest($2::text[], $3::uuid[], $4::int[], $5::text[], $8::jsonb[], $9::int[])
+              as i(tenant_id, id, attempt, outcome, error, delay_ms)
         where j.tenant_id = i.tenant_id and j.id = i.id and j.attempt = i.attempt
-          and j.lease_owner = $1 and j.state = 'running'
+          and j.lease_owner = $1
           and ((i.outcome = 'retry' and not j.cancel_requested) or i.outcome = 'release')
        returning j.id
      )
@@ -175,7 +178,7 @@ export async function jobRenewLeaseMany(
         set lease_expires_at = greatest(j.lease_expires_at, now() + $2 * interval '1 millisecond')
        from unnest($3::text[], $4::uuid[], $5::int[]) as i(tenant_id, id, attempt)
       where j.tenant_id = i.tenant_id and j.id = i.id and j.attempt = i.attempt
-        and j.lease_owner = $1 and j.state = 'running'
+        and j.lease_owner = $1
      returning j.id, j.cancel_requested`,
     [p.nodeId, p.leaseMs, p.tenantIds, p.ids, p.attempts],
   )
