@@ -8,7 +8,7 @@ import { createIsolatedDatabase, waitFor, type IsolatedDatabase } from '@pgqueue
 import { migrate } from '@pgqueue/core'
 import { Scheduler } from '@pgqueue/scheduler'
 import { Worker } from '@pgqueue/worker'
-import { pushJobs } from './helpers.js'
+import { pushJobs } from '@pgqueue/testing'
 
 let t: IsolatedDatabase
 let pool: pg.Pool

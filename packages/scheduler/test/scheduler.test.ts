@@ -3,7 +3,7 @@ import pg from 'pg'
 import { createIsolatedDatabase, waitFor, type IsolatedDatabase } from '@pgqueue/testing'
 import { migrate, PgQueueValidationError } from '@pgqueue/core'
 import { Scheduler } from '@pgqueue/scheduler'
-import { pushJobs } from './helpers.js'
+import { pushJobs } from '@pgqueue/testing'
 
 let t: IsolatedDatabase
 let pool: pg.Pool

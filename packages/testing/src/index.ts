@@ -1,2 +1,3 @@
 export * from './embedded.js'
 export * from './isolated.js'
+export * from './fixtures.js'

@@ -3,7 +3,7 @@ import pg from 'pg'
 import { createIsolatedDatabase, waitFor, type IsolatedDatabase } from '@pgqueue/testing'
 import { migrate, PgQueueValidationError } from '@pgqueue/core'
 import { Worker, JobAbortedError, type Job } from '@pgqueue/worker'
-import { counts, pushJobs } from './helpers.js'
+import { counts, pushJobs } from '@pgqueue/testing'
 
 let t: IsolatedDatabase
 let pool: pg.Pool

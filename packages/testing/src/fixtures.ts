@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { uuidv7 } from '@pgqueue/core'
+import { randomUUID } from 'node:crypto'
 
 export interface PushOptions {
   type?: string
@@ -12,12 +12,12 @@ export interface PushOptions {
   keys?: (string | null)[]
 }
 
-/** Pushes `n` jobs for one tenant through the SQL function (tests do not depend on @pgqueue/producer). */
+/** Pushes `n` jobs for one tenant through the SQL function push_jobs(), for tests that must not depend on @pgqueue/producer. */
 export async function pushJobs(pool: pg.Pool, schema: string, tenant: string, queue: string, n: number, o: PushOptions = {}): Promise<string[]> {
   const ids: string[] = []
   for (let start = 0; start < n; start += 1000) {
     const m = Math.min(1000, n - start)
-    const chunk = Array.from({ length: m }, () => uuidv7())
+    const chunk = Array.from({ length: m }, () => randomUUID())
     ids.push(...chunk)
     const fill = <T>(v: T) => Array(m).fill(v) as T[]
     await pool.query(
