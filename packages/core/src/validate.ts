@@ -71,3 +71,8 @@ export function validateInt(field: string, value: unknown, min: number, max: num
   }
   return value
 }
+
+/** An optional integer option: `fallback` when undefined, else checked like validateInt. */
+export function validateOptionalInt(field: string, value: unknown, fallback: number, min: number, max: number): number {
+  return value === undefined ? fallback : validateInt(field, value, min, max)
+}

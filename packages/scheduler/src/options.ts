@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import { DEFAULT_SCHEMA, PgQueueValidationError, silentLogger, systemClock, validateIdentifier, validateInt, validateName, type Clock, type Logger } from '@pgqueue/core'
+import { DEFAULT_SCHEMA, PgQueueValidationError, silentLogger, systemClock, validateIdentifier, validateOptionalInt, validateName, type Clock, type Logger } from '@pgqueue/core'
 
 /** Options of Scheduler.create(). All optional; defaults are in resolveSchedulerOptions(). */
 export interface SchedulerOptions {
@@ -53,9 +53,6 @@ export interface ResolvedSchedulerOptions {
   clock: Clock
 }
 
-function optInt(field: string, value: unknown, fallback: number, min: number, max: number): number {
-  return value === undefined ? fallback : validateInt(field, value, min, max)
-}
 
 /** Fills defaults and validates; throws PgQueueValidationError naming the field. */
 export function resolveSchedulerOptions(options: SchedulerOptions = {}): ResolvedSchedulerOptions {
@@ -66,16 +63,16 @@ export function resolveSchedulerOptions(options: SchedulerOptions = {}): Resolve
   if (options.listen !== undefined && typeof options.listen !== 'boolean') throw new PgQueueValidationError('listen', 'must be a boolean', options.listen)
   return {
     nodeId: options.nodeId === undefined ? `scheduler-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}` : validateName('nodeId', options.nodeId, 200),
-    pollMs: optInt('pollMs', options.pollMs, 1_000, 10, 3600_000),
-    heldPollMs: optInt('heldPollMs', options.heldPollMs, 200, 10, 3600_000),
-    promoteBatchSize: optInt('promoteBatchSize', options.promoteBatchSize, 1_000, 1, 100_000),
-    releasePairsPerRound: optInt('releasePairsPerRound', options.releasePairsPerRound, 100, 1, 100_000),
-    releaseBatchSize: optInt('releaseBatchSize', options.releaseBatchSize, 100, 1, 100_000),
-    rescueBatchSize: optInt('rescueBatchSize', options.rescueBatchSize, 1_000, 1, 100_000),
-    heartbeatMs: optInt('heartbeatMs', options.heartbeatMs, 10_000, 100, 3600_000),
+    pollMs: validateOptionalInt('pollMs', options.pollMs, 1_000, 10, 3600_000),
+    heldPollMs: validateOptionalInt('heldPollMs', options.heldPollMs, 200, 10, 3600_000),
+    promoteBatchSize: validateOptionalInt('promoteBatchSize', options.promoteBatchSize, 1_000, 1, 100_000),
+    releasePairsPerRound: validateOptionalInt('releasePairsPerRound', options.releasePairsPerRound, 100, 1, 100_000),
+    releaseBatchSize: validateOptionalInt('releaseBatchSize', options.releaseBatchSize, 100, 1, 100_000),
+    rescueBatchSize: validateOptionalInt('rescueBatchSize', options.rescueBatchSize, 1_000, 1, 100_000),
+    heartbeatMs: validateOptionalInt('heartbeatMs', options.heartbeatMs, 10_000, 100, 3600_000),
     listenUrl: options.listenUrl,
     listen: options.listen ?? true,
-    poolSize: optInt('poolSize', options.poolSize, 2, 1, 100),
+    poolSize: validateOptionalInt('poolSize', options.poolSize, 2, 1, 100),
     schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
     logger: options.logger ?? silentLogger,
     clock: options.clock ?? systemClock,

@@ -9,6 +9,7 @@ import {
   validateIdentifier,
   validateInt,
   validateName,
+  validateOptionalInt,
   type Clock,
   type Logger,
 } from '@pgqueue/core'
@@ -88,9 +89,6 @@ export interface ResolvedWorkerOptions {
   clock: Clock
 }
 
-function optInt(field: string, value: unknown, fallback: number, min: number, max: number): number {
-  return value === undefined ? fallback : validateInt(field, value, min, max)
-}
 
 function nameList(field: string, value: unknown, max: number): string[] | undefined {
   if (value === undefined) return undefined
@@ -102,10 +100,10 @@ function nameList(field: string, value: unknown, max: number): string[] | undefi
 export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorkerOptions {
   if (typeof options !== 'object' || options === null) throw new PgQueueValidationError('options', 'must be an object', options)
   const nodeId = options.nodeId === undefined ? `worker-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}` : validateName('nodeId', options.nodeId, 200)
-  const concurrency = optInt('concurrency', options.concurrency, 10, 1, 10_000)
-  const batchSize = optInt('batchSize', options.batchSize, 1000, 1, 10_000)
-  const leaseMs = optInt('leaseMs', options.leaseMs, 30_000, 500, 24 * 3600_000)
-  const heartbeatMs = optInt('heartbeatMs', options.heartbeatMs, Math.max(100, Math.floor(leaseMs / 3)), 50, leaseMs)
+  const concurrency = validateOptionalInt('concurrency', options.concurrency, 10, 1, 10_000)
+  const batchSize = validateOptionalInt('batchSize', options.batchSize, 1000, 1, 10_000)
+  const leaseMs = validateOptionalInt('leaseMs', options.leaseMs, 30_000, 500, 24 * 3600_000)
+  const heartbeatMs = validateOptionalInt('heartbeatMs', options.heartbeatMs, Math.max(100, Math.floor(leaseMs / 3)), 50, leaseMs)
   if (heartbeatMs >= leaseMs) throw new PgQueueValidationError('heartbeatMs', 'must be below leaseMs', heartbeatMs)
   if (options.listenUrl !== undefined && (typeof options.listenUrl !== 'string' || options.listenUrl === '')) {
     throw new PgQueueValidationError('listenUrl', 'must be a connection string', options.listenUrl)
@@ -119,16 +117,16 @@ export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorke
     batchSize,
     leaseMs,
     heartbeatMs,
-    pollMs: optInt('pollMs', options.pollMs, 1_000, 10, 3600_000),
-    queueRefreshMs: optInt('queueRefreshMs', options.queueRefreshMs, 2_000, 10, 3600_000),
-    completeBatchSize: optInt('completeBatchSize', options.completeBatchSize, 500, 1, 10_000),
-    completeDelayMs: optInt('completeDelayMs', options.completeDelayMs, 1, 0, 10_000),
+    pollMs: validateOptionalInt('pollMs', options.pollMs, 1_000, 10, 3600_000),
+    queueRefreshMs: validateOptionalInt('queueRefreshMs', options.queueRefreshMs, 2_000, 10, 3600_000),
+    completeBatchSize: validateOptionalInt('completeBatchSize', options.completeBatchSize, 500, 1, 10_000),
+    completeDelayMs: validateOptionalInt('completeDelayMs', options.completeDelayMs, 1, 0, 10_000),
     handlerTimeoutMs: options.handlerTimeoutMs === undefined ? undefined : validateInt('handlerTimeoutMs', options.handlerTimeoutMs, 1, 2 ** 31 - 1),
-    stopTimeoutMs: optInt('stopTimeoutMs', options.stopTimeoutMs, 30_000, 0, 2 ** 31 - 1),
-    maxResultBytes: optInt('maxResultBytes', options.maxResultBytes, 1024 * 1024, 0, LIMITS.payloadBytes * 4),
+    stopTimeoutMs: validateOptionalInt('stopTimeoutMs', options.stopTimeoutMs, 30_000, 0, 2 ** 31 - 1),
+    maxResultBytes: validateOptionalInt('maxResultBytes', options.maxResultBytes, 1024 * 1024, 0, LIMITS.payloadBytes * 4),
     listenUrl: options.listenUrl,
     listen: options.listen ?? true,
-    poolSize: optInt('poolSize', options.poolSize, 4, 2, 100),
+    poolSize: validateOptionalInt('poolSize', options.poolSize, 4, 2, 100),
     schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
     logger: options.logger ?? silentLogger,
     clock: options.clock ?? systemClock,
