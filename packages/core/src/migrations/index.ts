@@ -3,6 +3,7 @@ import pushQueueRetryPolicy from './0002_push_queue_retry_policy.js'
 import schedulesTenantDue from './0004_schedules_tenant_due.js'
 import holdJobs from './0006_hold_jobs.js'
 import leaseOwnerRunning from './0007_lease_owner_running.js'
+import fairClockPlans from './0008_fair_clock_plans.js'
 
 /** One forward-only schema change. `sql` is a template; see renderMigration(). */
 export interface Migration {
@@ -18,4 +19,5 @@ export const migrations: readonly Migration[] = [
   { version: 4, name: 'schedules_tenant_due', sql: schedulesTenantDue },
   { version: 6, name: 'hold_jobs', sql: holdJobs },
   { version: 7, name: 'lease_owner_running', sql: leaseOwnerRunning },
+  { version: 8, name: 'fair_clock_plans', sql: fairClockPlans },
 ]
