@@ -135,11 +135,14 @@ export async function scheduleClaimDue(
   params: { schema: string; now: Date; tenantIds: string[]; perTenant: number },
 ): Promise<ClaimedScheduleRow[]> {
   const t = sql.id(params.schema, 'schedules')
+  // A tenant listed twice (the tenant walk wrapped around) would return the same rows twice: SKIP LOCKED
+  // skips only rows locked by other transactions, not this one's.
+  const tenantIds = [...new Set(params.tenantIds)]
   const { rows } = await sql<ClaimedScheduleRow>`
     select s.tenant_id, s.id, s.key, s.queue, s.type, s.cron, s.timezone, s.every_ms, s.anchor_at,
            s.missed_policy, s.payload, s.payload_type, s.target::text as target, s.priority, s.retry_policy,
            s.next_run_at
-      from unnest(${params.tenantIds}::text[]) with ordinality as d(tenant_id, ord)
+      from unnest(${tenantIds}::text[]) with ordinality as d(tenant_id, ord)
       cross join lateral (
         select * from ${t} x
          where x.tenant_id = d.tenant_id and not x.paused and x.next_run_at <= ${params.now}
