@@ -34,6 +34,8 @@ beforeAll(async () => {
   await migrate(t.adminUrl, t.schemaOptions)
   user = new pg.Pool({ connectionString: t.userUrl, max: 3 })
   worker = new pg.Pool({ connectionString: t.workerUrl, max: 3 })
+  user.on('error', () => {})
+  worker.on('error', () => {})
   await push(user, 'tenant-a', 'emails', 'a-key')
   await push(user, 'tenant-b', 'emails', 'b-key')
   await t.admin.query(

@@ -64,8 +64,16 @@ export async function createIsolatedDatabase(label = 't'): Promise<IsolatedDatab
     admin,
     async cleanup() {
       try {
-        // End sessions of this file's logins that a failed test may have left behind.
-        await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = any($1) and pid <> pg_backend_pid()`, [[workerLogin, userLogin]])
+        // End sessions of this file's logins that a failed test may have left behind. Sessions of pools
+        // that were just ended may still be closing: give them a moment, or terminating them would
+        // raise an error on a client nobody listens to any more.
+        const logins = [workerLogin, userLogin]
+        for (let i = 0; i < 20; i++) {
+          const { rows } = await admin.query(`select count(*)::int as n from pg_stat_activity where usename = any($1)`, [logins])
+          if (rows[0].n === 0) break
+          await new Promise((r) => setTimeout(r, 50))
+        }
+        await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = any($1) and pid <> pg_backend_pid()`, [logins])
         await admin.query(`drop schema if exists "${schema}" cascade`)
         for (const role of [workerLogin, userLogin, workerRole, userRole]) {
           await admin.query(`drop owned by "${role}"`).catch(() => {})
