@@ -1,25 +1,32 @@
 import type { TestProject } from 'vitest/node'
 import { startTestPostgres, type StartedPostgres } from './embedded.js'
 
-let started: StartedPostgres | undefined
-// Each project inherits this setup; the database is started once and stopped after the last project.
-let users = 0
+// Every vitest project loads this file on its own, so the shared state lives on globalThis (one
+// process): the database is started once for the whole run and stopped after the last project.
+interface SharedState {
+  started: Promise<StartedPostgres> | undefined
+  users: number
+}
+const KEY = Symbol.for('pgqueue.testing.postgres')
+const shared: SharedState = ((globalThis as Record<symbol, SharedState | undefined>)[KEY] ??= { started: undefined, users: 0 })
 
 /** Vitest global setup: one PostgreSQL for the whole run, its URL handed to every test file. */
 export async function setup(_project: TestProject): Promise<void> {
-  users += 1
-  if (!started) {
+  shared.users += 1
+  if (!shared.started) {
     // PostgreSQL's own log only on request: it is long and rarely useful.
     const log = process.env.PGQUEUE_TEST_PG_LOG === '1' ? (line: string) => process.stderr.write(`[pg] ${line}\n`) : () => {}
-    started = await startTestPostgres(log)
-    process.env.PGQUEUE_TEST_RESOLVED_URL = started.url
-    process.stderr.write(`[pgqueue tests] PostgreSQL from ${started.source}\n`)
+    shared.started = startTestPostgres(log)
+    const pg = await shared.started
+    process.stderr.write(`[pgqueue tests] PostgreSQL from ${pg.source}\n`)
   }
+  process.env.PGQUEUE_TEST_RESOLVED_URL = (await shared.started).url
 }
 
 export async function teardown(): Promise<void> {
-  users -= 1
-  if (users > 0) return
-  await started?.stop()
-  started = undefined
+  shared.users -= 1
+  if (shared.users > 0 || !shared.started) return
+  const pg = await shared.started
+  shared.started = undefined
+  await pg.stop()
 }
