@@ -1,32 +1,8 @@
-import { sql, type Kysely } from 'kysely'
-import type { Database, HistoryState } from '@pgqueue/core'
+import { sql, type Kysely, type Selectable } from 'kysely'
+import type { Database, HistoryState, JobHistoryTable } from '@pgqueue/core'
 
 /** A job_history row, with finished_at also as exact microseconds since the epoch (for cursors). */
-export interface HistoryRow {
-  tenant_id: string
-  id: string
-  queue: string
-  type: string
-  key: string | null
-  state: HistoryState
-  priority: number
-  payload: Buffer | null
-  payload_type: string | null
-  target: unknown
-  result: Buffer | null
-  result_type: string | null
-  error: unknown
-  attempt: number
-  max_attempts: number
-  schedule_id: string | null
-  retry_of: string | null
-  worker_id: string | null
-  created_at: Date
-  run_at: Date
-  started_at: Date | null
-  finished_at: Date
-  finished_us: string
-}
+export type HistoryRow = Selectable<JobHistoryTable> & { finished_us: string }
 
 /** finished_at in whole microseconds: a JS Date keeps only milliseconds, too coarse for a keyset. */
 const finishedUs = sql<string>`(extract(epoch from finished_at) * 1000000)::bigint::text`.as('finished_us')

@@ -1,5 +1,5 @@
-import { CompiledQuery, sql, type Kysely } from 'kysely'
-import { quoteIdent, type Database, type JobState } from '@pgqueue/core'
+import { CompiledQuery, sql, type Kysely, type Selectable } from 'kysely'
+import { quoteIdent, type Database, type JobState, type JobsTable } from '@pgqueue/core'
 import type pg from 'pg'
 import type { PushRow } from '../push-input.js'
 
@@ -11,30 +11,7 @@ export const JOB_COLUMNS = [
 ] as const
 
 /** A jobs row as selected with JOB_COLUMNS. */
-export interface JobRow {
-  tenant_id: string
-  id: string
-  queue: string
-  type: string
-  key: string | null
-  state: JobState
-  priority: number
-  run_at: Date
-  payload: Buffer | null
-  payload_type: string | null
-  target: unknown
-  attempt: number
-  max_attempts: number
-  retry_policy: unknown
-  lease_expires_at: Date | null
-  cancel_requested: boolean
-  last_error: unknown
-  schedule_id: string | null
-  retry_of: string | null
-  created_at: Date
-  updated_at: Date
-  started_at: Date | null
-}
+export type JobRow = Pick<Selectable<JobsTable>, (typeof JOB_COLUMNS)[number]>
 
 /** One row returned by push_jobs(). */
 export interface PushedRow {

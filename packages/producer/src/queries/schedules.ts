@@ -1,29 +1,8 @@
-import { sql, type Kysely } from 'kysely'
-import type { Database } from '@pgqueue/core'
+import { sql, type Kysely, type Selectable } from 'kysely'
+import type { Database, SchedulesTable } from '@pgqueue/core'
 
-/** A schedules row. */
-export interface ScheduleRow {
-  tenant_id: string
-  id: string
-  key: string
-  queue: string
-  type: string
-  cron: string | null
-  timezone: string | null
-  every_ms: string | null
-  anchor_at: Date | null
-  missed_policy: 'fire_once' | 'skip'
-  payload: Buffer | null
-  payload_type: string | null
-  target: unknown
-  priority: number
-  retry_policy: unknown
-  paused: boolean
-  next_run_at: Date | null
-  last_run_at: Date | null
-  created_at: Date
-  updated_at: Date
-}
+/** A schedules row, as core's Database types describe it. */
+export type ScheduleRow = Selectable<SchedulesTable>
 
 /** A validated schedule, ready to store. */
 export interface ScheduleValues {

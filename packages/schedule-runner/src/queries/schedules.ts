@@ -1,28 +1,19 @@
-import { sql, type Kysely, type Transaction } from 'kysely'
-import type { Database } from '@pgqueue/core'
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely'
+import type { Database, SchedulesTable } from '@pgqueue/core'
 
 /** A Kysely instance or transaction over a pgqueue schema. */
 type Db = Kysely<Database> | Transaction<Database>
 
-/** A due schedule as the runner claims it: the timing columns and the job template. */
-export interface ClaimedScheduleRow {
-  tenant_id: string
-  id: string
-  key: string
-  queue: string
-  type: string
-  cron: string | null
-  timezone: string | null
-  /** bigint, read as a string. */
-  every_ms: string | null
-  anchor_at: Date | null
+/** A due schedule as the runner claims it: the timing columns and the job template (core's row types). */
+export type ClaimedScheduleRow = Pick<
+  Selectable<SchedulesTable>,
+  'tenant_id' | 'id' | 'key' | 'queue' | 'type' | 'cron' | 'timezone' | 'every_ms' | 'anchor_at' | 'payload' | 'payload_type' | 'priority' | 'retry_policy'
+> & {
+  /** Read as plain text: checkScheduleRow() validates what a row holds. */
   missed_policy: string
-  payload: Buffer | null
-  payload_type: string | null
   /** The target as JSON text, passed back to push_jobs() unchanged. */
   target: string | null
-  priority: number
-  retry_policy: unknown
+  /** Due rows always have one. */
   next_run_at: Date
 }
 

@@ -1,27 +1,16 @@
 import type pg from 'pg'
-import { quoteIdent } from '@pgqueue/core'
+import { quoteIdent, type JobsTable } from '@pgqueue/core'
+import type { Selectable } from 'kysely'
 
 /** Anything that runs a query: a pool, a pool client or a client. */
 export type Queryable = Pick<pg.Pool, 'query'>
 
-/** A claimed row as the claim returns it. */
-export interface ClaimedRow {
-  tenant_id: string
-  id: string
-  queue: string
-  type: string
-  key: string | null
-  payload: Buffer | null
-  payload_type: string | null
-  target: unknown
-  attempt: number
-  max_attempts: number
-  retry_policy: unknown
-  run_at: Date
-  created_at: Date
-  schedule_id: string | null
-  priority: number
-}
+/** A claimed row as the claim returns it (CLAIM_COLUMNS, typed by core's Database). */
+export type ClaimedRow = Pick<
+  Selectable<JobsTable>,
+  | 'tenant_id' | 'id' | 'queue' | 'type' | 'key' | 'payload' | 'payload_type' | 'target' | 'attempt'
+  | 'max_attempts' | 'retry_policy' | 'run_at' | 'created_at' | 'schedule_id' | 'priority'
+>
 
 /** One finished run, as the completer hands it to jobFinishMany(). */
 export interface FinishInput {
