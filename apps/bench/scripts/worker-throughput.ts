@@ -1,5 +1,7 @@
 // Quick local throughput and pickup-latency check (not the peer benchmark, which lives in apps/bench).
 // node --import tsx --conditions=@pgqueue/source apps/bench/scripts/worker-throughput.ts [adminUrl] [jobs] [tenants]
+// Env: CONCURRENCY, BATCH, COMPLETE (worker options); EXTRA_SQL runs after migrating, $S = the schema
+// (e.g. EXTRA_SQL='drop index $S.some_idx' to measure what an index costs).
 import pg from 'pg'
 import { migrate, uuidv7 } from '@pgqueue/core'
 import { Worker } from '@pgqueue/worker'
@@ -22,6 +24,7 @@ async function push(tenant: string, n: number): Promise<void> {
 
 try {
   await migrate(adminUrl, { schema, workerRole: 'queue_worker', userRole: 'queue_user' })
+  if (process.env.EXTRA_SQL) await admin.query(process.env.EXTRA_SQL.replaceAll('$S', `"${schema}"`))
   const per = Math.ceil(total / tenants)
   for (let t = 0; t < tenants; t++) await push(`tenant-${t}`, per)
   await admin.query(`analyze "${schema}".jobs`)

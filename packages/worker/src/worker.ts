@@ -46,17 +46,23 @@ interface Run {
   job: Job
   row: ClaimedRow
   phase: Phase
-  controller: AbortController
+  /** Made on the handler's first read of ctx.signal: most handlers never read it, and an
+   *  AbortController per job was a measurable share of the worker's CPU. */
+  controller?: AbortController
   abortReason?: AbortReason
+  /** Set once the run is aborted; later aborts are ignored. */
+  abortError?: JobAbortedError
+  /** Rejects the handler's race while the handler runs. */
+  interrupt?: (err: JobAbortedError) => void
   startedAt: number
   /** When the claim returned it (Date.now()), to notice jobs waiting long in the buffer. */
   claimedAt: number
 }
 
-/** Resolves waiters when woken; a wake with no waiter is remembered for the next wait. */
 /** A buffered job older than this halves the claim size. */
 const BUFFER_WAIT_SHRINK_MS = 500
 
+/** Resolves waiters when woken; a wake with no waiter is remembered for the next wait. */
 class Wakeup {
   private pending = false
   private resolve: (() => void) | undefined
@@ -81,6 +87,15 @@ class Wakeup {
       this.resolve = done
     })
   }
+}
+
+/** The run's AbortSignal, made on first use (already aborted when the run was). */
+function signalOf(run: Run): AbortSignal {
+  if (!run.controller) {
+    run.controller = new AbortController()
+    if (run.abortError) run.controller.abort(run.abortError)
+  }
+  return run.controller.signal
 }
 
 function toJob(r: ClaimedRow): Job {
@@ -312,7 +327,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       if (this.buffer.length === 0 && this.inFlight < o.concurrency) this.starved = true
       got += rows.length
       for (const row of rows) {
-        const run: Run = { job: toJob(row), row, phase: 'buffered', controller: new AbortController(), startedAt: 0, claimedAt: Date.now() }
+        const run: Run = { job: toJob(row), row, phase: 'buffered', startedAt: 0, claimedAt: Date.now() }
         this.active.set(row.id, run)
         this.buffer.push(run)
       }
@@ -346,24 +361,22 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     const o = this.options
     const timer = o.handlerTimeoutMs === undefined ? undefined : setTimeout(() => this.abort(run, 'timeout'), o.handlerTimeoutMs)
     const ctx: JobContext = {
-      signal: run.controller.signal,
+      get signal() {
+        return signalOf(run)
+      },
       nodeId: o.nodeId,
       extendLease: (ms) => this.extendLease(run, ms),
     }
     this.safeEmit('job:started', run.job)
     let outcome: Pick<RunOutcome, 'kind' | 'result' | 'resultType' | 'error'>
     try {
-      // The handler races its own signal: a handler that hangs past an abort frees its slot anyway,
-      // and whatever it returns later is ignored.
-      const handled = Promise.resolve().then(() => this.handler(run.job as Job<Target>, ctx))
-      handled.catch(() => {})
-      const aborted = new Promise<never>((_, reject) => {
-        const signal = run.controller.signal
-        if (signal.aborted) reject(signal.reason)
-        signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+      // The handler races its abort: a handler that hangs past an abort frees its slot anyway, and
+      // whatever it returns later is ignored.
+      const value = await new Promise<unknown>((resolve, reject) => {
+        if (run.abortError) return reject(run.abortError)
+        run.interrupt = reject
+        Promise.resolve().then(() => this.handler(run.job as Job<Target>, ctx)).then(resolve, reject)
       })
-      aborted.catch(() => {})
-      const value = await Promise.race([handled, aborted])
       const encoded = encodeResult(value, o.maxResultBytes)
       outcome = { kind: 'completed', ...encoded, error: null }
     } catch (err) {
@@ -371,6 +384,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
         ? { kind: 'release', result: null, resultType: null, error: errorInfo(new JobAbortedError('shutdown', 'interrupted by worker shutdown'), run.job.attempt) }
         : { kind: 'error', result: null, resultType: null, error: errorInfo(err, run.job.attempt) }
     } finally {
+      run.interrupt = undefined
       if (timer) clearTimeout(timer)
       this.inFlight -= 1
     }
@@ -393,9 +407,11 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   }
 
   private abort(run: Run, reason: AbortReason): void {
-    if (run.controller.signal.aborted) return
+    if (run.abortError) return
     run.abortReason = reason
-    run.controller.abort(new JobAbortedError(reason))
+    run.abortError = new JobAbortedError(reason)
+    run.controller?.abort(run.abortError)
+    run.interrupt?.(run.abortError)
   }
 
   private markLost(run: Run): void {

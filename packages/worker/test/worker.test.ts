@@ -208,6 +208,30 @@ describe('Worker', () => {
     expect((await t.admin.query(q(`select 1 from S.job_history where queue = 'lost'`))).rowCount).toBe(0)
   })
 
+  it('frees the slot of a hung handler that never read its signal, and shows the abort when it reads it later', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'hung', 2)
+    let lateSignal: AbortSignal | undefined
+    let release!: () => void
+    const hung = new Promise<void>((resolve) => (release = resolve))
+    let calls = 0
+    const w = Worker.create(t.workerUrl, { queues: ['hung'], schema: t.schema, concurrency: 1, handlerTimeoutMs: 200 }, async (_job, ctx) => {
+      if (++calls > 1) return
+      await hung // ignores the signal
+      lateSignal = ctx.signal
+    })
+    let failed = 0
+    w.on('job:failed', () => void (failed += 1))
+    await w.start()
+    // concurrency 1: the second job only starts once the hung one's slot is freed by the timeout.
+    await waitFor(() => calls >= 2)
+    release()
+    await waitFor(() => lateSignal !== undefined)
+    await w.stop()
+    expect(lateSignal!.aborted).toBe(true)
+    expect((lateSignal!.reason as JobAbortedError).reason).toBe('timeout')
+    expect(failed).toBeGreaterThanOrEqual(1)
+  })
+
   it('aborts a cancelled job and records it as cancelled', async () => {
     await pushJobs(pool, t.schema, 'acme', 'cancel', 1)
     const w = Worker.create(t.workerUrl, { queues: ['cancel'], schema: t.schema, leaseMs: 1_000, heartbeatMs: 100 }, async (_job, ctx) => {
