@@ -45,7 +45,7 @@ describe('migrate', () => {
     const other = await createIsolatedDatabase('migrate_conc')
     try {
       const results = await Promise.all(Array.from({ length: 5 }, () => migrate(other.adminUrl, other.schemaOptions)))
-      const applied = results.flatMap((r) => r.applied).sort()
+      const applied = results.flatMap((r) => r.applied).sort((a, b) => a - b)
       expect(applied).toEqual(migrations.map((m) => m.version))
       const { rows } = await other.admin.query(`select count(*)::int as n from "${other.schema}".migrations`)
       expect(rows[0].n).toBe(migrations.length)

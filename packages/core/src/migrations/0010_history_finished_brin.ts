@@ -1,0 +1,11 @@
+/**
+ * Cheaper history writes: the B-tree on job_history (queue, finished_at) becomes a BRIN index on
+ * finished_at. Every finished job inserted an entry into that B-tree; the queries it served scan a
+ * time window across all tenants (global Stats windows, the rollup of recent history, the purge of old
+ * rows in the default partition), and history rows arrive in finished_at order, which is exactly what
+ * a BRIN summary of block ranges answers, at a fraction of the write cost and size.
+ */
+export default /* sql */ `
+drop index :schema.job_history_finished_idx;
+create index job_history_finished_brin on :schema.job_history using brin (finished_at);
+`
