@@ -1,4 +1,5 @@
-import { connect, LoopService, uuidv7, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core'
+import { sql, type Transaction } from 'kysely'
+import { connect, LoopService, uuidv7, type Connectable, type Connection, type Database, type ServiceEvents } from '@pgqueue/core'
 import { resolveScheduleRunnerOptions, type ResolvedScheduleRunnerOptions, type ScheduleRunnerOptions } from './options.js'
 import { checkScheduleRow, planFire, type MissedPolicy } from './plan.js'
 import {
@@ -157,6 +158,7 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
           : await scheduleClaimDue(trx, { schema, now, tenantIds, perTenant })
       const advances: ScheduleAdvanceInput[] = []
       const jobs: ScheduleJobInput[] = []
+      const rowsByJob = new Map<ScheduleJobInput, { row: ClaimedScheduleRow; advance: ScheduleAdvanceInput }>()
       for (const row of rows) {
         tenantsServed.add(row.tenant_id)
         const decided = this.decide(row, now)
@@ -166,10 +168,22 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
         if (decided.job) {
           jobs.push(decided.job)
           fired.push(decided.fired!)
+          rowsByJob.set(decided.job, { row, advance: decided.advance })
         }
       }
-      const written = await schedulePushJobs(trx, { schema, jobs })
-      if (written !== jobs.length) throw new Error(`push_jobs wrote ${written} of ${jobs.length} jobs; batch rolled back`)
+      const { written, rejected } = await this.pushIsolatingDataErrors(trx, jobs)
+      for (const { job, error } of rejected) {
+        // The database refused this schedule's job (a constraint or trigger on jobs): defer the
+        // schedule like an unreadable row, so it neither blocks its batch nor fires in a loop.
+        const { row, advance } = rowsByJob.get(job)!
+        const retryAt = new Date(now.getTime() + this.options.invalidRetryMs)
+        advance.nextRunAt = retryAt
+        advance.lastRunAt = null
+        fired.splice(fired.findIndex((f) => f.jobId === job.id), 1)
+        invalid.push({ tenantId: row.tenant_id, scheduleId: row.id, key: row.key, error, retryAt })
+      }
+      const expected = jobs.length - rejected.length
+      if (written !== expected) throw new Error(`push_jobs wrote ${written} of ${expected} jobs; batch rolled back`)
       const advanced = await scheduleAdvance(trx, { schema, rows: advances })
       if (advanced !== rows.length) throw new Error(`advanced ${advanced} of ${rows.length} claimed schedules; batch rolled back`)
       return rows.length
@@ -204,6 +218,44 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
 
   protected override async onStop(): Promise<void> {
     await this.closeConnection()
+  }
+
+  /**
+   * Pushes the batch's jobs under a savepoint. When the database rejects the batch with a data error
+   * (SQLSTATE class 22 or 23), which would fail every retry of the same batch, pushes the jobs one by
+   * one, each under its own savepoint, and returns the ones it refused with their errors. Other
+   * errors (connection, serialization) propagate and roll the whole batch back for a retry.
+   */
+  private async pushIsolatingDataErrors(
+    trx: Transaction<Database>,
+    jobs: ScheduleJobInput[],
+  ): Promise<{ written: number; rejected: { job: ScheduleJobInput; error: Error }[] }> {
+    const schema = this.options.schema
+    if (jobs.length === 0) return { written: 0, rejected: [] }
+    await sql`savepoint pgqueue_push`.execute(trx)
+    try {
+      const written = await schedulePushJobs(trx, { schema, jobs })
+      await sql`release savepoint pgqueue_push`.execute(trx)
+      return { written, rejected: [] }
+    } catch (err) {
+      if (!isDataError(err)) throw err
+      await sql`rollback to savepoint pgqueue_push`.execute(trx)
+      await sql`release savepoint pgqueue_push`.execute(trx)
+    }
+    let written = 0
+    const rejected: { job: ScheduleJobInput; error: Error }[] = []
+    for (const job of jobs) {
+      await sql`savepoint pgqueue_push_one`.execute(trx)
+      try {
+        written += await schedulePushJobs(trx, { schema, jobs: [job] })
+      } catch (err) {
+        if (!isDataError(err)) throw err
+        await sql`rollback to savepoint pgqueue_push_one`.execute(trx)
+        rejected.push({ job, error: err as Error })
+      }
+      await sql`release savepoint pgqueue_push_one`.execute(trx)
+    }
+    return { written, rejected }
   }
 
   /** Checks a claimed row and plans it: a job to push (or none) and the row's new timing. */
@@ -276,4 +328,10 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
     this.conn = undefined
     await c?.close()
   }
+}
+
+/** SQLSTATE class 22 (data exception) or 23 (integrity constraint): the same input fails every time. */
+function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'))
 }

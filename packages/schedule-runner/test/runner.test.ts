@@ -212,6 +212,36 @@ describe('ScheduleRunner: bad rows', () => {
   })
 })
 
+describe('ScheduleRunner: jobs the database refuses', () => {
+  it('defers only the schedule whose job is refused (a constraint on jobs) and fires the rest of its batch', async () => {
+    // Stands in for any deterministic refusal of one job: a deployment's own constraint or trigger.
+    await t.admin.query(`alter table "${t.schema}".jobs add constraint no_poison check (type <> 'poison')`)
+    try {
+      const [poison, a, b] = await insertSchedules(t, [
+        { tenant: 'acme', key: 'poison', type: 'poison', everyMs: 1000, nextRunAt: T0 },
+        { tenant: 'acme', key: 'a', everyMs: 1000, nextRunAt: T0 },
+        { tenant: 'beta', key: 'b', everyMs: 1000, nextRunAt: T0 },
+      ])
+      const clock = new ManualClock(T0)
+      const r = runner(clock, { invalidRetryMs: 600_000 })
+      const invalid: ScheduleInvalid[] = []
+      r.on('invalid', (i) => invalid.push(i))
+      expect(await r.tick()).toMatchObject({ claimed: 3, fired: 2, invalid: 1 })
+      expect(invalid.map((i) => i.key)).toEqual(['poison'])
+      expect((invalid[0]!.error as Error & { code?: string }).code).toBe('23514')
+      const counts = await jobCounts(t.admin, t.schema)
+      expect([counts.get(poison!) ?? 0, counts.get(a!), counts.get(b!)]).toEqual([0, 1, 1])
+      expect((await schedule(poison!)).next_run_at.toISOString()).toBe(new Date(T0.getTime() + 600_000).toISOString())
+      expect((await schedule(poison!)).last_run_at).toBeNull()
+      expect((await schedule(a!)).last_run_at.toISOString()).toBe(T0.toISOString())
+      clock.advance(1000)
+      expect(await r.tick()).toMatchObject({ claimed: 2, fired: 2, invalid: 0 })
+    } finally {
+      await t.admin.query(`alter table "${t.schema}".jobs drop constraint no_poison`)
+    }
+  })
+})
+
 describe('ScheduleRunner: daylight saving time', () => {
   /** Fires a schedule by moving the clock to each next_run_at in turn; returns the due times that fired. */
   async function fireSeries(id: string, runs: number, clock: ManualClock, r: ScheduleRunner): Promise<string[]> {
