@@ -2,6 +2,7 @@
 // node --import tsx --conditions=@pgqueue/source apps/bench/scripts/worker-throughput.ts [adminUrl] [jobs] [tenants]
 // Env: CONCURRENCY, BATCH, COMPLETE (worker options); EXTRA_SQL runs after migrating, $S = the schema
 // (e.g. EXTRA_SQL='drop index $S.some_idx' to measure what an index costs).
+// MARK=1 prints the processing window in process.hrtime microseconds, to cut a --cpu-prof to it.
 import pg from 'pg'
 import { migrate, uuidv7 } from '@pgqueue/core'
 import { Worker } from '@pgqueue/worker'
@@ -40,8 +41,10 @@ try {
   })
   await scheduler.start()
   const t0 = performance.now()
+  if (process.env.MARK) console.log(`mark start ${process.hrtime.bigint() / 1000n}`)
   await worker.start()
   await finished
+  if (process.env.MARK) console.log(`mark end ${process.hrtime.bigint() / 1000n}`)
   const secs = (performance.now() - t0) / 1000
   console.log(`throughput: ${n} no-op jobs over ${tenants} tenants, concurrency ${concurrency}: ${(n / secs).toFixed(0)} jobs/s (${secs.toFixed(2)} s)`)
   // Pickup latency: single jobs pushed to the idle worker.
