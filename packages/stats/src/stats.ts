@@ -4,7 +4,7 @@ import { historyCountByQueue, historyHistogram, historyLatencyByQueue, type Hist
 import { historyCountByQueueFromRollups, historyHistogramFromRollups, historyLatencyBucketsFromRollups } from './queries/history-rollups.js'
 import { jobsCountByQueue } from './queries/jobs.js'
 import { liveCountsByQueue } from './queries/live-counts.js'
-import { rollupStateRead, type RollupStateRow } from './queries/rollup-state.js'
+import { rollupStateRead, rollupStateReadable, type RollupStateRow } from './queries/rollup-state.js'
 import { hasWholeHourOffsets } from './time-zone.js'
 import { planWindow } from './window-plan.js'
 import { schedulesSummaryByQueue } from './queries/schedules.js'
@@ -73,6 +73,7 @@ export class Stats {
   /** The options in force, defaults filled in. */
   readonly options: ResolvedStatsOptions
   private readonly conn: Connection
+  private rollupsReadable = false
 
   private constructor(target: Connectable, options: ResolvedStatsOptions) {
     this.options = options
@@ -199,13 +200,12 @@ export class Stats {
 
   /** The rollup state, or undefined when this role may not read it (the user role) or the schema predates it. */
   private async rollupState(db: Kysely<Database>): Promise<RollupStateRow | undefined> {
-    try {
-      return await rollupStateRead(db, this.options.schema)
-    } catch (err) {
-      const code = (err as { code?: unknown }).code
-      if (code === '42501' || code === '42P01') return undefined
-      throw err
+    // Checked, not caught: an error would abort the surrounding transaction. A yes is remembered.
+    if (!this.rollupsReadable) {
+      this.rollupsReadable = await rollupStateReadable(db, this.options.schema)
+      if (!this.rollupsReadable) return undefined
     }
+    return rollupStateRead(db, this.options.schema)
   }
 
   /**
@@ -254,10 +254,14 @@ export class Stats {
 
   /**
    * Runs fn for one tenant in a transaction whose tenant is set first by its own statement (a CTE
-   * setting it would not be safe: the scan may run first), or across tenants on the pool.
+   * setting it would not be safe: the scan may run first), or across tenants in a read-only
+   * repeatable-read transaction: the rollup watermark and the rollup rows read after it must come from
+   * one snapshot, or a rollup committed in between would count the rows after the old watermark twice.
    */
   private async run<T>(tenantId: string | undefined, fn: (db: Kysely<Database>, tenantId: string | undefined) => Promise<T>): Promise<T> {
-    if (tenantId === undefined) return fn(this.conn.db, undefined)
+    if (tenantId === undefined) {
+      return this.conn.db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute((trx) => fn(trx, undefined))
+    }
     const tenant = validateTenantId(tenantId)
     return withTenantTransaction(this.conn.db, tenant, (trx) => fn(trx, tenant))
   }

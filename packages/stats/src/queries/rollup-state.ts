@@ -17,3 +17,11 @@ export async function rollupStateRead(db: Kysely<any>, schema: string): Promise<
       from ${sql.raw(`${quoteIdent(schema)}.stats_rollup_state`)}`.execute(db)
   return rows[0]
 }
+
+/** Whether this role may read the rollup state (false for the user role, or before migration 9). */
+export async function rollupStateReadable(db: Kysely<any>, schema: string): Promise<boolean> {
+  const name = `${quoteIdent(schema)}.stats_rollup_state`
+  const { rows } = await sql<{ ok: boolean | null }>`
+    select has_table_privilege(to_regclass(${name}), 'select') as ok`.execute(db)
+  return rows[0]?.ok === true
+}
