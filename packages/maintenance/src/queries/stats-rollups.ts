@@ -38,7 +38,10 @@ export async function historyOldestBound(trx: Kysely<any>, schema: string, p: { 
  * may end at the watermark), so a bucket is always recomputed from all of its rows and a rerun can
  * never count a row twice. Latency counts only completed and failed rows that started, like Stats'
  * raw path; the histograms are dense int4[] indexed by latency_bucket() + 1, trailing zeros left off.
- * The bounds are parameters, so only the partitions of [from, to) are read.
+ * The bounds are parameters, so only the partitions of [from, to) are read, and within them queue by
+ * queue through job_history_finished_idx (queue, finished_at), the queues found by a skip scan: no
+ * index leads with finished_at, and a scan of the whole current partition every minute would grow
+ * with the day's volume instead of the minute's.
  */
 export async function historyRollupUpsert(
   trx: Kysely<any>,
@@ -47,26 +50,38 @@ export async function historyRollupUpsert(
 ): Promise<number> {
   const s = quoteIdent(schema)
   const ran = sql`state in ('completed', 'failed') and started_at is not null`
+  const h = sql.raw(`${s}.job_history`)
   const res = await sql`
-    with src as (
-      select date_trunc(${p.unit}, finished_at, 'UTC') as bucket, queue, state, finished_at,
-             case when ${ran} then ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from started_at - run_at) * 1000, 0)::float8) end as wb,
-             case when ${ran} then ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from finished_at - started_at) * 1000, 0)::float8) end as rb
-        from ${sql.raw(`${s}.job_history`)}
-       where finished_at >= ${p.from} and finished_at < ${p.to}
+    with recursive qs(q) as (
+      select min(queue) from ${h}
+      union all
+      select (select min(queue) from ${h} where queue > qs.q) from qs where qs.q is not null
+    ),
+    src as (
+      select qs.q as queue, x.*
+        from qs cross join lateral (
+          select date_trunc(${p.unit}, finished_at, 'UTC') as bucket, state,
+                 case when ${ran} then ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from started_at - run_at) * 1000, 0)::float8) end as wb,
+                 case when ${ran} then ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from finished_at - started_at) * 1000, 0)::float8) end as rb,
+                 count(*)::int as n, max(finished_at) as last_at
+            from ${h}
+           where queue = qs.q and finished_at >= ${p.from} and finished_at < ${p.to}
+           group by 1, 2, 3, 4
+        ) x
+       where qs.q is not null
     ),
     counts as (
       select bucket, queue,
-             (count(*) filter (where state = 'completed'))::int as completed,
-             (count(*) filter (where state = 'failed'))::int as failed,
-             (count(*) filter (where state = 'cancelled'))::int as cancelled,
-             max(finished_at) filter (where state = 'failed') as last_failure_at
+             coalesce(sum(n) filter (where state = 'completed'), 0)::int as completed,
+             coalesce(sum(n) filter (where state = 'failed'), 0)::int as failed,
+             coalesce(sum(n) filter (where state = 'cancelled'), 0)::int as cancelled,
+             max(last_at) filter (where state = 'failed') as last_failure_at
         from src group by 1, 2
     ),
     hist as (
-      select bucket, queue, 'wait' as kind, wb as i, count(*)::int as n from src where wb is not null group by 1, 2, 4
+      select bucket, queue, 'wait' as kind, wb as i, sum(n)::int as n from src where wb is not null group by 1, 2, 4
       union all
-      select bucket, queue, 'run', rb, count(*)::int from src where rb is not null group by 1, 2, 4
+      select bucket, queue, 'run', rb, sum(n)::int from src where rb is not null group by 1, 2, 4
     ),
     dense as (
       select h.bucket, h.queue, h.kind, array_agg(coalesce(x.n, 0) order by g.i) as counts

@@ -140,18 +140,23 @@ export async function historyLatencyBucketsFromRollups(
   const { rows } = await sql<LatencyBucketRow>`
     with recursive ${queueList(schema, p.queue)},
     raw as materialized (
-      select qs.q as queue,
-             ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from h.started_at - h.run_at) * 1000, 0)::float8) as wi,
-             ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from h.finished_at - h.started_at) * 1000, 0)::float8) as ri
-        from qs join ${table(schema, 'job_history')} h on h.queue = qs.q
-       where qs.q is not null and (${inRanges('h.finished_at', p.plan.raw)})
-         and h.state in ('completed', 'failed') and h.started_at is not null
+      select qs.q as queue, x.wi, x.ri, x.n
+        from qs cross join lateral (
+          select ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from started_at - run_at) * 1000, 0)::float8) as wi,
+                 ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from finished_at - started_at) * 1000, 0)::float8) as ri,
+                 count(*)::int as n
+            from ${table(schema, 'job_history')} h
+           where h.queue = qs.q and (${inRanges('finished_at', p.plan.raw)})
+             and state in ('completed', 'failed') and started_at is not null
+           group by 1, 2
+        ) x
+       where qs.q is not null
     ),
     rolled as (${rollupRows(schema, p.plan, p.queue, sql`queue, wait_hist, run_hist`)}),
     parts as (
-      select queue, 'wait' as kind, wi as i, count(*)::int as n from raw group by 1, 3
+      select queue, 'wait' as kind, wi as i, sum(n)::int as n from raw group by 1, 3
       union all
-      select queue, 'run', ri, count(*)::int from raw group by 1, 3
+      select queue, 'run', ri, sum(n)::int from raw group by 1, 3
       union all
       select r.queue, 'wait', (u.ord - 1)::int, u.n from rolled r, unnest(r.wait_hist) with ordinality u(n, ord) where u.n > 0
       union all
