@@ -6,6 +6,7 @@ import { jobsCountByQueue } from './queries/jobs.js'
 import { liveCountsByQueue } from './queries/live-counts.js'
 import { rollupStateRead, rollupStateReadable, type RollupStateRow } from './queries/rollup-state.js'
 import { hasWholeHourOffsets } from './time-zone.js'
+import { jitOffSetLocal } from './queries/settings.js'
 import { planWindow } from './window-plan.js'
 import { schedulesSummaryByQueue } from './queries/schedules.js'
 import { MAX_BUCKETS, resolveStatsOptions, validateWindow, type ResolvedStatsOptions, type StatsOptions } from './options.js'
@@ -260,7 +261,10 @@ export class Stats {
    */
   private async run<T>(tenantId: string | undefined, fn: (db: Kysely<Database>, tenantId: string | undefined) => Promise<T>): Promise<T> {
     if (tenantId === undefined) {
-      return this.conn.db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute((trx) => fn(trx, undefined))
+      return this.conn.db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(async (trx) => {
+        await jitOffSetLocal(trx)
+        return fn(trx, undefined)
+      })
     }
     const tenant = validateTenantId(tenantId)
     return withTenantTransaction(this.conn.db, tenant, (trx) => fn(trx, tenant))

@@ -1,5 +1,6 @@
 import { listHistoryPartitions } from '@pgqueue/core'
 import { lockTryTask } from '../queries/locks.js'
+import { jitOffSetLocal } from '../queries/settings.js'
 import { historyOldestBound, historyRollupExpiredDelete, historyRollupUpsert, rollupStateAdvance, rollupStateLock } from '../queries/stats-rollups.js'
 import type { SkipReason, TaskContext } from './context.js'
 
@@ -51,6 +52,7 @@ export async function runStatsRollupTask(ctx: TaskContext): Promise<RollupResult
   for (;;) {
     const step = await ctx.db.transaction().execute(async (trx) => {
       if (!(await lockTryTask(trx, schema, 'rollup'))) return 'locked' as const
+      await jitOffSetLocal(trx)
       const state = await rollupStateLock(trx, schema)
       let from = state.rolled_up_to?.getTime()
       if (from === undefined) {
