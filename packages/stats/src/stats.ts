@@ -95,8 +95,9 @@ export class Stats {
   async queues(options: WithTenant<QueuesStatsOptions> = {}): Promise<QueueStats[]> {
     const windowMs = validateWindow('window', options.window ?? this.options.defaultWindowMs)
     const queue = optionalQueue(options.queue)
+    const exact = exactOption(options.exact)
     return this.run(options.tenantId, async (db, tenantId) => {
-      const state = tenantId === undefined && options.exact !== true ? await this.rollupState(db) : undefined
+      const state = tenantId === undefined && !exact ? await this.rollupState(db) : undefined
       const snapshotAt = state?.live_counts_at ?? null
       const fresh = snapshotAt !== null && state!.now.getTime() - snapshotAt.getTime() <= this.options.liveCountsMaxAgeMs
       const live = fresh ? await liveCountsByQueue(db, this.options.schema, { queue }) : await jobsCountByQueue(db, this.options.schema, { tenantId, queue })
@@ -154,8 +155,9 @@ export class Stats {
       throw new PgQueueValidationError('states', 'must be a non-empty list of completed, failed, cancelled', states)
     }
     const queue = optionalQueue(options.queue)
+    const exact = exactOption(options.exact)
     return this.run(options.tenantId, async (db, tenantId) => {
-      const state = tenantId === undefined && options.exact !== true ? await this.rollupState(db) : undefined
+      const state = tenantId === undefined && !exact ? await this.rollupState(db) : undefined
       const { schema, timezone } = this.options
       const rows = state?.rolled_up_to
         ? await historyHistogramFromRollups(db, schema, {
@@ -175,9 +177,10 @@ export class Stats {
   async latency(options: WithTenant<LatencyOptions> = {}): Promise<QueueLatency[]> {
     const windowMs = validateWindow('window', options.window ?? this.options.defaultWindowMs)
     const queue = optionalQueue(options.queue)
+    const exact = exactOption(options.exact)
     return this.run(options.tenantId, async (db, tenantId) => {
       const since = new Date(Date.now() - windowMs)
-      const state = tenantId === undefined && options.exact !== true ? await this.rollupState(db) : undefined
+      const state = tenantId === undefined && !exact ? await this.rollupState(db) : undefined
       if (state?.rolled_up_to) return this.latencyFromRollups(db, state, { queue, since })
       const rows = await historyLatencyByQueue(db, this.options.schema, { tenantId, queue, since })
       return rows.map((r) => ({ queue: r.queue, count: r.count, waitMs: percentiles(r.wait), runMs: percentiles(r.run) }))
@@ -299,6 +302,11 @@ export class TenantStats {
   schedules(): Promise<ScheduleStats> {
     return this.stats.schedules({ tenantId: this.tenantId })
   }
+}
+
+function exactOption(exact: unknown): boolean {
+  if (exact !== undefined && typeof exact !== 'boolean') throw new PgQueueValidationError('exact', 'must be a boolean', exact)
+  return exact === true
 }
 
 function optionalQueue(queue: unknown): string | undefined {
