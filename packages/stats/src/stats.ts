@@ -243,7 +243,8 @@ export class Stats {
     for (const r of rows) {
       let h = byQueue.get(r.queue)
       if (!h) byQueue.set(r.queue, (h = { wait: new Array<number>(LATENCY_BUCKET_COUNT).fill(0), run: new Array<number>(LATENCY_BUCKET_COUNT).fill(0) }))
-      h[r.kind][r.i] = (h[r.kind][r.i] ?? 0) + r.n
+      h.wait[r.i] = r.wait
+      h.run[r.i] = r.run
     }
     const fromHistogram = (counts: number[]): Percentiles => ({ p50: latencyPercentile(counts, 0.5), p95: latencyPercentile(counts, 0.95), p99: latencyPercentile(counts, 0.99) })
     return [...byQueue.entries()]

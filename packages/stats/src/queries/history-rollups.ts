@@ -117,19 +117,19 @@ export async function historyHistogramFromRollups(
   return rows
 }
 
-/** One latency bucket's count for a queue, as the database returns it. */
+/** One latency bucket of a queue, as the database returns it: how many waits and runs fell in it. */
 export interface LatencyBucketRow {
   queue: string
-  kind: 'wait' | 'run'
   /** latency_bucket() index. */
   i: number
-  n: number
+  wait: number
+  run: number
 }
 
 /**
- * Latency histograms per queue over a plan: the rollups' arrays summed element by element, plus the
- * raw parts' durations put in the same buckets by latency_bucket(). Only completed and failed jobs that
- * started count, as in historyLatencyByQueue.
+ * Latency histograms per queue over a plan: the rollups' arrays summed element by element (one unnest
+ * of both arrays side by side), plus the raw parts' durations put in the same buckets by
+ * latency_bucket(). Only completed and failed jobs that started count, as in historyLatencyByQueue.
  */
 export async function historyLatencyBucketsFromRollups(
   db: Kysely<any>,
@@ -154,14 +154,13 @@ export async function historyLatencyBucketsFromRollups(
     ),
     rolled as (${rollupRows(schema, p.plan, p.queue, sql`queue, wait_hist, run_hist`)}),
     parts as (
-      select queue, 'wait' as kind, wi as i, sum(n)::int as n from raw group by 1, 3
+      select queue, wi as i, n as wait, 0 as run from raw
       union all
-      select queue, 'run', ri, sum(n)::int from raw group by 1, 3
+      select queue, ri, 0, n from raw
       union all
-      select r.queue, 'wait', (u.ord - 1)::int, u.n from rolled r, unnest(r.wait_hist) with ordinality u(n, ord) where u.n > 0
-      union all
-      select r.queue, 'run', (u.ord - 1)::int, u.n from rolled r, unnest(r.run_hist) with ordinality u(n, ord) where u.n > 0
+      select r.queue, (u.ord - 1)::int, coalesce(u.w, 0), coalesce(u.r, 0)
+        from rolled r, unnest(r.wait_hist, r.run_hist) with ordinality u(w, r, ord)
     )
-    select queue, kind, i, sum(n)::int as n from parts group by 1, 2, 3`.execute(db)
+    select queue, i, sum(wait)::int as wait, sum(run)::int as run from parts group by 1, 2`.execute(db)
   return rows
 }
