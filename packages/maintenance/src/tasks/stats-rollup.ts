@@ -61,8 +61,11 @@ export async function runStatsRollupTask(ctx: TaskContext): Promise<RollupResult
         from = bound ? floorTo(bound.getTime(), HOUR) : end
       }
       if (from >= end || result.chunks >= rollupMaxChunksPerRun) {
-        if (state.rolled_up_to === null) from = Math.min(from, end)
-        if (state.rolled_up_to === null) await rollupStateAdvance(trx, schema, { rolledUpTo: new Date(from), minutesFrom: null })
+        if (state.rolled_up_to === null) {
+          // Nothing to roll up yet (no history, or it starts after `end`): the watermark starts here.
+          from = Math.min(from, end)
+          await rollupStateAdvance(trx, schema, { rolledUpTo: new Date(from), minutesFrom: null })
+        }
         return { done: true, rolledUpTo: new Date(from) }
       }
       // A chunk cut short ends on an hour, so the next one starts a fresh hour.
