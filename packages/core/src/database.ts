@@ -125,6 +125,42 @@ export interface NodesTable {
   info: Json | null
 }
 
+/** pgqueue.history_rollup_minutes and history_rollup_hours: finished jobs per bucket and queue, all tenants. */
+export interface HistoryRollupTable {
+  /** Start of the minute or hour (UTC). */
+  bucket: Timestamp
+  queue: string
+  completed: number
+  failed: number
+  cancelled: number
+  last_failure_at: Timestamp | null
+  /** Latency histograms (see latency-histogram.ts): run_at to started_at, started_at to finished_at. */
+  wait_hist: number[]
+  run_hist: number[]
+}
+
+/** pgqueue.stats_rollup_state: the single row saying how far the rollups and the live snapshot reach. */
+export interface StatsRollupStateTable {
+  id: Generated<boolean>
+  /** Every history row finished before this is in the rollups; null until the first rollup. */
+  rolled_up_to: Timestamp | null
+  /** Minute rollups are complete from here on. */
+  minutes_from: Timestamp | null
+  /** When live_counts was taken; null until the first snapshot. */
+  live_counts_at: Timestamp | null
+  updated_at: DefaultedTimestamp
+}
+
+/** pgqueue.live_counts: a snapshot of live counts per queue, all tenants. */
+export interface LiveCountsTable {
+  queue: string
+  pending: number
+  scheduled: number
+  running: number
+  retrying: number
+  oldest_pending_run_at: Timestamp | null
+}
+
 /** The Kysely database interface for a pgqueue schema; use with `db.withSchema(schema)`. */
 export interface Database {
   jobs: JobsTable
@@ -134,4 +170,8 @@ export interface Database {
   schedules: SchedulesTable
   worker_metadata: WorkerMetadataTable
   nodes: NodesTable
+  history_rollup_minutes: HistoryRollupTable
+  history_rollup_hours: HistoryRollupTable
+  stats_rollup_state: StatsRollupStateTable
+  live_counts: LiveCountsTable
 }

@@ -31,6 +31,14 @@ const COLUMNS: { [T in keyof Database]: Record<keyof Database[T], true> } = {
   },
   worker_metadata: { tenant_id: true, key: true, value: true, updated_at: true },
   nodes: { node_id: true, kind: true, started_at: true, heartbeat_at: true, info: true },
+  history_rollup_minutes: {
+    bucket: true, queue: true, completed: true, failed: true, cancelled: true, last_failure_at: true, wait_hist: true, run_hist: true,
+  },
+  history_rollup_hours: {
+    bucket: true, queue: true, completed: true, failed: true, cancelled: true, last_failure_at: true, wait_hist: true, run_hist: true,
+  },
+  stats_rollup_state: { id: true, rolled_up_to: true, minutes_from: true, live_counts_at: true, updated_at: true },
+  live_counts: { queue: true, pending: true, scheduled: true, running: true, retrying: true, oldest_pending_run_at: true },
 }
 
 let t: IsolatedDatabase

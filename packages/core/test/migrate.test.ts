@@ -24,16 +24,29 @@ describe('migrate', () => {
     const first = await migrate(t.adminUrl, t.schemaOptions)
     expect(first.applied).toEqual(migrations.map((m) => m.version))
     expect(await tables(t.schema)).toEqual([
+      'history_rollup_hours',
+      'history_rollup_minutes',
       'job_history',
       'job_history_default',
       'jobs',
+      'live_counts',
       'migrations',
       'nodes',
       'queue_clocks',
       'queues',
       'schedules',
+      'stats_rollup_state',
       'worker_metadata',
     ])
+    // The all-tenant stats tables: the worker role reads them, the user role gets nothing.
+    for (const table of ['history_rollup_hours', 'history_rollup_minutes', 'live_counts', 'stats_rollup_state']) {
+      const { rows: priv } = await t.admin.query(
+        `select has_table_privilege($1, $3, 'select') as w, has_table_privilege($1, $3, 'insert') as wi,
+                has_table_privilege($2, $3, 'select') as u`,
+        [t.workerRole, t.userRole, `"${t.schema}".${table}`],
+      )
+      expect(priv[0], table).toEqual({ w: true, wi: false, u: false })
+    }
     const second = await migrate(t.adminUrl, t.schemaOptions)
     expect(second.applied).toEqual([])
     expect(second.version).toBe(first.version)

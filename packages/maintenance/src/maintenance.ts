@@ -6,6 +6,8 @@ import { runRetentionTask, type RetentionResult } from './tasks/history-retentio
 import { runLiveTableVacuumTask, type TableHealth, type VacuumResult } from './tasks/live-table-vacuum.js'
 import { runOrphanedLeasesTask, type LeasesResult } from './tasks/orphaned-leases.js'
 import { runStaleNodesTask, type NodesResult } from './tasks/stale-nodes.js'
+import { runLiveCountsTask, type LiveCountsResult } from './tasks/live-counts.js'
+import { runStatsRollupTask, type RollupResult } from './tasks/stats-rollup.js'
 
 /** What one run did, task by task. A task absent from the report did not run (switched off, or not due). */
 export interface MaintenanceReport {
@@ -16,6 +18,8 @@ export interface MaintenanceReport {
   nodes?: NodesResult
   leases?: LeasesResult
   vacuum?: VacuumResult
+  rollup?: RollupResult
+  liveCounts?: LiveCountsResult
   /** Tasks that failed; the other tasks still ran. */
   errors: { task: MaintenanceTaskName; error: Error }[]
 }
@@ -38,7 +42,7 @@ export class PgQueueMaintenanceError extends PgQueueError {
   }
 }
 
-const TASKS: readonly MaintenanceTaskName[] = ['partitions', 'retention', 'nodes', 'leases', 'vacuum']
+const TASKS: readonly MaintenanceTaskName[] = ['partitions', 'retention', 'nodes', 'leases', 'vacuum', 'rollup', 'liveCounts']
 
 /**
  * Maintenance keeps a long-lived installation healthy. It runs as the admin (the schema owner) and
@@ -47,7 +51,8 @@ const TASKS: readonly MaintenanceTaskName[] = ['partitions', 'retention', 'nodes
  *
  * Tasks: history partitions ahead (and for rows that landed in the default partition), retention by
  * dropping expired partitions, stale node records, orphaned leases, and VACUUM (ANALYZE) of the live
- * table when dead tuples pile up, with a health report of that table.
+ * table when dead tuples pile up, with a health report of that table; and, for global Stats, rollups
+ * of finished jobs per minute and hour and a snapshot of live counts per queue.
  *
  * Use `start()`/`stop()` for a loop, `runNow()` on an instance, or `Maintenance.runOnce(url)` from cron.
  */
@@ -63,6 +68,8 @@ export class Maintenance extends LoopService<MaintenanceEvents> {
       options.tasks.partitions || options.tasks.retention ? options.partitionsEveryMs : Infinity,
       options.tasks.nodes || options.tasks.leases ? options.housekeepingEveryMs : Infinity,
       options.tasks.vacuum ? options.vacuumEveryMs : Infinity,
+      options.tasks.rollup ? options.rollupEveryMs : Infinity,
+      options.tasks.liveCounts ? options.liveCountsEveryMs : Infinity,
     ]
     super({ name: 'maintenance', idleMs: Math.min(...everyMs.filter(Number.isFinite), options.partitionsEveryMs), ...(logger ? { logger } : {}) })
     this.options = options
@@ -122,6 +129,8 @@ export class Maintenance extends LoopService<MaintenanceEvents> {
   private everyMs(task: MaintenanceTaskName): number {
     if (task === 'partitions' || task === 'retention') return this.options.partitionsEveryMs
     if (task === 'vacuum') return this.options.vacuumEveryMs
+    if (task === 'rollup') return this.options.rollupEveryMs
+    if (task === 'liveCounts') return this.options.liveCountsEveryMs
     return this.options.housekeepingEveryMs
   }
 
@@ -139,6 +148,8 @@ export class Maintenance extends LoopService<MaintenanceEvents> {
           report.vacuum = await runLiveTableVacuumTask(this.ctx)
           if (report.vacuum.health) this.untypedEmit('tableHealth', report.vacuum.health)
         }
+        if (task === 'rollup') report.rollup = await runStatsRollupTask(this.ctx)
+        if (task === 'liveCounts') report.liveCounts = await runLiveCountsTask(this.ctx)
       } catch (err) {
         report.errors.push({ task, error: err instanceof Error ? err : new Error(String(err)) })
       }

@@ -1,7 +1,7 @@
 import { PgQueueValidationError, resolveSchemaOptions, systemClock, type Clock, type Logger, type PartitionGranularity, type ResolvedSchemaOptions, type SchemaOptions } from '@pgqueue/core'
 
 /** The tasks Maintenance runs; each can be switched off with `tasks: { name: false }`. */
-export type MaintenanceTaskName = 'partitions' | 'retention' | 'nodes' | 'leases' | 'vacuum'
+export type MaintenanceTaskName = 'partitions' | 'retention' | 'nodes' | 'leases' | 'vacuum' | 'rollup' | 'liveCounts'
 
 /** Options of Maintenance. Every field is optional; defaults are in MAINTENANCE_DEFAULTS. */
 export interface MaintenanceOptions extends SchemaOptions {
@@ -45,6 +45,21 @@ export interface MaintenanceOptions extends SchemaOptions {
   housekeepingEveryMs?: number
   /** How often the loop reads the live table's health and vacuums it when needed. Default 10 s. */
   vacuumEveryMs?: number
+  /** How often the loop rolls finished jobs up for global Stats. Default 1 minute. */
+  rollupEveryMs?: number
+  /**
+   * The rollup leaves the last this-many ms of history alone: a completion transaction that started
+   * earlier (finished_at is its start time) may still commit. Default 2 minutes.
+   */
+  rollupSafetyLagMs?: number
+  /** History rolled up per transaction, in ms (at least 1 hour; cut on hour boundaries). Default 6 hours. */
+  rollupChunkMs?: number
+  /** Chunks per run, so a first run over a long history is spread over several runs. Default 20. */
+  rollupMaxChunksPerRun?: number
+  /** Minute rollups are kept this long (hours are kept for retentionMs). Default 48 hours. */
+  rollupMinutesRetentionMs?: number
+  /** How often the loop refreshes the live_counts snapshot for global Stats. Default 10 s. */
+  liveCountsEveryMs?: number
   /** Tasks to switch off, e.g. `{ vacuum: false }`. Default: all on. */
   tasks?: Partial<Record<MaintenanceTaskName, boolean>>
   /** Pool size when a URL is given. Default 2. */
@@ -72,6 +87,12 @@ export const MAINTENANCE_DEFAULTS = Object.freeze({
   partitionsEveryMs: 3_600_000,
   housekeepingEveryMs: 60_000,
   vacuumEveryMs: 10_000,
+  rollupEveryMs: 60_000,
+  rollupSafetyLagMs: 2 * 60_000,
+  rollupChunkMs: 6 * 3_600_000,
+  rollupMaxChunksPerRun: 20,
+  rollupMinutesRetentionMs: 48 * 3_600_000,
+  liveCountsEveryMs: 10_000,
   poolSize: 2,
 })
 
@@ -92,6 +113,12 @@ export interface ResolvedMaintenanceOptions extends ResolvedSchemaOptions {
   partitionsEveryMs: number
   housekeepingEveryMs: number
   vacuumEveryMs: number
+  rollupEveryMs: number
+  rollupSafetyLagMs: number
+  rollupChunkMs: number
+  rollupMaxChunksPerRun: number
+  rollupMinutesRetentionMs: number
+  liveCountsEveryMs: number
   tasks: Record<MaintenanceTaskName, boolean>
   poolSize: number
   clock: Clock
@@ -117,7 +144,7 @@ export function resolveMaintenanceOptions(options: MaintenanceOptions = {}): Res
   if (typeof o.vacuumDeadRatio !== 'number' || !(o.vacuumDeadRatio >= 0 && o.vacuumDeadRatio <= 1)) {
     throw new PgQueueValidationError('vacuumDeadRatio', 'must be a number from 0 to 1', o.vacuumDeadRatio)
   }
-  const tasks: Record<MaintenanceTaskName, boolean> = { partitions: true, retention: true, nodes: true, leases: true, vacuum: true }
+  const tasks: Record<MaintenanceTaskName, boolean> = { partitions: true, retention: true, nodes: true, leases: true, vacuum: true, rollup: true, liveCounts: true }
   for (const [name, on] of Object.entries(options.tasks ?? {})) {
     if (!(name in tasks)) throw new PgQueueValidationError(`tasks.${name}`, 'is not a maintenance task', on)
     if (typeof on !== 'boolean') throw new PgQueueValidationError(`tasks.${name}`, 'must be a boolean', on)
@@ -142,6 +169,12 @@ export function resolveMaintenanceOptions(options: MaintenanceOptions = {}): Res
     partitionsEveryMs: int('partitionsEveryMs', o.partitionsEveryMs, 1_000),
     housekeepingEveryMs: int('housekeepingEveryMs', o.housekeepingEveryMs, 100),
     vacuumEveryMs: int('vacuumEveryMs', o.vacuumEveryMs, 100),
+    rollupEveryMs: int('rollupEveryMs', o.rollupEveryMs, 100),
+    rollupSafetyLagMs: int('rollupSafetyLagMs', o.rollupSafetyLagMs, 0),
+    rollupChunkMs: int('rollupChunkMs', o.rollupChunkMs, 3_600_000),
+    rollupMaxChunksPerRun: int('rollupMaxChunksPerRun', o.rollupMaxChunksPerRun, 1, 100_000),
+    rollupMinutesRetentionMs: int('rollupMinutesRetentionMs', o.rollupMinutesRetentionMs, 3_600_000),
+    liveCountsEveryMs: int('liveCountsEveryMs', o.liveCountsEveryMs, 100),
     tasks,
     poolSize: int('poolSize', o.poolSize, 1, 100),
     clock,

@@ -292,6 +292,11 @@ describe('housekeeping', () => {
       [{ retentionMode: 'delete' }, 'retentionMode'],
       [{ vacuumDeadRatio: 2 }, 'vacuumDeadRatio'],
       [{ tasks: { cleanup: true } }, 'tasks.cleanup'],
+      [{ tasks: { rollup: 'yes' } }, 'tasks.rollup'],
+      [{ rollupChunkMs: 60_000 }, 'rollupChunkMs'],
+      [{ rollupSafetyLagMs: -1 }, 'rollupSafetyLagMs'],
+      [{ rollupMinutesRetentionMs: 1_000 }, 'rollupMinutesRetentionMs'],
+      [{ liveCountsEveryMs: 0 }, 'liveCountsEveryMs'],
       [{ schema: 'Bad-Name' }, 'schema'],
     ]
     for (const [options, field] of bad) {

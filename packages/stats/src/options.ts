@@ -8,10 +8,15 @@ export interface StatsOptions extends SchemaOptions {
   timezone?: string
   /** Window of queues() and latency() when the call gives none, in ms. Default 24 hours. */
   defaultWindowMs?: number
+  /**
+   * Global queues() uses Maintenance's live_counts snapshot when it is at most this old (database
+   * clock), and counts the live table itself otherwise. Default 1 minute.
+   */
+  liveCountsMaxAgeMs?: number
 }
 
 /** The defaults of StatsOptions, in one place. */
-export const STATS_DEFAULTS = Object.freeze({ poolSize: 2, timezone: 'UTC', defaultWindowMs: 24 * 3_600_000 })
+export const STATS_DEFAULTS = Object.freeze({ poolSize: 2, timezone: 'UTC', defaultWindowMs: 24 * 3_600_000, liveCountsMaxAgeMs: 60_000 })
 
 /** Longest window or histogram range accepted: 400 days. */
 export const MAX_WINDOW_MS = 400 * 24 * 3_600_000
@@ -24,6 +29,7 @@ export interface ResolvedStatsOptions extends ResolvedSchemaOptions {
   poolSize: number
   timezone: string
   defaultWindowMs: number
+  liveCountsMaxAgeMs: number
 }
 
 /** A window in ms: a positive integer up to MAX_WINDOW_MS. */
@@ -50,5 +56,6 @@ export function resolveStatsOptions(options: StatsOptions = {}): ResolvedStatsOp
     poolSize,
     timezone,
     defaultWindowMs: validateWindow('defaultWindowMs', options.defaultWindowMs ?? STATS_DEFAULTS.defaultWindowMs),
+    liveCountsMaxAgeMs: validateWindow('liveCountsMaxAgeMs', options.liveCountsMaxAgeMs ?? STATS_DEFAULTS.liveCountsMaxAgeMs),
   }
 }

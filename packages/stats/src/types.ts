@@ -19,6 +19,11 @@ export interface QueueStats {
   failedLast24h: number
   /** Finish time of the latest failure within the last max(window, 24 h); null when none. */
   lastFailureAt: Date | null
+  /**
+   * Global calls only: set when the live counts (pending, scheduled, running, retrying, oldest pending)
+   * come from Maintenance's snapshot taken at this time rather than from a count made now.
+   */
+  liveCountsAt?: Date
 }
 
 /** Buckets of a histogram. */

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
 import { connect, createHistoryPartition, migrate } from '@pgqueue/core'
-import { Stats } from '@pgqueue/stats'
+import { Maintenance } from '@pgqueue/maintenance'
+import { Stats, type QueueLatency, type QueueStats } from '@pgqueue/stats'
 
 // Large fixture: behind PGQUEUE_LONG_TESTS=1 (minutes to build). Sizes from the environment.
 const LONG = process.env.PGQUEUE_LONG_TESTS === '1'
@@ -85,13 +86,50 @@ describe.skipIf(!LONG)(`stats at scale (${LIVE} live, ${HISTORY} history)`, () =
     await timed('tenant histogram(7 days, hour)', () => acme.histogram({ from: new Date(Date.now() - 7 * 24 * hour), to: new Date(), bucket: 'hour' }))
     await timed('tenant latency(24h)', () => acme.latency({ window: 24 * hour }))
     await timed('tenant schedules()', () => acme.schedules())
-    await timed('global queues(window 1h)', () => workerStats.queues({ window: hour }))
-    await timed('global queues(window 1h, one queue)', () => workerStats.queues({ window: hour, queue: 'q3' }))
-    await timed('global histogram(24h, minute)', () => workerStats.histogram({ from: new Date(Date.now() - 24 * hour), to: new Date(), bucket: 'minute' }))
-    await timed('global histogram(30 days, day)', () => workerStats.histogram({ from: new Date(Date.now() - 30 * 24 * hour), to: new Date(), bucket: 'day' }), 1)
-    await timed('global latency(1h)', () => workerStats.latency({ window: hour }))
-    await timed('global latency(24h)', () => workerStats.latency({ window: 24 * hour }))
-    await timed('global latency(24h, one queue)', () => workerStats.latency({ window: 24 * hour, queue: 'q3' }))
+    // Global calls, first exact (raw tables: what every global call did before rollups), then from
+    // Maintenance's rollups and live snapshot.
+    const now = Date.now() // histogram ranges fixed, so the two paths can be compared exactly
+    const globalCalls = (exact: boolean): Record<string, () => Promise<unknown>> => ({
+      'queues(window 1h)': () => workerStats.queues({ window: hour, exact }),
+      'queues(window 24h)': () => workerStats.queues({ window: 24 * hour, exact }),
+      'queues(window 1h, one queue)': () => workerStats.queues({ window: hour, queue: 'q3', exact }),
+      'histogram(24h, minute)': () => workerStats.histogram({ from: new Date(now - 24 * hour), to: new Date(now), bucket: 'minute', exact }),
+      'histogram(7 days, hour)': () => workerStats.histogram({ from: new Date(now - 7 * 24 * hour), to: new Date(now), bucket: 'hour', exact }),
+      'histogram(30 days, day)': () => workerStats.histogram({ from: new Date(now - 30 * 24 * hour), to: new Date(now), bucket: 'day', exact }),
+      'latency(1h)': () => workerStats.latency({ window: hour, exact }),
+      'latency(24h)': () => workerStats.latency({ window: 24 * hour, exact }),
+      'latency(24h, one queue)': () => workerStats.latency({ window: 24 * hour, queue: 'q3', exact }),
+      'latency(30 days)': () => workerStats.latency({ window: 30 * 24 * hour, exact }),
+    })
+    const exactResults = new Map<string, unknown>()
+    for (const [label, call] of Object.entries(globalCalls(true))) exactResults.set(label, await timed(`global ${label}, exact`, call, /days/.test(label) ? 1 : 3))
+    const m = Maintenance.create(t.adminUrl, { ...t.schemaOptions, tasks: { partitions: false, retention: false, nodes: false, leases: false, vacuum: false }, rollupMaxChunksPerRun: 1_000 })
+    try {
+      const report = await timed('maintenance rollup + liveCounts, first run', () => m.runNow(), 1)
+      log(`rollup: ${report.rollup!.chunks} chunks, ${report.rollup!.minuteRows} minute rows, ${report.rollup!.hourRows} hour rows; caught up: ${report.rollup!.caughtUp}`)
+      expect(report.rollup!.caughtUp).toBe(true)
+      await timed('maintenance rollup + liveCounts, steady run', () => m.runNow(), 3)
+    } finally {
+      await m.close()
+    }
+    const exactCalls = globalCalls(true)
+    for (const [label, call] of Object.entries(globalCalls(false))) {
+      const result = await timed(`global ${label}, rollups`, call)
+      // Same answers: histograms (fixed ranges) exactly; live counts exactly (the snapshot was just
+      // taken); finished counts within a row or two of an exact call made right after (windows slide).
+      if (label.startsWith('histogram')) expect(result, label).toEqual(exactResults.get(label))
+      if (/days/.test(label)) continue
+      const exact = await exactCalls[label]!()
+      if (label.startsWith('queues')) {
+        const [r, e] = [result, exact] as QueueStats[][]
+        expect(r!.map((q) => [q.queue, q.pending, q.scheduled, q.running, q.retrying]), label).toEqual(e!.map((q) => [q.queue, q.pending, q.scheduled, q.running, q.retrying]))
+        for (const [i, q] of r!.entries()) for (const k of ['completed', 'failed', 'cancelled'] as const) expect(Math.abs(q[k] - e![i]![k]), `${label} ${q.queue} ${k}`).toBeLessThanOrEqual(2)
+      }
+      if (label.startsWith('latency')) {
+        const [r, e] = [result, exact] as QueueLatency[][]
+        for (const [i, l] of r!.entries()) expect(Math.abs(l.count - e![i]!.count), label).toBeLessThanOrEqual(2)
+      }
+    }
 
     // Plans: the window bound prunes every partition outside it.
     const s = `"${t.schema}"`

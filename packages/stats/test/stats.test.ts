@@ -227,9 +227,11 @@ describe('validation', () => {
       [s.histogram({ from: new Date(0), to: new Date(), bucket: 'minute' }), 'bucket'],
       [s.histogram({ from: new Date(0), to: new Date(86_400_000), bucket: 'hour', states: ['done' as never] }), 'states'],
       [s.latency({ window: 1.5 }), 'window'],
+      [asWorker.queues({ exact: 'yes' as never }), 'exact'],
     ]
     for (const [p, field] of cases) await expect(p, field).rejects.toMatchObject({ field })
     expect(() => asUser.forTenant('')).toThrow(PgQueueTenantRequiredError)
     expect(() => Stats.create(t.userUrl, { timezone: 'Mars/Olympus' })).toThrow(PgQueueValidationError)
+    expect(() => Stats.create(t.userUrl, { liveCountsMaxAgeMs: 0 })).toThrow(PgQueueValidationError)
   })
 })

@@ -4,6 +4,7 @@ import schedulesTenantDue from './0004_schedules_tenant_due.js'
 import holdJobs from './0006_hold_jobs.js'
 import leaseOwnerRunning from './0007_lease_owner_running.js'
 import fairClockPlans from './0008_fair_clock_plans.js'
+import statsRollups from './0009_stats_rollups.js'
 import historyFinishedBrin from './0010_history_finished_brin.js'
 
 /** One forward-only schema change. `sql` is a template; see renderMigration(). */
@@ -21,5 +22,6 @@ export const migrations: readonly Migration[] = [
   { version: 6, name: 'hold_jobs', sql: holdJobs },
   { version: 7, name: 'lease_owner_running', sql: leaseOwnerRunning },
   { version: 8, name: 'fair_clock_plans', sql: fairClockPlans },
+  { version: 9, name: 'stats_rollups', sql: statsRollups },
   { version: 10, name: 'history_finished_brin', sql: historyFinishedBrin },
 ]

@@ -1,0 +1,166 @@
+import { sql, type Kysely, type RawBuilder } from 'kysely'
+import { quoteIdent } from '@pgqueue/core'
+import type { HistogramBucket } from '../types.js'
+import type { TimeRange, WindowPlan } from '../window-plan.js'
+import type { HistogramRow, HistoryCountRow } from './history.js'
+
+/*
+ * Global (all-tenant) window queries that read rollup rows for the rolled-up part of a window and raw
+ * history only for the parts the plan (window-plan.ts) leaves raw: edge minutes and the tail after the
+ * watermark. Raw parts are read queue by queue through job_history_finished_idx (queue, finished_at):
+ * no index leads with finished_at, so a global range scan would read whole partitions. The queues come
+ * from a skip scan (a recursive CTE of min(queue) > previous), one index probe per partition and queue.
+ */
+
+function table(schema: string, name: string): RawBuilder<unknown> {
+  return sql.raw(`${quoteIdent(schema)}.${name}`)
+}
+
+/** (col >= from and col < to) or ...; false when there are none. Bounds are parameters, for pruning. */
+function inRanges(column: string, ranges: readonly TimeRange[]): RawBuilder<unknown> {
+  if (ranges.length === 0) return sql`false`
+  const col = sql.ref(column)
+  return sql.join(
+    ranges.map((r) => (r.to === null ? sql`(${col} >= ${r.from})` : sql`(${col} >= ${r.from} and ${col} < ${r.to})`)),
+    sql` or `,
+  )
+}
+
+/** The rollup rows of a plan: minute rows in its minute ranges, hour rows in its hour range. */
+function rollupRows(schema: string, plan: WindowPlan, queue: string | undefined, columns: RawBuilder<unknown>): RawBuilder<unknown> {
+  const q = queue === undefined ? sql`true` : sql`queue = ${queue}`
+  return sql`
+    select ${columns} from ${table(schema, 'history_rollup_minutes')} where ${q} and (${inRanges('bucket', plan.minutes)})
+    union all
+    select ${columns} from ${table(schema, 'history_rollup_hours')} where ${q} and (${inRanges('bucket', plan.hours ? [plan.hours] : [])})`
+}
+
+/** The queues to probe for raw rows: the one asked for, or every queue in history (skip scan). */
+function queueList(schema: string, queue: string | undefined): RawBuilder<unknown> {
+  if (queue !== undefined) return sql`qs(q) as (select ${queue}::text)`
+  return sql`qs(q) as (
+      select min(queue) from ${table(schema, 'job_history')}
+      union all
+      select (select min(queue) from ${table(schema, 'job_history')} where queue > qs.q) from qs where qs.q is not null
+    )`
+}
+
+/** Finished counts per queue over a plan: rollup rows plus the raw parts. Queues with nothing are left out. */
+export async function historyCountByQueueFromRollups(
+  db: Kysely<any>,
+  schema: string,
+  p: { queue?: string; plan: WindowPlan },
+): Promise<Omit<HistoryCountRow, 'failed_last_24h'>[]> {
+  const { rows } = await sql<Omit<HistoryCountRow, 'failed_last_24h'>>`
+    with recursive ${queueList(schema, p.queue)},
+    parts as (
+      select qs.q as queue, x.completed, x.failed, x.cancelled, x.last_failure_at
+        from qs cross join lateral (
+          select (count(*) filter (where state = 'completed'))::int as completed,
+                 (count(*) filter (where state = 'failed'))::int as failed,
+                 (count(*) filter (where state = 'cancelled'))::int as cancelled,
+                 max(finished_at) filter (where state = 'failed') as last_failure_at
+            from ${table(schema, 'job_history')} h
+           where h.queue = qs.q and (${inRanges('finished_at', p.plan.raw)})
+        ) x
+       where qs.q is not null and x.completed + x.failed + x.cancelled > 0
+      union all
+      ${rollupRows(schema, p.plan, p.queue, sql`queue, completed, failed, cancelled, last_failure_at`)}
+    )
+    select queue, sum(completed)::int as completed, sum(failed)::int as failed, sum(cancelled)::int as cancelled,
+           max(last_failure_at) as last_failure_at
+      from parts group by queue`.execute(db)
+  return rows
+}
+
+/**
+ * Histogram over a plan, buckets in `timezone` like historyHistogram (gaps filled with zeros). Rollup
+ * rows are placed by their start: exact when each falls inside one bucket, which holds for minute rows
+ * always and for hour rows when the zone's offset is whole hours (the caller disallows hours otherwise).
+ */
+export async function historyHistogramFromRollups(
+  db: Kysely<any>,
+  schema: string,
+  p: { queue?: string; plan: WindowPlan; from: Date; to: Date; bucket: HistogramBucket; timezone: string; states: string[] },
+): Promise<HistogramRow[]> {
+  const step = sql.lit(`1 ${p.bucket}`)
+  const unit = sql.lit(p.bucket)
+  const pick = (state: string) => sql`case when ${state} = any(${p.states}::text[]) then ${sql.ref(state)} else 0 end`
+  const { rows } = await sql<HistogramRow>`
+    with recursive ${queueList(schema, p.queue)},
+    parts as (
+      select x.* from qs cross join lateral (
+        select date_trunc(${unit}, finished_at at time zone ${p.timezone}) as b,
+               (count(*) filter (where state = 'completed'))::int as completed,
+               (count(*) filter (where state = 'failed'))::int as failed,
+               (count(*) filter (where state = 'cancelled'))::int as cancelled
+          from ${table(schema, 'job_history')} h
+         where h.queue = qs.q and (${inRanges('finished_at', p.plan.raw)}) and state = any(${p.states}::text[])
+         group by 1
+      ) x
+       where qs.q is not null
+      union all
+      select date_trunc(${unit}, bucket at time zone ${p.timezone}), completed, failed, cancelled from (
+        ${rollupRows(schema, p.plan, p.queue, sql`bucket, ${pick('completed')} as completed, ${pick('failed')} as failed, ${pick('cancelled')} as cancelled`)}
+      ) r
+    ),
+    counts as (
+      select b, sum(completed)::int as completed, sum(failed)::int as failed, sum(cancelled)::int as cancelled from parts group by b
+    )
+    select s.b at time zone ${p.timezone} as at,
+           coalesce(c.completed, 0) as completed, coalesce(c.failed, 0) as failed, coalesce(c.cancelled, 0) as cancelled
+      from generate_series(date_trunc(${unit}, ${p.from}::timestamptz at time zone ${p.timezone}),
+                           ${p.to}::timestamptz at time zone ${p.timezone}, ${step}::interval) as s(b)
+      left join counts c on c.b = s.b
+     where s.b < ${p.to}::timestamptz at time zone ${p.timezone}
+     order by s.b`.execute(db)
+  return rows
+}
+
+/** One latency bucket of a queue, as the database returns it: how many waits and runs fell in it. */
+export interface LatencyBucketRow {
+  queue: string
+  /** latency_bucket() index. */
+  i: number
+  wait: number
+  run: number
+}
+
+/**
+ * Latency histograms per queue over a plan: the rollups' arrays summed element by element (one unnest
+ * of both arrays side by side), plus the raw parts' durations put in the same buckets by
+ * latency_bucket(). Only completed and failed jobs that started count, as in historyLatencyByQueue.
+ */
+export async function historyLatencyBucketsFromRollups(
+  db: Kysely<any>,
+  schema: string,
+  p: { queue?: string; plan: WindowPlan },
+): Promise<LatencyBucketRow[]> {
+  const s = quoteIdent(schema)
+  const { rows } = await sql<LatencyBucketRow>`
+    with recursive ${queueList(schema, p.queue)},
+    raw as materialized (
+      select qs.q as queue, x.wi, x.ri, x.n
+        from qs cross join lateral (
+          select ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from started_at - run_at) * 1000, 0)::float8) as wi,
+                 ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from finished_at - started_at) * 1000, 0)::float8) as ri,
+                 count(*)::int as n
+            from ${table(schema, 'job_history')} h
+           where h.queue = qs.q and (${inRanges('finished_at', p.plan.raw)})
+             and state in ('completed', 'failed') and started_at is not null
+           group by 1, 2
+        ) x
+       where qs.q is not null
+    ),
+    rolled as (${rollupRows(schema, p.plan, p.queue, sql`queue, wait_hist, run_hist`)}),
+    parts as (
+      select queue, wi as i, n as wait, 0 as run from raw
+      union all
+      select queue, ri, 0, n from raw
+      union all
+      select r.queue, (u.ord - 1)::int, coalesce(u.w, 0), coalesce(u.r, 0)
+        from rolled r, unnest(r.wait_hist, r.run_hist) with ordinality u(w, r, ord)
+    )
+    select queue, i, sum(wait)::int as wait, sum(run)::int as run from parts group by 1, 2`.execute(db)
+  return rows
+}
