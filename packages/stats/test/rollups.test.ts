@@ -101,11 +101,13 @@ describe('history rollups', () => {
     // Partitions first, as in production: rows move out of the default partition keeping finished_at.
     await Maintenance.runOnce(t.adminUrl, { ...t.schemaOptions, tasks: { ...onlyRollups, partitions: true, rollup: false } })
     // Small chunks: the first pass over 75 hours takes several runs, each chunk its own transaction.
+    // Retention bounds are checked against the time before the runs (a run's cut is later, never earlier).
+    const startedAt = Date.now()
     const runs = await rollUp({ rollupChunkMs: 6 * HOUR, rollupMaxChunksPerRun: 3, rollupMinutesRetentionMs: 24 * HOUR })
     expect(runs).toBeGreaterThan(2)
     const { rows } = await t.admin.query(`select rolled_up_to, minutes_from from ${s}.stats_rollup_state`)
     expect(rows[0].rolled_up_to.getTime() % 60_000).toBe(0)
-    expect(Date.now() - rows[0].minutes_from.getTime()).toBeLessThanOrEqual(24 * HOUR + 60_000)
+    expect(startedAt - rows[0].minutes_from.getTime()).toBeLessThanOrEqual(24 * HOUR + 60_000)
     await expectRollupsMatchRaw()
 
     // Rows finished after the watermark (the tail) are read raw.
@@ -127,15 +129,18 @@ describe('history rollups', () => {
   })
 
   it('never count a row twice: reruns and concurrent instances', async () => {
-    await rollUp()
-    await rollUp()
+    // One frozen clock for every run, so a minute boundary passing mid-test cannot move the end.
+    const at = new Date()
+    const clock = { now: () => at }
+    await rollUp({ clock })
+    await rollUp({ clock })
     await expectRollupsMatchRaw()
     const before = await t.admin.query(`select * from ${s}.history_rollup_hours order by bucket, queue`)
 
     // From scratch, with four instances at once: each chunk is done by one of them.
     await t.admin.query(`delete from ${s}.history_rollup_minutes; delete from ${s}.history_rollup_hours;
                          update ${s}.stats_rollup_state set rolled_up_to = null, minutes_from = null`)
-    const instances = Array.from({ length: 4 }, () => maintenance({ rollupChunkMs: 2 * HOUR, rollupMaxChunksPerRun: 100 }))
+    const instances = Array.from({ length: 4 }, () => maintenance({ rollupChunkMs: 2 * HOUR, rollupMaxChunksPerRun: 100, clock }))
     try {
       const reports = await Promise.all(instances.map((m) => m.runNow()))
       expect(reports.some((r) => r.rollup!.caughtUp)).toBe(true)
@@ -149,14 +154,15 @@ describe('history rollups', () => {
   })
 
   it('deletes minute rows after rollupMinutesRetentionMs and hour rows after the history retention', async () => {
+    const startedAt = Date.now()
     const report = await Maintenance.runOnce(t.adminUrl, { ...t.schemaOptions, tasks: onlyRollups, retentionMs: 24 * HOUR, rollupMinutesRetentionMs: 2 * HOUR })
     expect(report.rollup!.deletedRows).toBeGreaterThan(0)
     const { rows } = await t.admin.query(`
       select (select min(bucket) from ${s}.history_rollup_minutes) as m, (select min(bucket) from ${s}.history_rollup_hours) as h,
              (select minutes_from from ${s}.stats_rollup_state) as mf`)
-    expect(Date.now() - rows[0].m.getTime()).toBeLessThanOrEqual(2 * HOUR + 60_000)
+    expect(startedAt - rows[0].m.getTime()).toBeLessThanOrEqual(2 * HOUR + 60_000)
     expect(rows[0].mf.getTime()).toBeLessThanOrEqual(rows[0].m.getTime())
-    expect(Date.now() - rows[0].h.getTime()).toBeLessThanOrEqual(25 * HOUR)
+    expect(startedAt - rows[0].h.getTime()).toBeLessThanOrEqual(25 * HOUR)
     // Windows within what is kept still match; older minutes come from raw history.
     const from = new Date(Date.now() - 20 * HOUR + 5_000)
     expect(await global.histogram({ from, to: new Date(), bucket: 'minute' })).toEqual(await global.histogram({ from, to: new Date(), bucket: 'minute', exact: true }))

@@ -33,43 +33,24 @@ export async function historyOldestBound(trx: Kysely<any>, schema: string, p: { 
 }
 
 /**
- * Aggregates history rows finished in [from, to) into `table` (minute or hour rows, UTC buckets), all
- * tenants together, replacing the rows of those buckets: the caller passes whole buckets (the last one
- * may end at the watermark), so a bucket is always recomputed from all of its rows and a rerun can
- * never count a row twice. Latency counts only completed and failed rows that started, like Stats'
- * raw path; the histograms are dense int4[] indexed by latency_bucket() + 1, trailing zeros left off.
- * The bounds are parameters, so only the partitions of [from, to) are read, and within them queue by
- * queue through job_history_finished_idx (queue, finished_at), the queues found by a skip scan: no
- * index leads with finished_at, and a scan of the whole current partition every minute would grow
- * with the day's volume instead of the minute's.
+ * Summarizes the BRIN ranges of history that no summary covers yet (the pages appended since the last
+ * summary), on every partition; returns how many ranges it summarized. A BRIN scan must read an
+ * unsummarized range whole, so without this the rollup and the global raw reads would read every page
+ * appended since autovacuum last visited the partition (never, on an installation without autovacuum).
+ * Waits at most `lockTimeoutMs` for a partition's lock (a VACUUM holds the same one).
  */
-export async function historyRollupUpsert(
-  trx: Kysely<any>,
-  schema: string,
-  p: { table: 'history_rollup_minutes' | 'history_rollup_hours'; unit: 'minute' | 'hour'; from: Date; to: Date },
-): Promise<number> {
-  const s = quoteIdent(schema)
-  const ran = sql`state in ('completed', 'failed') and started_at is not null`
-  const h = sql.raw(`${s}.job_history`)
-  const res = await sql`
-    with recursive qs(q) as (
-      select min(queue) from ${h}
-      union all
-      select (select min(queue) from ${h} where queue > qs.q) from qs where qs.q is not null
-    ),
-    src as (
-      select qs.q as queue, x.*
-        from qs cross join lateral (
-          select date_trunc(${p.unit}, finished_at, 'UTC') as bucket, state,
-                 case when ${ran} then ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from started_at - run_at) * 1000, 0)::float8) end as wb,
-                 case when ${ran} then ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from finished_at - started_at) * 1000, 0)::float8) end as rb,
-                 count(*)::int as n, max(finished_at) as last_at
-            from ${h}
-           where queue = qs.q and finished_at >= ${p.from} and finished_at < ${p.to}
-           group by 1, 2, 3, 4
-        ) x
-       where qs.q is not null
-    ),
+export async function historyBrinSummarize(trx: Kysely<any>, schema: string, p: { lockTimeoutMs: number }): Promise<number> {
+  await sql`select set_config('lock_timeout', ${`${p.lockTimeoutMs}ms`}, true)`.execute(trx)
+  const { rows } = await sql<{ n: number }>`
+    select coalesce(sum(brin_summarize_new_values(t.relid)), 0)::int as n
+      from pg_partition_tree(${`${quoteIdent(schema)}.job_history_finished_brin`}::regclass) t
+     where t.isleaf`.execute(trx)
+  return rows[0]?.n ?? 0
+}
+
+/** Shared tail of the two rollup statements: counts and dense histograms per (bucket, queue), upserted. */
+function upsertFromSource(schema: string, table: 'history_rollup_minutes' | 'history_rollup_hours') {
+  return sql`
     counts as (
       select bucket, queue,
              coalesce(sum(n) filter (where state = 'completed'), 0)::int as completed,
@@ -90,7 +71,7 @@ export async function historyRollupUpsert(
         left join hist x on x.bucket = h.bucket and x.queue = h.queue and x.kind = h.kind and x.i = g.i
        group by 1, 2, 3
     )
-    insert into ${sql.raw(`${s}.${p.table}`)} as r (bucket, queue, completed, failed, cancelled, last_failure_at, wait_hist, run_hist)
+    insert into ${sql.raw(`${quoteIdent(schema)}.${table}`)} as r (bucket, queue, completed, failed, cancelled, last_failure_at, wait_hist, run_hist)
     select c.bucket, c.queue, c.completed, c.failed, c.cancelled, c.last_failure_at,
            coalesce(w.counts, '{}'), coalesce(u.counts, '{}')
       from counts c
@@ -98,7 +79,65 @@ export async function historyRollupUpsert(
       left join dense u on u.bucket = c.bucket and u.queue = c.queue and u.kind = 'run'
     on conflict (bucket, queue) do update
        set completed = excluded.completed, failed = excluded.failed, cancelled = excluded.cancelled,
-           last_failure_at = excluded.last_failure_at, wait_hist = excluded.wait_hist, run_hist = excluded.run_hist`.execute(trx)
+           last_failure_at = excluded.last_failure_at, wait_hist = excluded.wait_hist, run_hist = excluded.run_hist`
+}
+
+/**
+ * Aggregates history rows finished in [from, to) into `table` (minute or hour rows, UTC buckets), all
+ * tenants together, replacing the rows of those buckets: the caller passes whole buckets (the last one
+ * may end at the watermark), so a bucket is always recomputed from all of its rows and a rerun can
+ * never count a row twice. Latency counts only completed and failed rows that started, like Stats'
+ * raw path; the histograms are dense int4[] indexed by latency_bucket() + 1, trailing zeros left off.
+ * One pass over the range: the bounds are parameters, so only the partitions of [from, to) are read,
+ * and within them only the block ranges job_history_finished_brin places in the range (history is
+ * appended in finished_at order), so a run costs what was added since the last one.
+ */
+export async function historyRollupUpsert(
+  trx: Kysely<any>,
+  schema: string,
+  p: { table: 'history_rollup_minutes' | 'history_rollup_hours'; unit: 'minute' | 'hour'; from: Date; to: Date },
+): Promise<number> {
+  const s = quoteIdent(schema)
+  const ran = sql`state in ('completed', 'failed') and started_at is not null`
+  const res = await sql`
+    with src as (
+      select date_trunc(${p.unit}, finished_at, 'UTC') as bucket, queue, state,
+             case when ${ran} then ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from started_at - run_at) * 1000, 0)::float8) end as wb,
+             case when ${ran} then ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from finished_at - started_at) * 1000, 0)::float8) end as rb,
+             count(*)::int as n, max(finished_at) as last_at
+        from ${sql.raw(`${s}.job_history`)}
+       where finished_at >= ${p.from} and finished_at < ${p.to}
+       group by 1, 2, 3, 4, 5
+    ),
+    ${upsertFromSource(schema, p.table)}`.execute(trx)
+  return Number(res.numAffectedRows ?? 0n)
+}
+
+/**
+ * Recomputes the hour rows of [from, to) from the minute rows (which must cover that range): a few
+ * thousand small rows instead of every history row of the hour, which a run every minute would
+ * otherwise read again and again. Histograms are summed element by element.
+ */
+export async function historyRollupHoursFromMinutes(trx: Kysely<any>, schema: string, p: { from: Date; to: Date }): Promise<number> {
+  const s = quoteIdent(schema)
+  const res = await sql`
+    with m as (
+      select date_trunc('hour', bucket, 'UTC') as bucket, queue, completed, failed, cancelled, last_failure_at, wait_hist, run_hist
+        from ${sql.raw(`${s}.history_rollup_minutes`)}
+       where bucket >= ${p.from} and bucket < ${p.to}
+    ),
+    src as (
+      select bucket, queue, 'completed' as state, null::int as wb, null::int as rb, sum(completed)::int as n, null::timestamptz as last_at from m group by 1, 2
+      union all
+      select bucket, queue, 'failed', null, null, sum(failed)::int, max(last_failure_at) from m group by 1, 2
+      union all
+      select bucket, queue, 'cancelled', null, null, sum(cancelled)::int, null from m group by 1, 2
+      union all
+      select m.bucket, m.queue, null, (u.ord - 1)::int, null, sum(u.n)::int, null from m, unnest(m.wait_hist) with ordinality u(n, ord) group by 1, 2, 4
+      union all
+      select m.bucket, m.queue, null, null, (u.ord - 1)::int, sum(u.n)::int, null from m, unnest(m.run_hist) with ordinality u(n, ord) group by 1, 2, 5
+    ),
+    ${upsertFromSource(schema, 'history_rollup_hours')}`.execute(trx)
   return Number(res.numAffectedRows ?? 0n)
 }
 

@@ -1,7 +1,15 @@
 import { listHistoryPartitions } from '@pgqueue/core'
 import { lockTryTask } from '../queries/locks.js'
 import { jitOffSetLocal } from '../queries/settings.js'
-import { historyOldestBound, historyRollupExpiredDelete, historyRollupUpsert, rollupStateAdvance, rollupStateLock } from '../queries/stats-rollups.js'
+import {
+  historyBrinSummarize,
+  historyOldestBound,
+  historyRollupExpiredDelete,
+  historyRollupHoursFromMinutes,
+  historyRollupUpsert,
+  rollupStateAdvance,
+  rollupStateLock,
+} from '../queries/stats-rollups.js'
 import type { SkipReason, TaskContext } from './context.js'
 
 /** What the rollup task did. */
@@ -18,6 +26,8 @@ export interface RollupResult {
   hourRows: number
   /** Rollup rows deleted by retention (minutes past rollupMinutesRetentionMs, hours past retentionMs). */
   deletedRows: number
+  /** History BRIN block ranges summarized before rolling up (pages appended since the last summary). */
+  summarizedRanges: number
 }
 
 const MINUTE = 60_000
@@ -45,10 +55,11 @@ const floorTo = (ms: number, unit: number): number => Math.floor(ms / unit) * un
  */
 export async function runStatsRollupTask(ctx: TaskContext): Promise<RollupResult> {
   const { schema, rollupSafetyLagMs, rollupChunkMs, rollupMaxChunksPerRun, rollupMinutesRetentionMs, retentionMs } = ctx.options
-  const result: RollupResult = { chunks: 0, rolledUpTo: null, caughtUp: false, minuteRows: 0, hourRows: 0, deletedRows: 0 }
+  const result: RollupResult = { chunks: 0, rolledUpTo: null, caughtUp: false, minuteRows: 0, hourRows: 0, deletedRows: 0, summarizedRanges: 0 }
   const now = ctx.options.clock.now().getTime()
   const end = floorTo(now - rollupSafetyLagMs, MINUTE)
   const minutesCut = floorTo(now - rollupMinutesRetentionMs, MINUTE)
+  result.summarizedRanges = await summarizeNewHistoryRanges(ctx)
   for (;;) {
     const step = await ctx.db.transaction().execute(async (trx) => {
       if (!(await lockTryTask(trx, schema, 'rollup'))) return 'locked' as const
@@ -74,9 +85,15 @@ export async function runStatsRollupTask(ctx: TaskContext): Promise<RollupResult
       if (minutesFrom < to) {
         result.minuteRows += await historyRollupUpsert(trx, schema, { table: 'history_rollup_minutes', unit: 'minute', from: new Date(minutesFrom), to: new Date(to) })
       }
-      result.hourRows += await historyRollupUpsert(trx, schema, { table: 'history_rollup_hours', unit: 'hour', from: new Date(floorTo(from, HOUR)), to: new Date(to) })
       // Minute rows stay contiguous from minutes_from up to the watermark; a gap restarts them.
       const contiguous = state.minutes_from !== null && minutesFrom === from
+      // Hours come from the minute rows when those cover the hour so far (every run but a first
+      // backfill of history older than the minute retention), else from history itself.
+      const hourFrom = floorTo(from, HOUR)
+      const minutesCover = minutesFrom <= hourFrom || (contiguous && state.minutes_from!.getTime() <= hourFrom)
+      result.hourRows += minutesCover
+        ? await historyRollupHoursFromMinutes(trx, schema, { from: new Date(hourFrom), to: new Date(to) })
+        : await historyRollupUpsert(trx, schema, { table: 'history_rollup_hours', unit: 'hour', from: new Date(hourFrom), to: new Date(to) })
       await rollupStateAdvance(trx, schema, { rolledUpTo: new Date(to), minutesFrom: contiguous ? state.minutes_from : new Date(Math.min(minutesFrom, to)) })
       return { done: false, rolledUpTo: new Date(to) }
     })
@@ -92,4 +109,22 @@ export async function runStatsRollupTask(ctx: TaskContext): Promise<RollupResult
   })
   if (result.chunks > 0) ctx.logger.debug('maintenance: rolled up history', { ...result })
   return result
+}
+
+/**
+ * Summarizes the history BRIN ranges appended since the last summary, in its own transaction under the
+ * task's lock. Best effort: on a lock timeout (a VACUUM on a partition) the rollup still runs, reading
+ * the unsummarized pages, and the next run summarizes them.
+ */
+async function summarizeNewHistoryRanges(ctx: TaskContext): Promise<number> {
+  const { schema, ddlLockTimeoutMs } = ctx.options
+  try {
+    return await ctx.db.transaction().execute(async (trx) => {
+      if (!(await lockTryTask(trx, schema, 'rollup'))) return 0
+      return historyBrinSummarize(trx, schema, { lockTimeoutMs: ddlLockTimeoutMs })
+    })
+  } catch (err) {
+    ctx.logger.debug('maintenance: history BRIN summary skipped', { error: err })
+    return 0
+  }
 }

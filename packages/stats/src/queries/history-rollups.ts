@@ -7,9 +7,8 @@ import type { HistogramRow, HistoryCountRow } from './history.js'
 /*
  * Global (all-tenant) window queries that read rollup rows for the rolled-up part of a window and raw
  * history only for the parts the plan (window-plan.ts) leaves raw: edge minutes and the tail after the
- * watermark. Raw parts are read queue by queue through job_history_finished_idx (queue, finished_at):
- * no index leads with finished_at, so a global range scan would read whole partitions. The queues come
- * from a skip scan (a recursive CTE of min(queue) > previous), one index probe per partition and queue.
+ * watermark. Raw parts are one range read each: the bounds are parameters (partitions outside them
+ * are pruned) and job_history_finished_brin narrows each partition to the block ranges of the range.
  */
 
 function table(schema: string, name: string): RawBuilder<unknown> {
@@ -35,14 +34,9 @@ function rollupRows(schema: string, plan: WindowPlan, queue: string | undefined,
     select ${columns} from ${table(schema, 'history_rollup_hours')} where ${q} and (${inRanges('bucket', plan.hours ? [plan.hours] : [])})`
 }
 
-/** The queues to probe for raw rows: the one asked for, or every queue in history (skip scan). */
-function queueList(schema: string, queue: string | undefined): RawBuilder<unknown> {
-  if (queue !== undefined) return sql`qs(q) as (select ${queue}::text)`
-  return sql`qs(q) as (
-      select min(queue) from ${table(schema, 'job_history')}
-      union all
-      select (select min(queue) from ${table(schema, 'job_history')} where queue > qs.q) from qs where qs.q is not null
-    )`
+/** The raw part's filter: its time ranges, and the queue when one was asked for. */
+function rawScope(plan: WindowPlan, queue: string | undefined): RawBuilder<unknown> {
+  return sql`(${inRanges('finished_at', plan.raw)}) and ${queue === undefined ? sql`true` : sql`queue = ${queue}`}`
 }
 
 /** Finished counts per queue over a plan: rollup rows plus the raw parts. Queues with nothing are left out. */
@@ -52,18 +46,15 @@ export async function historyCountByQueueFromRollups(
   p: { queue?: string; plan: WindowPlan },
 ): Promise<Omit<HistoryCountRow, 'failed_last_24h'>[]> {
   const { rows } = await sql<Omit<HistoryCountRow, 'failed_last_24h'>>`
-    with recursive ${queueList(schema, p.queue)},
-    parts as (
-      select qs.q as queue, x.completed, x.failed, x.cancelled, x.last_failure_at
-        from qs cross join lateral (
-          select (count(*) filter (where state = 'completed'))::int as completed,
-                 (count(*) filter (where state = 'failed'))::int as failed,
-                 (count(*) filter (where state = 'cancelled'))::int as cancelled,
-                 max(finished_at) filter (where state = 'failed') as last_failure_at
-            from ${table(schema, 'job_history')} h
-           where h.queue = qs.q and (${inRanges('finished_at', p.plan.raw)})
-        ) x
-       where qs.q is not null and x.completed + x.failed + x.cancelled > 0
+    with parts as (
+      select queue,
+             (count(*) filter (where state = 'completed'))::int as completed,
+             (count(*) filter (where state = 'failed'))::int as failed,
+             (count(*) filter (where state = 'cancelled'))::int as cancelled,
+             max(finished_at) filter (where state = 'failed') as last_failure_at
+        from ${table(schema, 'job_history')}
+       where ${rawScope(p.plan, p.queue)}
+       group by queue
       union all
       ${rollupRows(schema, p.plan, p.queue, sql`queue, completed, failed, cancelled, last_failure_at`)}
     )
@@ -87,18 +78,14 @@ export async function historyHistogramFromRollups(
   const unit = sql.lit(p.bucket)
   const pick = (state: string) => sql`case when ${state} = any(${p.states}::text[]) then ${sql.ref(state)} else 0 end`
   const { rows } = await sql<HistogramRow>`
-    with recursive ${queueList(schema, p.queue)},
-    parts as (
-      select x.* from qs cross join lateral (
-        select date_trunc(${unit}, finished_at at time zone ${p.timezone}) as b,
-               (count(*) filter (where state = 'completed'))::int as completed,
-               (count(*) filter (where state = 'failed'))::int as failed,
-               (count(*) filter (where state = 'cancelled'))::int as cancelled
-          from ${table(schema, 'job_history')} h
-         where h.queue = qs.q and (${inRanges('finished_at', p.plan.raw)}) and state = any(${p.states}::text[])
-         group by 1
-      ) x
-       where qs.q is not null
+    with parts as (
+      select date_trunc(${unit}, finished_at at time zone ${p.timezone}) as b,
+             (count(*) filter (where state = 'completed'))::int as completed,
+             (count(*) filter (where state = 'failed'))::int as failed,
+             (count(*) filter (where state = 'cancelled'))::int as cancelled
+        from ${table(schema, 'job_history')}
+       where ${rawScope(p.plan, p.queue)} and state = any(${p.states}::text[])
+       group by 1
       union all
       select date_trunc(${unit}, bucket at time zone ${p.timezone}), completed, failed, cancelled from (
         ${rollupRows(schema, p.plan, p.queue, sql`bucket, ${pick('completed')} as completed, ${pick('failed')} as failed, ${pick('cancelled')} as cancelled`)}
@@ -138,19 +125,14 @@ export async function historyLatencyBucketsFromRollups(
 ): Promise<LatencyBucketRow[]> {
   const s = quoteIdent(schema)
   const { rows } = await sql<LatencyBucketRow>`
-    with recursive ${queueList(schema, p.queue)},
-    raw as materialized (
-      select qs.q as queue, x.wi, x.ri, x.n
-        from qs cross join lateral (
-          select ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from started_at - run_at) * 1000, 0)::float8) as wi,
-                 ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from finished_at - started_at) * 1000, 0)::float8) as ri,
-                 count(*)::int as n
-            from ${table(schema, 'job_history')} h
-           where h.queue = qs.q and (${inRanges('finished_at', p.plan.raw)})
-             and state in ('completed', 'failed') and started_at is not null
-           group by 1, 2
-        ) x
-       where qs.q is not null
+    with raw as materialized (
+      select queue,
+             ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from started_at - run_at) * 1000, 0)::float8) as wi,
+             ${sql.raw(s)}.latency_bucket(greatest(extract(epoch from finished_at - started_at) * 1000, 0)::float8) as ri,
+             count(*)::int as n
+        from ${table(schema, 'job_history')}
+       where ${rawScope(p.plan, p.queue)} and state in ('completed', 'failed') and started_at is not null
+       group by 1, 2, 3
     ),
     rolled as (${rollupRows(schema, p.plan, p.queue, sql`queue, wait_hist, run_hist`)}),
     parts as (

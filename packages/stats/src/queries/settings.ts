@@ -1,9 +1,9 @@
 import { sql, type Kysely } from 'kysely'
 
 /**
- * Turns JIT off for the rest of this transaction. The skip scan over every history partition and the
- * per-queue loops inflate the planner's cost estimates far beyond the real work (a few ms), which made
- * PostgreSQL spend 50 ms compiling each query.
+ * Turns JIT off for the rest of this transaction. Range reads over many history partitions inflate the
+ * planner's cost estimates far beyond the real work (a few ms), which made PostgreSQL spend 50 ms
+ * compiling each query.
  */
 export async function jitOffSetLocal(trx: Kysely<any>): Promise<void> {
   await sql`select set_config('jit', 'off', true)`.execute(trx)
