@@ -3,6 +3,7 @@
 // Env: CONCURRENCY, BATCH, COMPLETE (worker options); EXTRA_SQL runs after migrating, $S = the schema
 // (e.g. EXTRA_SQL='drop index $S.some_idx' to measure what an index costs).
 // MARK=1 prints the processing window in process.hrtime microseconds, to cut a --cpu-prof to it.
+import { readFileSync } from 'node:fs'
 import pg from 'pg'
 import { migrate, uuidv7 } from '@pgqueue/core'
 import { Worker } from '@pgqueue/worker'
@@ -40,13 +41,30 @@ try {
     if (++done === n) resolveDone()
   })
   await scheduler.start()
+  const startedAt = new Date()
+  const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   if (process.env.MARK) console.log(`mark start ${process.hrtime.bigint() / 1000n}`)
   await worker.start()
   await finished
   if (process.env.MARK) console.log(`mark end ${process.hrtime.bigint() / 1000n}`)
   const secs = (performance.now() - t0) / 1000
+  const cpu = process.cpuUsage(cpu0)
   console.log(`throughput: ${n} no-op jobs over ${tenants} tenants, concurrency ${concurrency}: ${(n / secs).toFixed(0)} jobs/s (${secs.toFixed(2)} s)`)
+  // CPU per job, which a busy machine distorts far less than wall time: this process, plus the
+  // server processes of the worker's and scheduler's connections (Linux /proc, same host only).
+  const { rows: backends } = await admin.query<{ pid: number }>(
+    `select pid from pg_stat_activity where application_name in ('pgqueue-worker', 'pgqueue-scheduler') and backend_start >= $1`, [new Date(startedAt.getTime() - 5_000)])
+  let serverTicks = 0
+  for (const { pid } of backends) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+      serverTicks += Number(f[11]) + Number(f[12])
+    } catch {}
+  }
+  const clientUs = (cpu.user + cpu.system) / n
+  const serverUs = (serverTicks * 10_000) / n
+  console.log(`cpu per job: client ${clientUs.toFixed(1)} us, server ${serverUs.toFixed(1)} us (${backends.length} connections), total ${(clientUs + serverUs).toFixed(1)} us`)
   // Pickup latency: single jobs pushed to the idle worker.
   const lat: number[] = []
   const w2 = Worker.create(adminUrl, { schema, queues: ['latency'], concurrency: 1 }, async (job) => void lat.push(Date.now() - Number(job.payloadType)))
