@@ -6,6 +6,9 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { sleep } from './harness.js'
 
+/** Where Debian's pgbouncer package installs the binary. */
+export const PGBOUNCER_BIN = '/usr/sbin/pgbouncer'
+
 /** A free TCP port on 127.0.0.1. */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -67,7 +70,7 @@ export class PgBouncer {
     const args = [join(this.dir, 'pgbouncer.ini')]
     // PgBouncer refuses to run as root: drop to the postgres OS user when we are root.
     if (process.getuid?.() === 0) args.unshift('-u', 'postgres')
-    this.proc = spawn('/usr/sbin/pgbouncer', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.proc = spawn(PGBOUNCER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.proc.stdout!.on('data', (d: Buffer) => (this.log = (this.log + d).slice(-4000)))
     this.proc.stderr!.on('data', (d: Buffer) => (this.log = (this.log + d).slice(-4000)))
     const login = this.logins[0]!
