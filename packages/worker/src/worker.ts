@@ -440,8 +440,10 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   }
 
   private onRecorded(batch: RecordedOutcome[]): void {
-    // Recorded outcomes free room for the next claim (see runClaimLoop).
-    this.claimWake.wake()
+    // Recorded outcomes free room for the next claim (see runClaimLoop); after an empty claim only a
+    // notification or the poll interval starts the next one, or an idle worker would claim in vain
+    // after every job it finishes.
+    if (!this.exhausted) this.claimWake.wake()
     for (const { outcome, final, recorded, retryAt } of batch) {
       const run = this.active.get(outcome.id)
       if (run && run.row.attempt === outcome.attempt) {
