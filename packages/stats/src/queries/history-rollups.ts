@@ -2,7 +2,7 @@ import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { quoteIdent } from '@pgqueue/core'
 import type { HistogramBucket } from '../types.js'
 import type { TimeRange, WindowPlan } from '../window-plan.js'
-import type { HistogramRow, HistoryCountRow } from './history.js'
+import { bucketsFilled, type HistogramRow, type HistoryCountRow } from './history.js'
 
 /*
  * Global (all-tenant) window queries that read rollup rows for the rolled-up part of a window and raw
@@ -74,7 +74,6 @@ export async function historyHistogramFromRollups(
   schema: string,
   p: { queue?: string; plan: WindowPlan; from: Date; to: Date; bucket: HistogramBucket; timezone: string; states: string[] },
 ): Promise<HistogramRow[]> {
-  const step = sql.lit(`1 ${p.bucket}`)
   const unit = sql.lit(p.bucket)
   const pick = (state: string) => sql`case when ${state} = any(${p.states}::text[]) then ${sql.ref(state)} else 0 end`
   const { rows } = await sql<HistogramRow>`
@@ -94,13 +93,7 @@ export async function historyHistogramFromRollups(
     counts as (
       select b, sum(completed)::int as completed, sum(failed)::int as failed, sum(cancelled)::int as cancelled from parts group by b
     )
-    select s.b at time zone ${p.timezone} as at,
-           coalesce(c.completed, 0) as completed, coalesce(c.failed, 0) as failed, coalesce(c.cancelled, 0) as cancelled
-      from generate_series(date_trunc(${unit}, ${p.from}::timestamptz at time zone ${p.timezone}),
-                           ${p.to}::timestamptz at time zone ${p.timezone}, ${step}::interval) as s(b)
-      left join counts c on c.b = s.b
-     where s.b < ${p.to}::timestamptz at time zone ${p.timezone}
-     order by s.b`.execute(db)
+    ${bucketsFilled(p)}`.execute(db)
   return rows
 }
 

@@ -48,6 +48,24 @@ export async function historyCountByQueue(
   return rows
 }
 
+/**
+ * The closing select of a histogram: every bucket of [from, to) in `timezone` (local wall time, where
+ * stepping by a day is exact across DST changes), joined to the CTE `counts` (b, completed, failed,
+ * cancelled) so empty buckets come out as zeros.
+ */
+export function bucketsFilled(p: { from: Date; to: Date; bucket: HistogramBucket; timezone: string }): RawBuilder<unknown> {
+  const step = sql.lit(`1 ${p.bucket}`)
+  const unit = sql.lit(p.bucket)
+  return sql`
+    select s.b at time zone ${p.timezone} as at,
+           coalesce(c.completed, 0) as completed, coalesce(c.failed, 0) as failed, coalesce(c.cancelled, 0) as cancelled
+      from generate_series(date_trunc(${unit}, ${p.from}::timestamptz at time zone ${p.timezone}),
+                           ${p.to}::timestamptz at time zone ${p.timezone}, ${step}::interval) as s(b)
+      left join counts c on c.b = s.b
+     where s.b < ${p.to}::timestamptz at time zone ${p.timezone}
+     order by s.b`
+}
+
 /** One histogram bucket, as the database returns it. */
 export interface HistogramRow {
   at: Date
@@ -67,7 +85,6 @@ export async function historyHistogram(
   schema: string,
   p: { tenantId?: string; queue?: string; from: Date; to: Date; bucket: HistogramBucket; timezone: string; states: string[] },
 ): Promise<HistogramRow[]> {
-  const step = sql.lit(`1 ${p.bucket}`)
   const unit = sql.lit(p.bucket)
   const { rows } = await sql<HistogramRow>`
     with counts as (
@@ -81,13 +98,7 @@ export async function historyHistogram(
          and state = any(${p.states}::text[])
        group by 1
     )
-    select s.b at time zone ${p.timezone} as at,
-           coalesce(c.completed, 0) as completed, coalesce(c.failed, 0) as failed, coalesce(c.cancelled, 0) as cancelled
-      from generate_series(date_trunc(${unit}, ${p.from}::timestamptz at time zone ${p.timezone}),
-                           ${p.to}::timestamptz at time zone ${p.timezone}, ${step}::interval) as s(b)
-      left join counts c on c.b = s.b
-     where s.b < ${p.to}::timestamptz at time zone ${p.timezone}
-     order by s.b`.execute(db)
+    ${bucketsFilled(p)}`.execute(db)
   return rows
 }
 
