@@ -1,5 +1,6 @@
 import { CronExpressionParser } from 'cron-parser'
 import { PgQueueValidationError } from './errors.js'
+import { timeZoneOffsetMinutes } from './time-zone.js'
 
 /** How a caller describes a schedule: a cron expression in an IANA time zone, or a fixed interval. */
 export type ScheduleSpec = { cron: string; timezone?: string } | { every: string | number }
@@ -74,7 +75,8 @@ export function parseSchedule(spec: unknown, options: { minIntervalMs?: number; 
  * Intervals are anchored: due times are anchor + k * every, so a late runner does not make them drift.
  * Cron follows cron-parser's handling of daylight-saving changes: on a spring-forward day a time
  * inside the skipped hour runs once, shifted by the gap (02:30 runs at 03:30); on a fall-back day a
- * time inside the repeated hour runs once, at its first occurrence.
+ * time inside the repeated hour runs once, at its first occurrence. Both hold whatever `after` is,
+ * including an instant inside the change (see below).
  */
 export function nextRunAfter(schedule: ParsedSchedule, after: Date, anchor?: Date): Date {
   if (schedule.kind === 'interval') {
@@ -84,6 +86,23 @@ export function nextRunAfter(schedule: ParsedSchedule, after: Date, anchor?: Dat
     const k = Math.floor((t - base) / schedule.everyMs) + 1
     return new Date(base + k * schedule.everyMs)
   }
-  const expr = CronExpressionParser.parse(schedule.cron, { currentDate: after, tz: schedule.timezone })
-  return expr.next().toDate()
+  const tz = schedule.timezone
+  const next = CronExpressionParser.parse(schedule.cron, { currentDate: after, tz }).next().toDate()
+  // Counted from a start inside a daylight-saving change, cron-parser misplaces that day's run: from
+  // 03:10 on a spring-forward day it skips the 02:30 run shifted to 03:30, and from the second pass of
+  // a fall-back day's repeated hour it runs 01:30 again. So when the offset differs between a little
+  // before `after` and the next run, count from before the change and keep the first run after `after`.
+  const before = after.getTime() - DST_LOOKBACK_MS
+  if (timeZoneOffsetMinutes(tz, before) === timeZoneOffsetMinutes(tz, next.getTime())) return next
+  const runs = CronExpressionParser.parse(schedule.cron, { currentDate: new Date(before), tz })
+  for (let i = 0; i < DST_LOOKBACK_MAX_RUNS; i++) {
+    const run = runs.next().toDate()
+    if (run > after) return run
+  }
+  return next
 }
+
+/** Longer than any daylight-saving shift in the time zone database (2 h at most, historically). */
+const DST_LOOKBACK_MS = 3 * 3_600_000
+/** Runs stepped over at most when counting from before a change (an every-second cron over 3 h). */
+const DST_LOOKBACK_MAX_RUNS = 3 * 3_600 + 1

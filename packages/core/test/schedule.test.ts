@@ -89,4 +89,24 @@ describe('nextRunAfter', () => {
     expect(runs[0]).toBe('2026-10-25T00:30:00.000Z') // first occurrence: 02:30 CEST
     expect(runs[1]).toBe('2026-10-26T01:30:00.000Z')
   })
+
+  it('gives the same runs when counting starts inside a daylight-saving change', () => {
+    // A schedule created or resumed during the change counts from there, not from its last run.
+    const spring = parseSchedule({ cron: '30 2 * * *', timezone: 'America/New_York' })
+    // 2027-03-14: 02:00 EST jumps to 03:00 EDT; the 02:30 run is shifted to 03:30 EDT (07:30Z).
+    for (const after of ['2027-03-14T06:59:00Z', '2027-03-14T07:00:00Z', '2027-03-14T07:10:00Z', '2027-03-14T07:29:59Z']) {
+      expect(nextRunAfter(spring, new Date(after)).toISOString(), after).toBe('2027-03-14T07:30:00.000Z')
+    }
+    expect(nextRunAfter(spring, new Date('2027-03-14T07:30:00Z')).toISOString()).toBe('2027-03-15T06:30:00.000Z')
+    const fall = parseSchedule({ cron: '30 1 * * *', timezone: 'America/New_York' })
+    // 2027-11-07: 02:00 EDT falls back to 01:00 EST; 01:30 runs once, at 01:30 EDT (05:30Z).
+    expect(nextRunAfter(fall, new Date('2027-11-07T05:10:00Z')).toISOString()).toBe('2027-11-07T05:30:00.000Z')
+    for (const after of ['2027-11-07T05:30:00Z', '2027-11-07T06:10:00Z', '2027-11-07T06:29:59Z']) {
+      expect(nextRunAfter(fall, new Date(after)).toISOString(), after).toBe('2027-11-08T06:30:00.000Z')
+    }
+    // Hourly runs every real hour through the repeated one, as when counted from the day before.
+    const hourly = parseSchedule({ cron: '0 * * * *', timezone: 'America/New_York' })
+    expect(nextRunAfter(hourly, new Date('2027-11-07T05:20:00Z')).toISOString()).toBe('2027-11-07T06:00:00.000Z')
+    expect(nextRunAfter(hourly, new Date('2027-03-14T06:20:00Z')).toISOString()).toBe('2027-03-14T07:00:00.000Z')
+  })
 })
