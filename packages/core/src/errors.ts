@@ -106,3 +106,12 @@ const INSUFFICIENT_PRIVILEGE = '42501'
 export function isInsufficientPrivilege(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === INSUFFICIENT_PRIVILEGE
 }
+
+/**
+ * True for SQLSTATE class 22 (data exception) or 23 (integrity constraint violation): the same input
+ * fails every time, so retrying it unchanged cannot help.
+ */
+export function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'))
+}

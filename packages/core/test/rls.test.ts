@@ -1,24 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
-import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
+import { createIsolatedDatabase, inTenantTx, type IsolatedDatabase } from '@pgqueue/testing'
 import { migrate, uuidv7 } from '@pgqueue/core'
 
 let t: IsolatedDatabase
 let user: pg.Pool
 let worker: pg.Pool
-
-/** Runs statements in one transaction as `pool`'s role, with the tenant set (or not), and rolls back. */
-async function asTenant<T>(pool: pg.Pool, tenant: string | null, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const c = await pool.connect()
-  try {
-    await c.query('begin')
-    if (tenant !== null) await c.query(`select set_config('pgqueue.tenant', $1, true)`, [tenant])
-    return await fn(c)
-  } finally {
-    await c.query('rollback').catch(() => {})
-    c.release()
-  }
-}
 
 async function push(pool: pg.Pool, tenant: string, queue: string, key: string | null = null) {
   const id = uuidv7()
@@ -54,37 +41,37 @@ const q = (sqlText: string) => sqlText.replaceAll('S.', `"${t.schema}".`)
 
 describe('row-level security for the user role', () => {
   it('shows only the tenant set in the transaction', async () => {
-    const rows = await asTenant(user, 'tenant-a', async (c) => (await c.query(q('select tenant_id, key from S.jobs'))).rows)
+    const rows = await inTenantTx(user, 'tenant-a', async (c) => (await c.query(q('select tenant_id, key from S.jobs'))).rows)
     expect(rows).toEqual([{ tenant_id: 'tenant-a', key: 'a-key' }])
-    const hist = await asTenant(user, 'tenant-a', async (c) => (await c.query(q('select tenant_id from S.job_history'))).rows)
+    const hist = await inTenantTx(user, 'tenant-a', async (c) => (await c.query(q('select tenant_id from S.job_history'))).rows)
     expect(hist).toEqual([{ tenant_id: 'tenant-a' }])
   })
 
   it('shows nothing and writes nothing without a tenant', async () => {
-    const rows = await asTenant(user, null, async (c) => (await c.query(q('select id from S.jobs'))).rows)
+    const rows = await inTenantTx(user, null, async (c) => (await c.query(q('select id from S.jobs'))).rows)
     expect(rows).toEqual([])
     await expect(
-      asTenant(user, null, (c) => c.query(q(`insert into S.queues (tenant_id, queue) values ('tenant-a', 'x')`))),
+      inTenantTx(user, null, (c) => c.query(q(`insert into S.queues (tenant_id, queue) values ('tenant-a', 'x')`))),
     ).rejects.toMatchObject({ code: '42501' })
     await expect(push(user, '', 'emails')).rejects.toMatchObject({ code: '42501' })
   })
 
   it('cannot insert, update or delete rows of another tenant', async () => {
     await expect(
-      asTenant(user, 'tenant-a', (c) => c.query(q(`insert into S.queues (tenant_id, queue) values ('tenant-b', 'x')`))),
+      inTenantTx(user, 'tenant-a', (c) => c.query(q(`insert into S.queues (tenant_id, queue) values ('tenant-b', 'x')`))),
     ).rejects.toMatchObject({ code: '42501' })
     await expect(
-      asTenant(user, 'tenant-a', (c) =>
+      inTenantTx(user, 'tenant-a', (c) =>
         c.query(q(`insert into S.job_history (tenant_id, id, queue, type, state, attempt, max_attempts, created_at, run_at) values ('tenant-b', gen_random_uuid(), 'q', 't', 'completed', 1, 1, now(), now())`)),
       ),
     ).rejects.toMatchObject({ code: '42501' })
-    const updated = await asTenant(user, 'tenant-a', async (c) => (await c.query(q(`update S.jobs set cancel_requested = true where tenant_id = 'tenant-b'`))).rowCount)
+    const updated = await inTenantTx(user, 'tenant-a', async (c) => (await c.query(q(`update S.jobs set cancel_requested = true where tenant_id = 'tenant-b'`))).rowCount)
     expect(updated).toBe(0)
-    const deleted = await asTenant(user, 'tenant-a', async (c) => (await c.query(q(`delete from S.jobs where tenant_id = 'tenant-b'`))).rowCount)
+    const deleted = await inTenantTx(user, 'tenant-a', async (c) => (await c.query(q(`delete from S.jobs where tenant_id = 'tenant-b'`))).rowCount)
     expect(deleted).toBe(0)
     // Moving an own row to another tenant is refused by WITH CHECK (and by the column grant).
     await expect(
-      asTenant(user, 'tenant-a', async (c) => {
+      inTenantTx(user, 'tenant-a', async (c) => {
         await c.query(q(`insert into S.queues (tenant_id, queue) values ('tenant-a', 'mine')`))
         return c.query(q(`update S.queues set tenant_id = 'tenant-b'`))
       }),
@@ -95,18 +82,18 @@ describe('row-level security for the user role', () => {
 
   it('cannot push into another tenant from a transaction scoped to one', async () => {
     await expect(
-      asTenant(user, 'tenant-a', (c) =>
+      inTenantTx(user, 'tenant-a', (c) =>
         c.query(q(`select * from S.push_jobs('tenant-b', array[gen_random_uuid()], array['q'], array['t'], array[null]::text[], array[null]::bytea[], array[null]::text[], array[null]::jsonb[], array[0], array[null]::timestamptz[], array[1], array[null]::jsonb[], array[null]::uuid[], array[null]::uuid[])`)),
       ),
     ).rejects.toMatchObject({ code: '42501' })
   })
 
   it('never sees the fair virtual time, nor partitions, clocks or migrations directly', async () => {
-    await expect(asTenant(user, 'tenant-a', (c) => c.query(q('select vt from S.jobs')))).rejects.toMatchObject({ code: '42501' })
-    await expect(asTenant(user, 'tenant-a', (c) => c.query(q('select * from S.job_history_default')))).rejects.toMatchObject({ code: '42501' })
-    await expect(asTenant(user, 'tenant-a', (c) => c.query(q('select * from S.queue_clocks')))).rejects.toMatchObject({ code: '42501' })
-    await expect(asTenant(user, 'tenant-a', (c) => c.query(q('select * from S.migrations')))).rejects.toMatchObject({ code: '42501' })
-    await expect(asTenant(user, 'tenant-a', (c) => c.query(q(`select S.fair_clock_advance('tenant-a', 'emails', 1)`)))).rejects.toMatchObject({ code: '42501' })
+    await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q('select vt from S.jobs')))).rejects.toMatchObject({ code: '42501' })
+    await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q('select * from S.job_history_default')))).rejects.toMatchObject({ code: '42501' })
+    await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q('select * from S.queue_clocks')))).rejects.toMatchObject({ code: '42501' })
+    await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q('select * from S.migrations')))).rejects.toMatchObject({ code: '42501' })
+    await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q(`select S.fair_clock_advance('tenant-a', 'emails', 1)`)))).rejects.toMatchObject({ code: '42501' })
   })
 
   it('cannot create, alter or drop anything, nor disable row-level security', async () => {
@@ -119,7 +106,7 @@ describe('row-level security for the user role', () => {
       'create function S.evil() returns int language sql as $$ select 1 $$',
       'truncate S.jobs',
     ]) {
-      await expect(asTenant(user, 'tenant-a', (c) => c.query(q(stmt))), stmt).rejects.toMatchObject({ code: '42501' })
+      await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q(stmt))), stmt).rejects.toMatchObject({ code: '42501' })
     }
   })
 })

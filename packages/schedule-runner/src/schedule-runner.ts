@@ -1,5 +1,5 @@
 import { sql, type Transaction } from 'kysely'
-import { connect, LoopService, uuidv7, type Connectable, type Connection, type Database, type ServiceEvents } from '@pgqueue/core'
+import { connect, isDataError, LoopService, uuidv7, type Connectable, type Connection, type Database, type ServiceEvents } from '@pgqueue/core'
 import { resolveScheduleRunnerOptions, type ResolvedScheduleRunnerOptions, type ScheduleRunnerOptions } from './options.js'
 import { checkScheduleRow, planFire, type MissedPolicy } from './plan.js'
 import {
@@ -328,10 +328,4 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
     this.conn = undefined
     await c?.close()
   }
-}
-
-/** SQLSTATE class 22 (data exception) or 23 (integrity constraint): the same input fails every time. */
-function isDataError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'))
 }

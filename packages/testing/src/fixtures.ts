@@ -41,3 +41,16 @@ export async function counts(admin: pg.Pool, schema: string): Promise<Record<str
   )
   return Object.fromEntries(rows.map((r) => [r.k, r.n]))
 }
+
+/** Runs `fn` in one transaction as `pool`'s login, with the tenant set (or not), then rolls back. */
+export async function inTenantTx<T>(pool: pg.Pool, tenant: string | null, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const c = await pool.connect()
+  try {
+    await c.query('begin')
+    if (tenant !== null) await c.query(`select set_config('pgqueue.tenant', $1, true)`, [tenant])
+    return await fn(c)
+  } finally {
+    await c.query('rollback').catch(() => {})
+    c.release()
+  }
+}

@@ -1,4 +1,4 @@
-import { retryDelayMs, sleep, type Logger } from '@pgqueue/core'
+import { isDataError, retryDelayMs, sleep, type Logger } from '@pgqueue/core'
 import { errorJson, type ErrorInfo } from './error-info.js'
 import { jobFinishMany, type FinishInput, type Queryable } from './queries/jobs.js'
 import { RetryPolicies } from './retry-policies.js'
@@ -163,10 +163,4 @@ export class JobCompleter {
       await sleep(Math.min(5_000, 50 * 2 ** Math.min(this.failures, 7)))
     }
   }
-}
-
-/** PostgreSQL data exceptions (22xxx) and integrity violations (23xxx): retrying the same rows cannot help. */
-function isDataError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'))
 }

@@ -33,19 +33,6 @@ export class AttemptCounter {
   }
 }
 
-/** Runs `fn` in one transaction as `pool`'s login, with the tenant set (or not), and rolls back. */
-export async function inTenantTx<T>(pool: pg.Pool, tenant: string | null, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const c = await pool.connect()
-  try {
-    await c.query('begin')
-    if (tenant !== null) await c.query(`select set_config('pgqueue.tenant', $1, true)`, [tenant])
-    return await fn(c)
-  } finally {
-    await c.query('rollback').catch(() => {})
-    c.release()
-  }
-}
-
 /** The SQLSTATE of a failed query, or 'ok' when it succeeded. */
 export async function sqlState(p: Promise<unknown>): Promise<string> {
   try {

@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
-import { createIsolatedDatabase, type IsolatedDatabase, waitFor } from '@pgqueue/testing'
+import { createIsolatedDatabase, inTenantTx, type IsolatedDatabase, waitFor } from '@pgqueue/testing'
 import { jobsChannel, migrate, PgQueueValidationError, uuidv7, validateName, validateTenantId } from '@pgqueue/core'
-import { AttemptCounter, inSchema, inTenantTx, rawPush, reportFigure, sqlState } from '../src/harness.js'
+import { AttemptCounter, inSchema, rawPush, reportFigure, sqlState } from '../src/harness.js'
 
 const A = 'tenant-a'
 const B = 'tenant-b'

@@ -1,6 +1,5 @@
-import { listHistoryPartitions } from '@pgqueue/core'
+import { jitOffSetLocal, listHistoryPartitions } from '@pgqueue/core'
 import { lockTryTask } from '../queries/locks.js'
-import { jitOffSetLocal } from '../queries/settings.js'
 import {
   historyBrinSummarize,
   historyOldestBound,
