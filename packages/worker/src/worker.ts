@@ -57,6 +57,8 @@ interface Run {
   startedAt: number
   /** When the claim returned it (Date.now()), to notice jobs waiting long in the buffer. */
   claimedAt: number
+  /** The handlerTimeoutMs timer while the handler runs. */
+  timer?: NodeJS.Timeout
 }
 
 /** A buffered job older than this halves the claim size. */
@@ -98,11 +100,11 @@ function signalOf(run: Run): AbortSignal {
   return run.controller.signal
 }
 
-function toJob(r: ClaimedRow): Job {
+function toJob(r: ClaimedRow, queue: string): Job {
   return {
     id: r.id,
     tenantId: r.tenant_id,
-    queue: r.queue,
+    queue,
     type: r.type,
     key: r.key,
     payload: r.payload,
@@ -110,10 +112,34 @@ function toJob(r: ClaimedRow): Job {
     target: r.target,
     attempt: r.attempt,
     maxAttempts: r.max_attempts,
-    runAt: r.run_at,
-    createdAt: r.created_at,
+    runAt: new Date(r.run_at_ms),
+    createdAt: new Date(r.created_at_ms),
     scheduleId: r.schedule_id,
     priority: r.priority,
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function'
+}
+
+/** What a finished handler produced, before it becomes a RunOutcome. */
+type Settled = Pick<RunOutcome, 'kind' | 'result' | 'resultType' | 'error'>
+
+const NO_RESULT = { result: null, resultType: null } as const
+
+/** The handler's ctx: one small object per run, its members on the prototype. */
+class RunContext implements JobContext {
+  constructor(
+    private readonly run: Run,
+    readonly nodeId: string,
+    private readonly extend: (run: Run, ms: number) => Promise<void>,
+  ) {}
+  get signal(): AbortSignal {
+    return signalOf(this.run)
+  }
+  extendLease(ms: number): Promise<void> {
+    return this.extend(this.run, ms)
   }
 }
 
@@ -133,8 +159,11 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   private stopPromise: Promise<void> | undefined
   private readonly buffer: Run[] = []
   private readonly active = new Map<string, Run>()
-  private readonly executions = new Set<Promise<void>>()
+  /** Handlers running now, and who waits for that to reach zero (stop()). */
   private inFlight = 0
+  private idleWaiters: (() => void)[] = []
+  private pumping = false
+  private readonly extendLeaseOf = (run: Run, ms: number): Promise<void> => this.extendLease(run, ms)
   private exhausted = false
   /** The current claim size, adapted between minClaimSize and batchSize (see WorkerOptions.batchSize). */
   private claimSize = 0
@@ -229,12 +258,12 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     this.claimWake.wake()
     await this.claimLoop
     for (const run of this.buffer.splice(0)) if (run.phase === 'buffered') this.finish(run, { kind: 'release', result: null, resultType: null, error: null })
-    if (this.executions.size > 0) {
+    if (this.inFlight > 0) {
       const timeout = new AbortController()
-      await Promise.race([Promise.allSettled([...this.executions]), sleep(timeoutMs, timeout.signal)])
+      await Promise.race([this.handlersIdle(), sleep(timeoutMs, timeout.signal)])
       timeout.abort()
       for (const run of this.active.values()) if (run.phase === 'running') this.abort(run, 'shutdown')
-      await Promise.allSettled([...this.executions])
+      await this.handlersIdle()
     }
     await this.completer?.drain(Math.max(5_000, this.options.leaseMs))
     this.heartbeatStop.abort()
@@ -326,8 +355,9 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       const rows = await jobClaimMany(this.conn!.pool, { schema: o.schema, queue, nodeId: o.nodeId, leaseMs: o.leaseMs, limit: want - got, types: o.types })
       if (this.buffer.length === 0 && this.inFlight < o.concurrency) this.starved = true
       got += rows.length
+      const claimedAt = Date.now()
       for (const row of rows) {
-        const run: Run = { job: toJob(row), row, phase: 'buffered', startedAt: 0, claimedAt: Date.now() }
+        const run: Run = { job: toJob(row, queue), row, phase: 'buffered', startedAt: 0, claimedAt }
         this.active.set(row.id, run)
         this.buffer.push(run)
       }
@@ -339,70 +369,104 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
 
   /** Starts buffered runs while slots are free; asks for the next claim when the buffer runs low. */
   private pump(): void {
-    if (this.state !== 'running') return
-    while (this.inFlight < this.options.concurrency && this.buffer.length > 0) {
-      const run = this.buffer.shift()!
-      if (run.phase !== 'buffered') continue
-      // A job that sat in the buffer for long means claims outpace the handlers: claim less.
-      if (Date.now() - run.claimedAt > BUFFER_WAIT_SHRINK_MS) this.claimSize = Math.max(this.minClaimSize, Math.floor(this.claimSize / 2))
-      const p = this.execute(run)
-      this.executions.add(p)
-      void p.finally(() => this.executions.delete(p))
+    // A handler that returns at once settles inside this loop and calls pump() again: the loop
+    // already goes on, so that inner call returns instead of recursing once per buffered job.
+    if (this.state !== 'running' || this.pumping) return
+    this.pumping = true
+    try {
+      while (this.inFlight < this.options.concurrency && this.buffer.length > 0) {
+        const run = this.buffer.shift()!
+        if (run.phase !== 'buffered') continue
+        // A job that sat in the buffer for long means claims outpace the handlers: claim less.
+        if (Date.now() - run.claimedAt > BUFFER_WAIT_SHRINK_MS) this.claimSize = Math.max(this.minClaimSize, Math.floor(this.claimSize / 2))
+        this.execute(run)
+      }
+    } finally {
+      this.pumping = false
     }
     if (!this.exhausted && this.buffer.length <= Math.floor(this.claimSize / 2)) this.claimWake.wake()
   }
 
+  /** Resolves when no handler is running. */
+  private handlersIdle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve()
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+
   // ---- running --------------------------------------------------------------------------------
 
-  private async execute(run: Run): Promise<void> {
+  /**
+   * Runs the handler. A handler that returns a value (not a promise) settles at once, with no promise
+   * made for it; a promise is raced against the run's abort, so a handler that hangs past an abort
+   * frees its slot anyway and whatever it returns later is ignored.
+   */
+  private execute(run: Run): void {
     this.inFlight += 1
     run.phase = 'running'
     run.startedAt = Date.now()
     const o = this.options
-    const timer = o.handlerTimeoutMs === undefined ? undefined : setTimeout(() => this.abort(run, 'timeout'), o.handlerTimeoutMs)
-    const ctx: JobContext = {
-      get signal() {
-        return signalOf(run)
-      },
-      nodeId: o.nodeId,
-      extendLease: (ms) => this.extendLease(run, ms),
-    }
-    this.safeEmit('job:started', run.job)
-    let outcome: Pick<RunOutcome, 'kind' | 'result' | 'resultType' | 'error'>
+    if (o.handlerTimeoutMs !== undefined) run.timer = setTimeout(() => this.abort(run, 'timeout'), o.handlerTimeoutMs)
+    if (this.listenerCount('job:started') > 0) this.safeEmit('job:started', run.job)
+    let value: unknown
     try {
-      // The handler races its abort: a handler that hangs past an abort frees its slot anyway, and
-      // whatever it returns later is ignored.
-      const value = await new Promise<unknown>((resolve, reject) => {
-        if (run.abortError) return reject(run.abortError)
-        run.interrupt = reject
-        Promise.resolve().then(() => this.handler(run.job as Job<Target>, ctx)).then(resolve, reject)
-      })
-      const encoded = encodeResult(value, o.maxResultBytes)
-      outcome = { kind: 'completed', ...encoded, error: null }
+      value = this.handler(run.job as Job<Target>, new RunContext(run, o.nodeId, this.extendLeaseOf))
     } catch (err) {
-      outcome = run.abortReason === 'shutdown'
-        ? { kind: 'release', result: null, resultType: null, error: errorInfo(new JobAbortedError('shutdown', 'interrupted by worker shutdown'), run.job.attempt) }
-        : { kind: 'error', result: null, resultType: null, error: errorInfo(err, run.job.attempt) }
-    } finally {
-      run.interrupt = undefined
-      if (timer) clearTimeout(timer)
-      this.inFlight -= 1
+      this.settle(run, this.failed(run, err))
+      return
     }
+    if (!isThenable(value)) {
+      this.settle(run, this.completed(run, value))
+      return
+    }
+    new Promise<unknown>((resolve, reject) => {
+      if (run.abortError) return reject(run.abortError)
+      run.interrupt = reject
+      value.then(resolve, reject)
+    }).then(
+      (v) => this.settle(run, this.completed(run, v)),
+      (err: unknown) => this.settle(run, this.failed(run, err)),
+    )
+  }
+
+  /** A result that cannot be stored (not JSON, too large) fails the run like a thrown error. */
+  private completed(run: Run, value: unknown): Settled {
+    if (value === undefined || value === null) return { kind: 'completed', ...NO_RESULT, error: null }
+    try {
+      return { kind: 'completed', ...encodeResult(value, this.options.maxResultBytes), error: null }
+    } catch (err) {
+      return { kind: 'error', ...NO_RESULT, error: errorInfo(err, run.job.attempt) }
+    }
+  }
+
+  private failed(run: Run, err: unknown): Settled {
+    return run.abortReason === 'shutdown'
+      ? { kind: 'release', ...NO_RESULT, error: errorInfo(new JobAbortedError('shutdown', 'interrupted by worker shutdown'), run.job.attempt) }
+      : { kind: 'error', ...NO_RESULT, error: errorInfo(err, run.job.attempt) }
+  }
+
+  private settle(run: Run, outcome: Settled): void {
+    run.interrupt = undefined
+    if (run.timer) clearTimeout(run.timer)
+    this.inFlight -= 1
     if (run.phase === 'running') this.finish(run, outcome)
+    if (this.inFlight === 0 && this.idleWaiters.length > 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
     this.pump()
   }
 
-  private finish(run: Run, outcome: Pick<RunOutcome, 'kind' | 'result' | 'resultType' | 'error'>): void {
+  private finish(run: Run, outcome: Settled): void {
     run.phase = 'finishing'
     const r = run.row
     this.completer!.add({
       tenantId: r.tenant_id,
       id: r.id,
-      queue: r.queue,
+      queue: run.job.queue,
       attempt: r.attempt,
       maxAttempts: r.max_attempts,
       retryPolicy: r.retry_policy,
-      ...outcome,
+      kind: outcome.kind,
+      result: outcome.result,
+      resultType: outcome.resultType,
+      error: outcome.error,
     })
   }
 
@@ -456,7 +520,9 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
         this.safeEmit('job:lost', { job })
         continue
       }
-      if (final === 'completed') this.safeEmit('job:completed', { job, durationMs: Date.now() - run.startedAt })
+      if (final === 'completed') {
+        if (this.listenerCount('job:completed') > 0) this.safeEmit('job:completed', { job, durationMs: Date.now() - run.startedAt })
+      }
       else if (final === 'release') this.safeEmit('job:released', { job })
       else if (run.abortReason === 'cancelled') this.safeEmit('job:cancelled', { job })
       else this.safeEmit('job:failed', { job, error: outcome.error!, willRetry: final === 'retry', ...(retryAt ? { retryAt } : {}) })
