@@ -20,6 +20,10 @@ export interface SchedulerOptions {
   releaseBatchSize?: number
   /** Expired leases rescued per statement. Default 1,000. */
   rescueBatchSize?: number
+  /** Least time between lease rescues of a running Scheduler, in ms (a rescue reads every running
+   *  job; rounds come as often as pushes notify). A rescue that hit its batch limit goes on at once.
+   *  runOnce() always rescues. Default 1,000. */
+  rescueIntervalMs?: number
   /** How often the `nodes` row is refreshed, in ms. Default 10,000. */
   heartbeatMs?: number
   /** Connection string for the LISTEN connection. Default: the URL given to create(), or the pool's
@@ -44,6 +48,7 @@ export interface ResolvedSchedulerOptions {
   releasePairsPerRound: number
   releaseBatchSize: number
   rescueBatchSize: number
+  rescueIntervalMs: number
   heartbeatMs: number
   listenUrl: string | undefined
   listen: boolean
@@ -69,6 +74,7 @@ export function resolveSchedulerOptions(options: SchedulerOptions = {}): Resolve
     releasePairsPerRound: validateOptionalInt('releasePairsPerRound', options.releasePairsPerRound, 100, 1, 100_000),
     releaseBatchSize: validateOptionalInt('releaseBatchSize', options.releaseBatchSize, 100, 1, 100_000),
     rescueBatchSize: validateOptionalInt('rescueBatchSize', options.rescueBatchSize, 1_000, 1, 100_000),
+    rescueIntervalMs: validateOptionalInt('rescueIntervalMs', options.rescueIntervalMs, 1_000, 0, 3600_000),
     heartbeatMs: validateOptionalInt('heartbeatMs', options.heartbeatMs, 10_000, 100, 3600_000),
     listenUrl: options.listenUrl,
     listen: options.listen ?? true,

@@ -39,6 +39,8 @@ export class Scheduler extends LoopService<SchedulerEvents> {
   private readonly releaser: HeldJobReleaser
   private readonly rescuer: LeaseRescuer
   private lastNodeBeat = 0
+  private lastRescueAt = 0
+  private rescueMore = false
   private wakeTimer: NodeJS.Timeout | undefined
   private closed = false
   /** Set by a notification; LoopService drops a wake() that arrives mid-round, so the round schedules a wake-up instead. */
@@ -99,6 +101,7 @@ export class Scheduler extends LoopService<SchedulerEvents> {
       this.conn = undefined
     }
     this.lastNodeBeat = 0
+    this.lastRescueAt = 0
   }
 
   /**
@@ -121,7 +124,12 @@ export class Scheduler extends LoopService<SchedulerEvents> {
       this.lastNodeBeat = now
     }
     // Rescue first: rescued jobs are due at once, so the promotion below puts them back in line.
-    const rescue = await this.rescuer.run(pool)
+    const rescueDue = !this.isRunning || this.rescueMore || now - this.lastRescueAt >= o.rescueIntervalMs
+    const rescue = rescueDue ? await this.rescuer.run(pool) : { rescued: 0, failed: 0, more: false }
+    if (rescueDue) {
+      this.lastRescueAt = now
+      this.rescueMore = rescue.more
+    }
     const promote = await this.promoter.run(pool)
     const release = await this.releaser.run(pool)
     const stats: RoundStats = { rescued: rescue.rescued, failed: rescue.failed, promoted: promote.promoted, held: promote.held, released: release.released }

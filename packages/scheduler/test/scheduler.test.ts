@@ -120,6 +120,34 @@ describe('Scheduler', () => {
     await s.close()
   })
 
+  it('a running Scheduler rescues at most once per rescueIntervalMs; runOnce() always rescues', async () => {
+    expect(() => Scheduler.create(t.workerUrl, { rescueIntervalMs: -1 })).toThrow(/rescueIntervalMs/)
+    const s = Scheduler.create(t.workerUrl, { schema: t.schema, rescueIntervalMs: 1_500, pollMs: 50 })
+    const rescued: number[] = []
+    s.on('round', (r) => rescued.push(r.rescued))
+    await s.start()
+    // The first round rescued (nothing yet); an expiry right after waits for the interval.
+    await new Promise((r) => setTimeout(r, 200))
+    await pushJobs(pool, t.schema, 'a', 'rescue-interval', 1)
+    await claim('rescue-interval', 1, 1)
+    const expiredAt = Date.now()
+    await waitFor(async () => (await states('rescue-interval')).running === undefined, { timeoutMs: 5_000, intervalMs: 20 })
+    const waited = Date.now() - expiredAt
+    await s.stop()
+    expect(rescued.reduce((a, b) => a + b, 0)).toBe(1)
+    expect(waited).toBeGreaterThan(900)
+    // runOnce() (cron-style use) does not wait for the interval.
+    await pushJobs(pool, t.schema, 'a', 'rescue-interval', 1)
+    await new Promise((r) => setTimeout(r, 50))
+    const claimed = await claim('rescue-interval', 5, 1)
+    expect(claimed.length).toBeGreaterThan(0)
+    await new Promise((r) => setTimeout(r, 20))
+    const once = Scheduler.create(t.workerUrl, { schema: t.schema, rescueIntervalMs: 60_000 })
+    expect((await once.round()).rescued).toBe(claimed.length)
+    expect(await states('rescue-interval')).not.toHaveProperty('running')
+    await once.close()
+  })
+
   it('registers in nodes while running and wakes on a push into a paused queue', async () => {
     await t.admin.query(q(`insert into S.queues (tenant_id, queue, max_concurrency) values ('a', 'wake', 100)`))
     const s = Scheduler.create(t.workerUrl, { schema: t.schema, nodeId: 'sch-1', pollMs: 10_000 })

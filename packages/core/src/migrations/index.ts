@@ -6,6 +6,7 @@ import leaseOwnerRunning from './0007_lease_owner_running.js'
 import fairClockPlans from './0008_fair_clock_plans.js'
 import statsRollups from './0009_stats_rollups.js'
 import historyFinishedBrin from './0010_history_finished_brin.js'
+import jobsStateIndex from './0011_jobs_state_index.js'
 
 /** One forward-only schema change. `sql` is a template; see renderMigration(). */
 export interface Migration {
@@ -24,4 +25,5 @@ export const migrations: readonly Migration[] = [
   { version: 8, name: 'fair_clock_plans', sql: fairClockPlans },
   { version: 9, name: 'stats_rollups', sql: statsRollups },
   { version: 10, name: 'history_finished_brin', sql: historyFinishedBrin },
+  { version: 11, name: 'jobs_state_index', sql: jobsStateIndex },
 ]

@@ -7,7 +7,7 @@ import { quoteIdent } from '@pgqueue/core'
  * virtual time when it promotes it); a job whose attempts are spent moves to history as failed, its
  * live row deleted in the same statement, so it is in exactly one place at every instant.
  * SKIP LOCKED: a worker finishing the job, or the Scheduler's own rescue, holds the row; we skip it.
- * Ordered by lease_expires_at over jobs_lease_idx, so the oldest orphans go first.
+ * The running rows are read through jobs_state_idx (a small set: the jobs in flight), oldest expiry first.
  */
 export async function jobsOrphanedLeasesRescue(
   trx: Kysely<any>,

@@ -164,7 +164,9 @@ export async function jobLockReleasable(
  * statement: jobs with attempts left go back to scheduled, due now, with no owner (so a late result
  * from the old owner is discarded by its lease check) and 'lease expired' as last error; jobs whose
  * attempts are spent, or that were being cancelled, move to history in the same statement. SKIP
- * LOCKED lets several Schedulers share the work; the attempt was counted by the claim.
+ * LOCKED lets several Schedulers share the work; the attempt was counted by the claim. The running
+ * rows are read through jobs_state_idx and their expiry checked on each: they are the jobs in flight,
+ * a small set (there is no index on lease_expires_at, so renewals are HOT updates).
  */
 export async function jobRescueExpired(db: Queryable, p: { schema: string; limit: number }): Promise<{ rescued: number; failed: number }> {
   const s = quoteIdent(p.schema)

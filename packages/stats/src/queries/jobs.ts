@@ -12,7 +12,7 @@ export interface JobsCountRow {
 }
 
 /**
- * Live counts per queue, for one tenant (jobs_tenant_queue_idx: tenant, queue, state) or for all.
+ * Live counts per queue, for one tenant (its rows through the primary key, tenant_id first) or for all.
  * Cost grows with the live rows counted (the tenant's, or all of them): counting is a scan, there is
  * no counter table, because a counter row updated by every push and claim would serialise the hot path.
  * Never selects vt (the user role may not read it).

@@ -109,7 +109,8 @@ export async function jobListPendingQueues(db: Queryable, p: { schema: string; l
  * as cancelled instead of being retried. Returns the ids that were recorded.
  * Rows are matched by primary key and lease owner only (the owner is set exactly while a job runs, a
  * constraint since migration 0007): with a `state = 'running'` condition the planner walked every
- * running job of this node through jobs_lease_idx once per input row, quadratic in the local buffer.
+ * running job of this node through an index of running rows once per input row, quadratic in the local
+ * buffer.
  * Each DML unnests the arrays itself, so the function scan drives one primary-key probe per row.
  */
 export async function jobFinishMany(db: Queryable, p: { schema: string; nodeId: string; items: FinishInput[] }): Promise<Set<string>> {
