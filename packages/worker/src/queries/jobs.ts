@@ -54,6 +54,11 @@ const CLAIM_COLUMNS = `j.tenant_id, j.id, j.type, j.key, j.payload, j.payload_ty
  * UPDATE joins back on the primary key through arrays (PERF-NOTES: `= ANY(ARRAY(...))` plans as a
  * nested loop of index probes, where a CTE join was sometimes hashed into a full scan). vt is kept, so
  * a job released at shutdown returns to the same fair position.
+ * The claim commits without waiting for its WAL flush (synchronous_commit off for this transaction
+ * only), which takes about half a millisecond off every pickup. Losing a claim in a server crash
+ * loses no job: the row is back to pending and runs again (delivery is at least once), and the
+ * completion commits synchronously, which flushes the claim's WAL before it, so a recorded outcome
+ * never rests on a lost claim.
  */
 export async function jobClaimMany(
   db: Queryable,
@@ -63,7 +68,8 @@ export async function jobClaimMany(
   const typeFilter = p.types ? 'and type = any($5::text[])' : ''
   const text = `
     with picked as (
-      select array_agg(tenant_id) as tenants, array_agg(id) as ids from (
+      select array_agg(tenant_id) as tenants, array_agg(id) as ids,
+             set_config('synchronous_commit', 'off', true) as commit_mode from (
         select tenant_id, id from ${s}.jobs
          where queue = $1 and state = 'pending' ${typeFilter}
          order by priority desc, vt
