@@ -47,6 +47,23 @@ describe('Worker', () => {
     expect(h.rows[0]).toMatchObject({ result_type: 'application/json', worker_id: 'w-basic', attempt: 1 })
   })
 
+  it('records a job whose row got new versions while it ran (as lease renewals make)', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'moved', 4)
+    const w = Worker.create(t.workerUrl, { nodeId: 'w-moved', queues: ['moved'], concurrency: 4, schema: t.schema }, async (job) => {
+      if (job.target === null && job.attempt === 1) {
+        // Two of the four rows get new versions (like a lease renewal) before the handler returns.
+        await t.admin.query(q(`update S.jobs set updated_at = now() where id in (select id from S.jobs where queue = 'moved' order by id limit 2)`))
+      }
+    })
+    await w.start()
+    await waitFor(async () => (await t.admin.query(q(`select count(*)::int n from S.job_history where queue = 'moved'`))).rows[0].n === 4)
+    await w.stop()
+    const live = await t.admin.query(q(`select count(*)::int n from S.jobs where queue = 'moved'`))
+    expect(live.rows[0].n).toBe(0)
+    const h = await t.admin.query(q(`select count(*)::int n, count(distinct id)::int d from S.job_history where queue = 'moved' and state = 'completed'`))
+    expect(h.rows[0]).toEqual({ n: 4, d: 4 })
+  })
+
   it('discovers queues when none are given, and filters by type', async () => {
     await pushJobs(pool, t.schema, 'acme', 'disc-a', 5, { type: 'x' })
     await pushJobs(pool, t.schema, 'acme', 'disc-b', 5, { type: 'y' })
