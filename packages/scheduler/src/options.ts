@@ -31,6 +31,10 @@ export interface SchedulerOptions {
   listenUrl?: string
   /** Use LISTEN/NOTIFY to wake on pushes into paused or capped queues. Default true. */
   listen?: boolean
+  /** Least time from the start of one round to a round that a notification starts, in ms: pushes
+   *  notify on every commit, and only those into paused or capped queues leave this Scheduler work.
+   *  Default 100. */
+  notifyGapMs?: number
   /** Connections in the pool when a URL is given. Default 2. */
   poolSize?: number
   /** The pgqueue schema. Default 'pgqueue'. */
@@ -52,6 +56,7 @@ export interface ResolvedSchedulerOptions {
   heartbeatMs: number
   listenUrl: string | undefined
   listen: boolean
+  notifyGapMs: number
   poolSize: number
   schema: string
   logger: Logger
@@ -78,6 +83,7 @@ export function resolveSchedulerOptions(options: SchedulerOptions = {}): Resolve
     heartbeatMs: validateOptionalInt('heartbeatMs', options.heartbeatMs, 10_000, 100, 3600_000),
     listenUrl: options.listenUrl,
     listen: options.listen ?? true,
+    notifyGapMs: validateOptionalInt('notifyGapMs', options.notifyGapMs, 100, 0, 60_000),
     poolSize: validateOptionalInt('poolSize', options.poolSize, 2, 1, 100),
     schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
     logger: options.logger ?? silentLogger,

@@ -45,6 +45,9 @@ export class Scheduler extends LoopService<SchedulerEvents> {
   private closed = false
   /** Set by a notification; LoopService drops a wake() that arrives mid-round, so the round schedules a wake-up instead. */
   private notified = false
+  /** When the last round started, and the timer of a notification that came sooner than notifyGapMs after it. */
+  private lastRoundAt = 0
+  private notifyTimer: NodeJS.Timeout | undefined
 
   private constructor(target: Connectable, options: SchedulerOptions) {
     const o = resolveSchedulerOptions(options)
@@ -86,13 +89,30 @@ export class Scheduler extends LoopService<SchedulerEvents> {
     }
   }
 
+  /**
+   * Every push of due jobs notifies, and workers need that; this Scheduler only has work from it when
+   * jobs were parked in held. So a notification starts a round at once only if the last one started
+   * notifyGapMs ago, else when that time is up: a steady stream of pushes costs a few rounds a second,
+   * not one round (five statements) per push.
+   */
   private onNotify(): void {
     this.notified = true
-    this.wake()
+    const wait = this.lastRoundAt + this.options.notifyGapMs - Date.now()
+    if (wait <= 0) {
+      this.wake()
+    } else if (!this.notifyTimer) {
+      this.notifyTimer = setTimeout(() => {
+        this.notifyTimer = undefined
+        this.wake()
+      }, wait)
+      this.notifyTimer.unref?.()
+    }
   }
 
   protected override async onStop(): Promise<void> {
     if (this.wakeTimer) clearTimeout(this.wakeTimer)
+    if (this.notifyTimer) clearTimeout(this.notifyTimer)
+    this.notifyTimer = undefined
     await this.listener?.stop()
     this.listener = undefined
     if (this.conn) {
@@ -119,6 +139,7 @@ export class Scheduler extends LoopService<SchedulerEvents> {
     const pool = this.pool()
     this.notified = false
     const now = Date.now()
+    this.lastRoundAt = now
     if (now - this.lastNodeBeat >= o.heartbeatMs) {
       await nodeHeartbeat(pool, { schema: o.schema, nodeId: o.nodeId, kind: 'scheduler', info: { pid: process.pid } })
       this.lastNodeBeat = now

@@ -160,6 +160,29 @@ describe('Scheduler', () => {
     expect((await t.admin.query(q(`select 1 from S.nodes where node_id = 'sch-1'`))).rowCount).toBe(0)
   })
 
+  it('a stream of pushes starts a round at most once per notifyGapMs, and the last push is still handled', async () => {
+    await t.admin.query(q(`insert into S.queues (tenant_id, queue, max_concurrency) values ('a', 'stream', 1000)`))
+    const s = Scheduler.create(t.workerUrl, { schema: t.schema, pollMs: 10_000, notifyGapMs: 250 })
+    let rounds = 0
+    const round = s.round.bind(s)
+    s.round = async () => {
+      rounds += 1
+      return round()
+    }
+    await s.start()
+    await new Promise((r) => setTimeout(r, 300))
+    rounds = 0
+    const t0 = Date.now()
+    for (let i = 0; i < 60; i++) await pushJobs(pool, t.schema, 'a', 'stream', 1)
+    const elapsed = Date.now() - t0
+    // Every pushed job ends up released from held, the last one by the round its notification started.
+    await waitFor(async () => (await states('stream')).pending === 60, { timeoutMs: 3_000 })
+    await s.stop()
+    // One round per push before (60); now about one per gap, plus the one the last push started.
+    expect(rounds).toBeLessThanOrEqual(Math.ceil(elapsed / 250) + 3)
+    expect(() => Scheduler.create(t.workerUrl, { notifyGapMs: -1 })).toThrow(/notifyGapMs/)
+  })
+
   it('visits a bounded number of held pairs per round and rotates', async () => {
     for (let i = 0; i < 6; i++) await pushJobs(pool, t.schema, `rot${i}`, 'rot', 1)
     await t.admin.query(q(`update S.jobs set state = 'held', vt = null where queue = 'rot'`))
