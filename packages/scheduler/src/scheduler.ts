@@ -41,13 +41,12 @@ export class Scheduler extends LoopService<SchedulerEvents> {
   private lastNodeBeat = 0
   private lastRescueAt = 0
   private rescueMore = false
+  /** The one pending wake-up (a due job, held jobs to look at, or a notification), and when it fires. */
   private wakeTimer: NodeJS.Timeout | undefined
+  private wakeAt = Number.POSITIVE_INFINITY
   private closed = false
-  /** Set by a notification; LoopService drops a wake() that arrives mid-round, so the round schedules a wake-up instead. */
-  private notified = false
-  /** When the last round started, and the timer of a notification that came sooner than notifyGapMs after it. */
+  /** When the last round started (notifyGapMs counts from it). */
   private lastRoundAt = 0
-  private notifyTimer: NodeJS.Timeout | undefined
 
   private constructor(target: Connectable, options: SchedulerOptions) {
     const o = resolveSchedulerOptions(options)
@@ -96,23 +95,34 @@ export class Scheduler extends LoopService<SchedulerEvents> {
    * not one round (five statements) per push.
    */
   private onNotify(): void {
-    this.notified = true
     const wait = this.lastRoundAt + this.options.notifyGapMs - Date.now()
-    if (wait <= 0) {
+    // A wake() during a round is kept by LoopService: the next round follows that one at once.
+    if (wait <= 0) this.wake()
+    else this.wakeIn(wait)
+  }
+
+  /** Wakes the loop in `ms`, unless a wake-up is already due sooner. */
+  private wakeIn(ms: number): void {
+    const at = Date.now() + ms
+    if (this.wakeTimer && this.wakeAt <= at) return
+    this.clearWake()
+    this.wakeAt = at
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined
+      this.wakeAt = Number.POSITIVE_INFINITY
       this.wake()
-    } else if (!this.notifyTimer) {
-      this.notifyTimer = setTimeout(() => {
-        this.notifyTimer = undefined
-        this.wake()
-      }, wait)
-      this.notifyTimer.unref?.()
-    }
+    }, ms)
+    this.wakeTimer.unref?.()
+  }
+
+  private clearWake(): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer)
+    this.wakeTimer = undefined
+    this.wakeAt = Number.POSITIVE_INFINITY
   }
 
   protected override async onStop(): Promise<void> {
-    if (this.wakeTimer) clearTimeout(this.wakeTimer)
-    if (this.notifyTimer) clearTimeout(this.notifyTimer)
-    this.notifyTimer = undefined
+    this.clearWake()
     await this.listener?.stop()
     this.listener = undefined
     if (this.conn) {
@@ -137,9 +147,10 @@ export class Scheduler extends LoopService<SchedulerEvents> {
   async round(): Promise<RoundStats & { more: boolean }> {
     const o = this.options
     const pool = this.pool()
-    this.notified = false
     const now = Date.now()
     this.lastRoundAt = now
+    // This round does what a pending wake-up was for; one set while it runs (a notification) stays.
+    this.clearWake()
     if (now - this.lastNodeBeat >= o.heartbeatMs) {
       await nodeHeartbeat(pool, { schema: o.schema, nodeId: o.nodeId, kind: 'scheduler', info: { pid: process.pid } })
       this.lastNodeBeat = now
@@ -164,19 +175,14 @@ export class Scheduler extends LoopService<SchedulerEvents> {
   private async scheduleWake(pool: pg.Pool, holding: boolean): Promise<void> {
     const o = this.options
     let wait = holding ? o.heldPollMs : o.pollMs
-    // A notification during the round (a push into a paused or capped queue, say): look again soon,
-    // without spinning when pushes arrive continuously.
-    if (this.notified) wait = Math.min(wait, 50)
     if (wait > 10) {
       const next = await jobNextDueAt(pool, { schema: o.schema })
       if (next) wait = Math.min(wait, Math.max(0, next.getTime() - Date.now()) + 5)
     }
-    if (this.wakeTimer) clearTimeout(this.wakeTimer)
-    if (wait < o.pollMs) {
-      this.wakeTimer = setTimeout(() => this.wake(), wait)
-      this.wakeTimer.unref?.()
-    }
+    // A sooner wake-up set by a notification during this round stays.
+    if (wait < o.pollMs) this.wakeIn(wait)
   }
+
 
   /** Ends the pool of a Scheduler used with runOnce() only. stop() does this itself. */
   async close(): Promise<void> {

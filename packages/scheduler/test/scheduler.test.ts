@@ -162,7 +162,7 @@ describe('Scheduler', () => {
 
   it('a stream of pushes starts a round at most once per notifyGapMs, and the last push is still handled', async () => {
     await t.admin.query(q(`insert into S.queues (tenant_id, queue, max_concurrency) values ('a', 'stream', 1000)`))
-    const s = Scheduler.create(t.workerUrl, { schema: t.schema, pollMs: 10_000, notifyGapMs: 250 })
+    const s = Scheduler.create(t.workerUrl, { schema: t.schema, pollMs: 10_000, notifyGapMs: 200 })
     let rounds = 0
     const round = s.round.bind(s)
     s.round = async () => {
@@ -173,13 +173,18 @@ describe('Scheduler', () => {
     await new Promise((r) => setTimeout(r, 300))
     rounds = 0
     const t0 = Date.now()
-    for (let i = 0; i < 60; i++) await pushJobs(pool, t.schema, 'a', 'stream', 1)
+    // About a second of pushes, each notifying.
+    for (let i = 0; i < 60; i++) {
+      await pushJobs(pool, t.schema, 'a', 'stream', 1)
+      await new Promise((r) => setTimeout(r, 15))
+    }
     const elapsed = Date.now() - t0
+    const during = rounds
     // Every pushed job ends up released from held, the last one by the round its notification started.
     await waitFor(async () => (await states('stream')).pending === 60, { timeoutMs: 3_000 })
     await s.stop()
-    // One round per push before (60); now about one per gap, plus the one the last push started.
-    expect(rounds).toBeLessThanOrEqual(Math.ceil(elapsed / 250) + 3)
+    // Without the gap: one round per push, or one 50 ms after each round that saw a notification.
+    expect(during).toBeLessThanOrEqual(Math.ceil(elapsed / 200) + 2)
     expect(() => Scheduler.create(t.workerUrl, { notifyGapMs: -1 })).toThrow(/notifyGapMs/)
   })
 
