@@ -1,5 +1,5 @@
 import { CompiledQuery, sql, type Kysely, type Selectable } from 'kysely'
-import { quoteIdent, type Database, type JobState, type JobsTable } from '@pgqueue/core'
+import { quoteIdent, unquotedArrayLiteral, type Database, type JobState, type JobsTable } from '@pgqueue/core'
 import type pg from 'pg'
 import type { PushRow } from '../push-input.js'
 
@@ -35,13 +35,6 @@ interface PushedRowMs {
   outcome: PushedRow['outcome']
 }
 
-/** An int[] as an array literal: numbers (and NULL) need no quoting, so pg's per-element escaping is skipped. */
-function intArray(values: readonly (number | null)[]): string {
-  let out = '{'
-  for (let i = 0; i < values.length; i++) out += (i === 0 ? '' : ',') + (values[i] === null ? 'NULL' : String(values[i]))
-  return `${out}}`
-}
-
 /**
  * Inserts or replaces `rows` for one tenant through push_jobs(): one statement, one round trip. The
  * function sets the transaction-local tenant itself (so no BEGIN/set_config chatter), stamps fair virtual
@@ -64,16 +57,16 @@ export async function jobPushMany(
   const values: unknown[] = [
     params.tenantId,
     // Ids are generated (uuidv7), never caller text, so the literal cannot be malformed.
-    `{${rows.map((r) => r.id).join(',')}}`,
+    unquotedArrayLiteral(rows.map((r) => r.id)),
     rows.map((r) => r.queue),
     rows.map((r) => r.type),
     rows.map((r) => r.key),
     rows.map((r) => r.payload),
     rows.map((r) => r.payloadType),
     rows.map((r) => r.target),
-    intArray(rows.map((r) => r.priority)),
+    unquotedArrayLiteral(rows.map((r) => r.priority)),
     rows.map((r) => r.runAt),
-    intArray(rows.map((r) => r.maxAttempts)),
+    unquotedArrayLiteral(rows.map((r) => r.maxAttempts)),
     rows.map((r) => r.retryPolicy),
     rows.map((r) => r.scheduleId),
     rows.map((r) => r.retryOf),

@@ -2,7 +2,7 @@ import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { quoteIdent } from '@pgqueue/core'
 import type { HistogramBucket } from '../types.js'
 import type { TimeRange, WindowPlan } from '../window-plan.js'
-import { bucketsFilled, type HistogramRow, type HistoryCountRow } from './history.js'
+import { bucketsFilled, stateCounts, type HistogramRow, type HistoryCountRow } from './history.js'
 
 /*
  * Global (all-tenant) window queries that read rollup rows for the rolled-up part of a window and raw
@@ -48,9 +48,7 @@ export async function historyCountByQueueFromRollups(
   const { rows } = await sql<Omit<HistoryCountRow, 'failed_last_24h'>>`
     with parts as (
       select queue,
-             (count(*) filter (where state = 'completed'))::int as completed,
-             (count(*) filter (where state = 'failed'))::int as failed,
-             (count(*) filter (where state = 'cancelled'))::int as cancelled,
+             ${stateCounts},
              max(finished_at) filter (where state = 'failed') as last_failure_at
         from ${table(schema, 'job_history')}
        where ${rawScope(p.plan, p.queue)}
@@ -79,9 +77,7 @@ export async function historyHistogramFromRollups(
   const { rows } = await sql<HistogramRow>`
     with parts as (
       select date_trunc(${unit}, finished_at at time zone ${p.timezone}) as b,
-             (count(*) filter (where state = 'completed'))::int as completed,
-             (count(*) filter (where state = 'failed'))::int as failed,
-             (count(*) filter (where state = 'cancelled'))::int as cancelled
+             ${stateCounts}
         from ${table(schema, 'job_history')}
        where ${rawScope(p.plan, p.queue)} and state = any(${p.states}::text[])
        group by 1

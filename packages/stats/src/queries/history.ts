@@ -2,6 +2,11 @@ import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { quoteIdent } from '@pgqueue/core'
 import type { HistogramBucket } from '../types.js'
 
+/** Finished rows counted per outcome, as the completed, failed and cancelled columns of a grouped select. */
+export const stateCounts = sql`(count(*) filter (where state = 'completed'))::int as completed,
+             (count(*) filter (where state = 'failed'))::int as failed,
+             (count(*) filter (where state = 'cancelled'))::int as cancelled`
+
 function history(schema: string): RawBuilder<unknown> {
   return sql.raw(`${quoteIdent(schema)}.job_history`)
 }
@@ -89,9 +94,7 @@ export async function historyHistogram(
   const { rows } = await sql<HistogramRow>`
     with counts as (
       select date_trunc(${unit}, finished_at at time zone ${p.timezone}) as b,
-             (count(*) filter (where state = 'completed'))::int as completed,
-             (count(*) filter (where state = 'failed'))::int as failed,
-             (count(*) filter (where state = 'cancelled'))::int as cancelled
+             ${stateCounts}
         from ${history(schema)}
        where ${scope(p)}
          and finished_at >= ${p.from} and finished_at < ${p.to}

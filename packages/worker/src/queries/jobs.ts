@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { quoteIdent } from '@pgqueue/core'
+import { quoteIdent, unquotedArrayLiteral } from '@pgqueue/core'
 
 /** Anything that runs a query: a pool, a pool client or a client. */
 export type Queryable = Pick<pg.Pool, 'query'>
@@ -197,13 +197,13 @@ export async function jobFinishMany(db: Queryable, p: { schema: string; nodeId: 
     [
       p.nodeId,
       tenantIds,
-      `{${ids.join(',')}}`,
-      `{${attempts.join(',')}}`,
-      `{${outcomes.join(',')}}`,
+      unquotedArrayLiteral(ids),
+      unquotedArrayLiteral(attempts),
+      unquotedArrayLiteral(outcomes),
       anyResult ? results : '{}',
       anyResult ? resultTypes : '{}',
       anyError ? errors : '{}',
-      ...(anyMove ? [`{${delays.join(',')}}`] : []),
+      ...(anyMove ? [unquotedArrayLiteral(delays)] : []),
     ],
   )
   const recorded = new Set<string>()
