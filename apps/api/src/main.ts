@@ -3,6 +3,7 @@
 // inside its tenant, even if a bug passes the wrong ids.
 //
 //   DATABASE_URL=postgres://lquser:lquser@localhost:5432/lq \
+//   PGQUEUE_TENANT_SECRET=...   (the tenant secret initialize() installed; signs each request's tenant)
 //   ADMIN_DATABASE_URL=postgres://lqadmin:lqadmin@localhost:5432/lq   (optional: runs initialize() first)
 //   PORT=3000 pnpm --filter @pgqueue/example-api start
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -10,9 +11,13 @@ import { createProducer } from '@pgqueue/producer'
 import pgqueue, { PgQueueValidationError, PgQueueTenantRequiredError } from 'pgqueue'
 
 const databaseUrl = required('DATABASE_URL')
-if (process.env.ADMIN_DATABASE_URL) await pgqueue.initialize(process.env.ADMIN_DATABASE_URL)
+const initialized = process.env.ADMIN_DATABASE_URL ? await pgqueue.initialize(process.env.ADMIN_DATABASE_URL) : undefined
 
-const { queues, schedules, close } = createProducer(databaseUrl, { poolSize: 10 })
+// Without PGQUEUE_TENANT_SECRET, the secret initialize() returned (ADMIN_DATABASE_URL set) is used.
+const { queues, schedules, close } = createProducer(databaseUrl, {
+  poolSize: 10,
+  ...(process.env.PGQUEUE_TENANT_SECRET ? {} : { tenantSecret: initialized?.tenantSecret }),
+})
 
 /** Your authentication goes here: the tenant must come from a verified credential, not from the client. */
 function tenantOf(req: IncomingMessage): string {

@@ -6,8 +6,8 @@ import { migrate } from '@pgqueue/core'
 import { Queues } from '@pgqueue/producer'
 const url = process.argv[2] ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const schema = `pgq_pp_${process.pid}`
-await migrate(url, { schema })
-const q = Queues.create(url, { schema })
+const { tenantSecret } = await migrate(url, { schema })
+const q = Queues.create(url, { schema, tenantSecret })
 const items = Array.from({ length: 1000 }, (_, i) => ({ queue: 'bench', type: 'noop', target: { s: i, t: 't1' } }))
 for (let i = 0; i < 5; i++) await q.withTenant(`w${i}`).pushMany(items)
 const cpu0 = process.cpuUsage(); const t0 = performance.now()

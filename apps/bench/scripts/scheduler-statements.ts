@@ -16,10 +16,10 @@ const orig = (pg.Client.prototype as any).query
 }
 const url = process.argv[2] ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const schema = `pgq_sr_${process.pid}`
-await migrate(url, { schema })
+const { tenantSecret } = await migrate(url, { schema })
 const s = Scheduler.create(url, { schema })
 await s.start()
-const q = Queues.create(url, { schema })
+const q = Queues.create(url, { schema, tenantSecret })
 const tq = q.withTenant('t')
 await new Promise((r) => setTimeout(r, 300))
 for (const k of Object.keys(counts)) delete counts[k]

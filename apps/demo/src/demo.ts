@@ -32,7 +32,7 @@ export async function runDemo(db: DemoDatabase, opts: DemoOptions, signal: Abort
   log(`initialize() as lqadmin: schema "${migrated.schema}" at version ${migrated.version}`)
 
   // The producer side connects as lquser: every call runs inside one tenant, enforced by PostgreSQL.
-  const producer = createProducer(db.userUrl, { schema: opts.schema, poolSize: 8 })
+  const producer = createProducer(db.userUrl, { schema: opts.schema, poolSize: 8, tenantSecret: migrated.tenantSecret })
   const tenants = [plan.noisy, ...plan.quiet]
   for (const tenant of tenants) {
     for (const queue of plan.queues) await producer.queues.withTenant(tenant).configureQueue(queue, { retryPolicy: plan.retryPolicy })

@@ -161,6 +161,16 @@ export interface LiveCountsTable {
   oldest_pending_run_at: Timestamp | null
 }
 
+/** pgqueue.tenant_secret: the one row holding the tenant secret; only the schema owner can read it. */
+export interface TenantSecretTable {
+  singleton: Generated<boolean>
+  secret: string
+  /** The secret's HMAC keys (padded, xored with ipad and opad), derived once by set_tenant_secret(). */
+  inner_key: Buffer
+  outer_key: Buffer
+  updated_at: DefaultedTimestamp
+}
+
 /** The Kysely database interface for a pgqueue schema; use with `db.withSchema(schema)`. */
 export interface Database {
   jobs: JobsTable
@@ -174,4 +184,5 @@ export interface Database {
   history_rollup_hours: HistoryRollupTable
   stats_rollup_state: StatsRollupStateTable
   live_counts: LiveCountsTable
+  tenant_secret: TenantSecretTable
 }

@@ -4,6 +4,8 @@ import { connect, type Connectable } from './connect.js'
 import { PgQueueMigrationError, PgQueueRoleSetupError, isInsufficientPrivilege } from './errors.js'
 import { migrations as allMigrations, type Migration } from './migrations/index.js'
 import { jobsChannel } from './listener.js'
+import { tenantSecretGet, tenantSecretSet } from './queries/tenant-secret.js'
+import { tenantSecretFrom } from './tenant.js'
 import { quoteIdent, quoteLiteral, resolveSchemaOptions, type ResolvedSchemaOptions, type SchemaOptions } from './options.js'
 
 export interface MigrateOptions extends SchemaOptions {
@@ -11,6 +13,12 @@ export interface MigrateOptions extends SchemaOptions {
   createRoles?: boolean
   /** Migrations to apply; tests use this to stage upgrades. Default: all of this build's. */
   migrations?: readonly Migration[]
+  /**
+   * The tenant secret to install (at least 32 characters), e.g. from your secret store; it replaces the
+   * current one, so tokens signed with the old one stop working. Default PGQUEUE_TENANT_SECRET, else keep
+   * the current one (migration 12 makes a random one). See docs/THREAT-MODEL.md.
+   */
+  tenantSecret?: string
 }
 
 export interface MigrateResult {
@@ -19,7 +27,15 @@ export interface MigrateResult {
   applied: number[]
   /** Highest version recorded after this call. */
   version: number
+  /**
+   * The installation's tenant secret: give it to producers and tenant-scoped Stats (option tenantSecret
+   * or PGQUEUE_TENANT_SECRET). Keep it out of logs; SQL on a user-role connection must never see it.
+   */
+  tenantSecret: string | undefined
 }
+
+/** The migration that creates the tenant secret. */
+const TENANT_SECRET_VERSION = 12
 
 /** A global lock key: schema and role setup are rare, so one lock for every installation is enough. */
 const MIGRATE_LOCK_KEY = 'pgqueue.migrate'
@@ -29,7 +45,10 @@ export function migrationChecksum(migration: Migration): string {
   return createHash('sha256').update(migration.sql).digest('hex')
 }
 
-/** Substitutes :schema, :worker_role, :user_role (quoted identifiers) and :schema_channel (a string literal). */
+/**
+ * Substitutes :schema, :worker_role, :user_role (quoted identifiers), :schema_channel and :worker_role_name
+ * (string literals).
+ */
 export function renderMigration(sqlText: string, opts: ResolvedSchemaOptions): string {
   const names: Record<string, string> = {
     schema: quoteIdent(opts.schema),
@@ -38,6 +57,7 @@ export function renderMigration(sqlText: string, opts: ResolvedSchemaOptions): s
   }
   return sqlText
     .replace(/(?<!:):schema_channel\b/g, quoteLiteral(jobsChannel(opts.schema)))
+    .replace(/(?<!:):worker_role_name\b/g, quoteLiteral(opts.workerRole))
     .replace(/(?<!:):(schema|worker_role|user_role)\b/g, (_m, name: string) => names[name]!)
 }
 
@@ -49,6 +69,8 @@ export function renderMigration(sqlText: string, opts: ResolvedSchemaOptions): s
  */
 export async function migrate(target: Connectable, options: MigrateOptions = {}): Promise<MigrateResult> {
   const opts = resolveSchemaOptions(options)
+  // Validated before anything is written.
+  const wantedSecret = tenantSecretFrom(options.tenantSecret)
   const list = [...(options.migrations ?? allMigrations)].sort((a, b) => a.version - b.version)
   const conn = connect(target, { max: 1, applicationName: 'pgqueue-migrate' })
   const s = quoteIdent(opts.schema)
@@ -85,9 +107,14 @@ export async function migrate(target: Connectable, options: MigrateOptions = {})
     }
     const recorded = await readRecorded(conn.pool, s)
     verifyRecorded(recorded, list)
+    let tenantSecret: string | undefined
+    if (recorded.has(TENANT_SECRET_VERSION)) {
+      if (wantedSecret !== undefined) await tenantSecretSet(conn.pool, { schema: opts.schema, secret: wantedSecret })
+      tenantSecret = await tenantSecretGet(conn.pool, { schema: opts.schema })
+    }
     // Fresh tables need statistics, or the planner may sort the whole backlog to find the head of the queue.
     if (applied.length > 0) await conn.pool.query(`analyze ${s}.jobs`)
-    return { schema: opts.schema, applied, version: Math.max(0, ...recorded.keys()) }
+    return { schema: opts.schema, applied, version: Math.max(0, ...recorded.keys()), tenantSecret }
   } finally {
     await conn.close()
   }

@@ -1,9 +1,72 @@
+import { createHmac } from 'node:crypto'
 import { sql, type Kysely, type Transaction } from 'kysely'
 import { PgQueueTenantRequiredError, PgQueueValidationError } from './errors.js'
 import { isWellFormed } from './validate.js'
 
 /** The transaction-local setting row-level security reads. */
 export const TENANT_SETTING = 'pgqueue.tenant'
+/** The transaction-local setting that proves TENANT_SETTING was set by a holder of the tenant secret. */
+export const TENANT_TOKEN_SETTING = 'pgqueue.tenant_token'
+/** Environment variable read when no tenantSecret option is given. */
+export const TENANT_SECRET_ENV = 'PGQUEUE_TENANT_SECRET'
+/** Shortest tenant secret accepted (the database enforces the same). */
+export const MIN_TENANT_SECRET_LENGTH = 32
+
+/**
+ * The installation's tenant secret, held by the application (never by SQL on its connections): it signs a
+ * transaction in as one tenant. The database stores the same secret where only the schema owner can read
+ * it and checks the signature in current_tenant(), so code with a user-role connection but without the
+ * secret cannot switch to another tenant. See docs/THREAT-MODEL.md.
+ */
+export class TenantKey {
+  readonly #secret: string
+
+  private constructor(secret: string) {
+    this.#secret = secret
+  }
+
+  /**
+   * The key from an option, else from PGQUEUE_TENANT_SECRET. Throws PgQueueValidationError naming `field`
+   * when neither holds a secret of at least 32 characters.
+   */
+  static resolve(value: unknown, field = 'tenantSecret'): TenantKey {
+    const secret = tenantSecretFrom(value, field)
+    if (secret === undefined) {
+      throw new PgQueueValidationError(field,
+        `is required to act for a tenant: pass the tenantSecret that initialize() returns (or set ${TENANT_SECRET_ENV})`, value)
+    }
+    return new TenantKey(secret)
+  }
+
+  /** Like resolve(), but undefined when neither the option nor PGQUEUE_TENANT_SECRET is set. */
+  static resolveOptional(value: unknown, field = 'tenantSecret'): TenantKey | undefined {
+    const secret = tenantSecretFrom(value, field)
+    return secret === undefined ? undefined : new TenantKey(secret)
+  }
+
+  /** hex(HMAC-SHA256(secret, tenantId)): what current_tenant() expects in pgqueue.tenant_token. */
+  token(tenantId: string): string {
+    return createHmac('sha256', this.#secret).update(tenantId, 'utf8').digest('hex')
+  }
+
+  /** Keeps the secret out of logs and error reports. */
+  toJSON(): string {
+    return '[TenantKey]'
+  }
+}
+
+/**
+ * The tenant secret from an option, else from PGQUEUE_TENANT_SECRET; undefined when neither is set.
+ * Throws PgQueueValidationError naming `field` for a secret shorter than 32 characters.
+ */
+export function tenantSecretFrom(value: unknown, field = 'tenantSecret'): string | undefined {
+  const secret = value === undefined || value === '' ? process.env[TENANT_SECRET_ENV] : value
+  if (secret === undefined || secret === '') return undefined
+  if (typeof secret !== 'string' || secret.length < MIN_TENANT_SECRET_LENGTH) {
+    throw new PgQueueValidationError(field, `must be a string of at least ${MIN_TENANT_SECRET_LENGTH} characters`, '[redacted]')
+  }
+  return secret
+}
 
 /** Longest tenant id accepted. */
 export const MAX_TENANT_ID_LENGTH = 256
@@ -21,16 +84,20 @@ export function validateTenantId(tenantId: unknown): string {
   return tenantId
 }
 
-/** Sets the tenant for the rest of the current transaction only (safe with pools and PgBouncer). */
-export async function setTenant(trx: Kysely<any> | Transaction<any>, tenantId: string): Promise<void> {
-  await sql`select set_config(${TENANT_SETTING}, ${tenantId}, true)`.execute(trx)
+/**
+ * Signs the current transaction in as `tenantId`, for the rest of it only (safe with pools and PgBouncer).
+ * Without a key the tenant is set unsigned: enough for the worker role, which row-level security does not
+ * scope, while a user-role statement then fails with 42501 saying the tenant is not signed.
+ */
+export async function setTenant(trx: Kysely<any> | Transaction<any>, key: TenantKey | undefined, tenantId: string): Promise<void> {
+  await sql`select set_config(${TENANT_SETTING}, ${tenantId}, true), set_config(${TENANT_TOKEN_SETTING}, ${key?.token(tenantId) ?? ''}, true)`.execute(trx)
 }
 
-/** Runs `fn` in a transaction scoped to `tenantId`. */
-export async function withTenantTransaction<DB, T>(db: Kysely<DB>, tenantId: string, fn: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+/** Runs `fn` in a transaction signed in as `tenantId` (see setTenant()). */
+export async function withTenantTransaction<DB, T>(db: Kysely<DB>, key: TenantKey | undefined, tenantId: string, fn: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
   const tenant = validateTenantId(tenantId)
   return db.transaction().execute(async (trx) => {
-    await setTenant(trx, tenant)
+    await setTenant(trx, key, tenant)
     return fn(trx)
   })
 }

@@ -36,6 +36,7 @@ describe('migrate', () => {
       'queues',
       'schedules',
       'stats_rollup_state',
+      'tenant_secret',
       'worker_metadata',
     ])
     // The all-tenant stats tables: the worker role reads them, the user role gets nothing.

@@ -1,19 +1,33 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
-import { createIsolatedDatabase, inTenantTx, type IsolatedDatabase } from '@pgqueue/testing'
-import { migrate, uuidv7 } from '@pgqueue/core'
+import { createIsolatedDatabase, inTenantTx, tenantToken, type IsolatedDatabase } from '@pgqueue/testing'
+import { migrate, TenantKey, uuidv7 } from '@pgqueue/core'
 
 let t: IsolatedDatabase
 let user: pg.Pool
 let worker: pg.Pool
 
-async function push(pool: pg.Pool, tenant: string, queue: string, key: string | null = null) {
+async function push(pool: pg.Pool, tenant: string, queue: string, key: string | null = null, token = tenant === '' ? '' : tenantToken(tenant)) {
   const id = uuidv7()
   const { rows } = await pool.query(
-    `select * from "${t.schema}".push_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-    [tenant, [id], [queue], ['send'], [key], [Buffer.from('x')], ['text/plain'], [JSON.stringify({ a: 1 })], [0], [null], [3], [null], [null], [null]],
+    `select * from "${t.schema}".push_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+    [tenant, token, [id], [queue], ['send'], [key], [Buffer.from('x')], ['text/plain'], [JSON.stringify({ a: 1 })], [0], [null], [3], [null], [null], [null]],
   )
   return rows[0]
+}
+
+/** Runs `fn` in a transaction of `pool` with pgqueue.tenant (and the token, when given) set by hand. */
+async function inForgedTx<T>(pool: pg.Pool, tenant: string, token: string | null, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const c = await pool.connect()
+  try {
+    await c.query('begin')
+    await c.query(`select set_config('pgqueue.tenant', $1, true)`, [tenant])
+    if (token !== null) await c.query(`select set_config('pgqueue.tenant_token', $1, true)`, [token])
+    return await fn(c)
+  } finally {
+    await c.query('rollback').catch(() => {})
+    c.release()
+  }
 }
 
 beforeAll(async () => {
@@ -65,10 +79,13 @@ describe('row-level security for the user role', () => {
         c.query(q(`insert into S.job_history (tenant_id, id, queue, type, state, attempt, max_attempts, created_at, run_at) values ('tenant-b', gen_random_uuid(), 'q', 't', 'completed', 1, 1, now(), now())`)),
       ),
     ).rejects.toMatchObject({ code: '42501' })
-    const updated = await inTenantTx(user, 'tenant-a', async (c) => (await c.query(q(`update S.jobs set cancel_requested = true where tenant_id = 'tenant-b'`))).rowCount)
-    expect(updated).toBe(0)
-    const deleted = await inTenantTx(user, 'tenant-a', async (c) => (await c.query(q(`delete from S.jobs where tenant_id = 'tenant-b'`))).rowCount)
-    expect(deleted).toBe(0)
+    // Jobs are written only through push_jobs() and job_remove(): no UPDATE or DELETE at all.
+    await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q(`update S.jobs set cancel_requested = true where tenant_id = 'tenant-b'`))))
+      .rejects.toMatchObject({ code: '42501' })
+    await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q(`delete from S.jobs where tenant_id = 'tenant-b'`)))).rejects.toMatchObject({ code: '42501' })
+    const removed = await inTenantTx(user, 'tenant-a', async (c) =>
+      (await c.query(q(`select * from S.job_remove('tenant-b', null, 'emails', 'b-key', true)`))).rows).catch((err) => err.code)
+    expect(removed).toBe('42501')
     // Moving an own row to another tenant is refused by WITH CHECK (and by the column grant).
     await expect(
       inTenantTx(user, 'tenant-a', async (c) => {
@@ -107,6 +124,76 @@ describe('row-level security for the user role', () => {
       'truncate S.jobs',
     ]) {
       await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q(stmt))), stmt).rejects.toMatchObject({ code: '42501' })
+    }
+  })
+})
+
+describe('the tenant credential', () => {
+  it('signs tokens in the test helper exactly as core does', () => {
+    const key = TenantKey.resolve(t.tenantSecret)
+    for (const tenant of ['tenant-a', 'δέλτα', "it's", '租户']) expect(key.token(tenant)).toBe(tenantToken(tenant))
+  })
+
+  it('refuses a tenant set without the token, or with a token of another tenant or secret', async () => {
+    const forged = [
+      { what: 'no token', token: null },
+      { what: 'empty token', token: '' },
+      { what: "tenant-a's token", token: tenantToken('tenant-a') },
+      { what: 'a token of another secret', token: tenantToken('tenant-b', 'x'.repeat(40)) },
+      { what: 'the token in upper case', token: tenantToken('tenant-b').toUpperCase() },
+    ]
+    for (const { what, token } of forged) {
+      for (const stmt of ['select payload, target from S.jobs', 'select * from S.job_history', 'select * from S.worker_metadata', 'select * from S.schedules']) {
+        await expect(inForgedTx(user, 'tenant-b', token, (c) => c.query(q(stmt))), `${what}: ${stmt}`).rejects.toMatchObject({ code: '42501' })
+      }
+      await expect(push(user, 'tenant-b', 'emails', 'b-key', token ?? ''), `${what}: push`).rejects.toMatchObject({ code: '42501' })
+    }
+    const { rows } = await t.admin.query(q(`select count(*)::int as n from S.jobs where tenant_id = 'tenant-b'`))
+    expect(rows[0].n).toBe(1)
+  })
+
+  it('keeps the secret from both roles and from pg_proc', async () => {
+    for (const pool of [user, worker]) {
+      await expect(pool.query(q('select * from S.tenant_secret'))).rejects.toMatchObject({ code: '42501' })
+      await expect(pool.query(q(`select S.set_tenant_secret('${'y'.repeat(40)}')`))).rejects.toMatchObject({ code: '42501' })
+      const { rows } = await pool.query(`select count(*)::int as n from pg_proc where prosrc like '%' || $1 || '%'`, [t.tenantSecret])
+      expect(rows[0].n).toBe(0)
+    }
+  })
+
+  it('gives the user role no table-level UPDATE, DELETE or TRUNCATE, so it cannot lock tables or job rows', async () => {
+    for (const table of ['jobs', 'job_history', 'queues', 'schedules', 'worker_metadata', 'queue_clocks', 'nodes']) {
+      for (const mode of ['access exclusive', 'exclusive', 'share row exclusive', 'share']) {
+        await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q(`lock table S.${table} in ${mode} mode`))), `${table} ${mode}`)
+          .rejects.toMatchObject({ code: '42501' })
+      }
+    }
+    for (const stmt of ['select id from S.jobs for update', 'select id from S.jobs for share', 'select id from S.jobs for key share',
+      'select id from S.job_history for update', `update S.jobs set cancel_requested = true`, `delete from S.jobs`,
+      `delete from S.queues`, `delete from S.schedules`, `delete from S.worker_metadata`]) {
+      await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q(stmt))), stmt).rejects.toMatchObject({ code: '42501' })
+    }
+  })
+
+  it('installs an operator secret on initialize and then refuses tokens of the old one', async () => {
+    const other = await createIsolatedDatabase('rls2')
+    try {
+      const first = await migrate(other.adminUrl, { ...other.schemaOptions, tenantSecret: 'a'.repeat(32) })
+      expect(first.tenantSecret).toBe('a'.repeat(32))
+      const again = await migrate(other.adminUrl, { ...other.schemaOptions, tenantSecret: 'b'.repeat(32) })
+      expect(again.applied).toEqual([])
+      expect(again.tenantSecret).toBe('b'.repeat(32))
+      const pool = new pg.Pool({ connectionString: other.userUrl, max: 1 })
+      try {
+        const read = (secret: string) => inForgedTx(pool, 'acme', tenantToken('acme', secret), (c) => c.query(`select "${other.schema}".current_tenant() as tenant`))
+        await expect(read('a'.repeat(32))).rejects.toMatchObject({ code: '42501' })
+        expect((await read('b'.repeat(32))).rows).toEqual([{ tenant: 'acme' }])
+      } finally {
+        await pool.end()
+      }
+      await expect(migrate(other.adminUrl, { ...other.schemaOptions, tenantSecret: 'short' })).rejects.toMatchObject({ field: 'tenantSecret' })
+    } finally {
+      await other.cleanup()
     }
   })
 })

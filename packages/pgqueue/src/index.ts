@@ -1,4 +1,4 @@
-import { connect, migrate, type Connectable, type MigrateOptions, type MigrateResult } from '@pgqueue/core'
+import { connect, migrate, TenantKey, type Connectable, type MigrateOptions, type MigrateResult } from '@pgqueue/core'
 import { createProducer, type ProducerOptions, type Queues, type Schedules } from '@pgqueue/producer'
 import { Stats } from '@pgqueue/stats'
 
@@ -38,9 +38,13 @@ export interface QuickstartClient {
  * every call then runs for the tenant chosen with `withTenant()` / `forTenant()`, under row-level security.
  */
 export async function quickstart(url: Connectable, options: ProducerOptions = {}): Promise<QuickstartClient> {
+  TenantKey.resolve(options.tenantSecret) // fail fast, before a pool is opened
   const connection = connect(url, { max: options.poolSize ?? 10, applicationName: options.applicationName ?? 'pgqueue' })
   const producer = createProducer(connection.pool, options)
-  const stats = Stats.create(connection.pool, options.schema === undefined ? {} : { schema: options.schema })
+  const stats = Stats.create(connection.pool, {
+    ...(options.schema === undefined ? {} : { schema: options.schema }),
+    ...(options.tenantSecret === undefined ? {} : { tenantSecret: options.tenantSecret }),
+  })
   return {
     queues: producer.queues,
     schedules: producer.schedules,

@@ -3,6 +3,7 @@ import {
   DEFAULT_SCHEMA,
   LIMITS,
   PgQueueValidationError,
+  TenantKey,
   systemClock,
   validateIdentifier,
   validateInt,
@@ -13,6 +14,11 @@ import {
 export interface ProducerOptions {
   /** Schema holding the pgqueue tables. Default 'pgqueue'. */
   schema?: string
+  /**
+   * The installation's tenant secret (initialize() returns it), which signs each transaction in as its
+   * tenant. Required; default the PGQUEUE_TENANT_SECRET environment variable.
+   */
+  tenantSecret?: string
   /** Largest payload accepted by push, in bytes. Default LIMITS.payloadBytes (16 MiB). */
   payloadLimitBytes?: number
   /** Pool size when a URL is given (ignored for a pg.Pool you pass). Default 10. */
@@ -30,6 +36,7 @@ export interface ProducerOptions {
 /** ProducerOptions with every default filled in. */
 export interface ResolvedProducerOptions {
   schema: string
+  tenantKey: TenantKey
   payloadLimitBytes: number
   poolSize: number
   applicationName: string
@@ -49,6 +56,7 @@ export function resolveProducerOptions(options: ProducerOptions = {}): ResolvedP
   }
   return {
     schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
+    tenantKey: TenantKey.resolve(options.tenantSecret),
     payloadLimitBytes: validateInt('payloadLimitBytes', options.payloadLimitBytes ?? LIMITS.payloadBytes, 0, 1024 * 1024 * 1024),
     poolSize: validateInt('poolSize', options.poolSize ?? 10, 1, 1000),
     applicationName,

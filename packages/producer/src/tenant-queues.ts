@@ -20,7 +20,7 @@ import { decodeCursor, encodeCursor, validateLimit } from './cursor.js'
 import { mapTenantErrors } from './db-errors.js'
 import { validateJobId, validateJobRef, validatePushItem, type PushRow } from './push-input.js'
 import { jobHistoryGetById, jobHistoryList } from './queries/job-history.js'
-import { jobCancel, jobDeleteOrFlag, jobGetById, jobGetByKey, jobHoldPending, jobList, jobPushMany, type PushedRow } from './queries/jobs.js'
+import { jobGetById, jobGetByKey, jobHoldPending, jobList, jobPushMany, jobRemove, type PushedRow } from './queries/jobs.js'
 import { queueGet, queueList, queueUpsert, type QueueChanges } from './queries/queues.js'
 import { toHistoryEntry, toJob, toQueueConfig } from './rows.js'
 import type {
@@ -78,7 +78,7 @@ export class TenantQueues {
     this.ctx.assertOpen()
     const row = validatePushItem(item, 'item', this.ctx.options.payloadLimitBytes, () => this.ctx.options.clock.now())
     const tx = validateTx(options)
-    const [pushed] = await mapTenantErrors(this.tenantId, () => jobPushMany(tx ?? this.ctx.db, { schema: this.ctx.schema, tenantId: this.tenantId, rows: [row] }))
+    const [pushed] = await mapTenantErrors(this.tenantId, () => jobPushMany(tx ?? this.ctx.db, this.pushParams([row])))
     if (pushed === undefined) throw new Error('push_jobs() returned no row')
     if (pushed.outcome === 'running') throw new PgQueueJobRunningError(row.queue, row.key ?? '', pushed.id)
     return toPushResult(pushed, pushed.outcome)
@@ -113,7 +113,7 @@ export class TenantQueues {
     const chunks: PushRow[][] = []
     for (let i = 0; i < kept.length; i += size) chunks.push(kept.slice(i, i + size))
 
-    const params = (chunk: PushRow[]) => ({ schema: this.ctx.schema, tenantId: this.tenantId, rows: chunk })
+    const params = (chunk: PushRow[]) => this.pushParams(chunk)
     const pushed: PushedRow[] = await mapTenantErrors(this.tenantId, async () => {
       if (tx !== undefined || chunks.length === 1) {
         const out: PushedRow[] = []
@@ -171,7 +171,7 @@ export class TenantQueues {
   async delete(ref: JobRef): Promise<DeleteOutcome> {
     this.ctx.assertOpen()
     const selector = validateJobRef('ref', ref)
-    const res = await this.inTenant((trx) => jobDeleteOrFlag(trx, { schema: this.ctx.schema, tenantId: this.tenantId, selector }))
+    const res = await this.inTenant((trx) => jobRemove(trx, { schema: this.ctx.schema, tenantId: this.tenantId, selector, archive: false }))
     return res === undefined ? 'not_found' : res.action === 'deleted' ? 'deleted' : 'cancel_requested'
   }
 
@@ -183,7 +183,7 @@ export class TenantQueues {
   async cancel(ref: JobRef): Promise<CancelOutcome> {
     this.ctx.assertOpen()
     const selector = validateJobRef('ref', ref)
-    const res = await this.inTenant((trx) => jobCancel(trx, { schema: this.ctx.schema, tenantId: this.tenantId, selector }))
+    const res = await this.inTenant((trx) => jobRemove(trx, { schema: this.ctx.schema, tenantId: this.tenantId, selector, archive: true }))
     return res === undefined ? 'not_found' : res.action === 'cancelled' ? 'cancelled' : 'cancel_requested'
   }
 
@@ -252,7 +252,7 @@ export class TenantQueues {
         scheduleId: hist.schedule_id,
         retryOf: hist.id,
       }
-      const [pushed] = await jobPushMany(trx, { schema: this.ctx.schema, tenantId: this.tenantId, rows: [row] })
+      const [pushed] = await jobPushMany(trx, this.pushParams([row]))
       return toPushResult(pushed!, pushed!.outcome)
     })
   }
@@ -296,9 +296,14 @@ export class TenantQueues {
     return { items, nextCursor: rows.length > limit ? encodeCursor([items[items.length - 1]!.queue]) : null }
   }
 
+  /** What jobPushMany() needs for `rows` of this tenant, its signed token included. */
+  private pushParams(rows: PushRow[]) {
+    return { schema: this.ctx.schema, tenantId: this.tenantId, token: this.ctx.options.tenantKey.token(this.tenantId), rows }
+  }
+
   /** Runs `fn` in a transaction whose first statement sets this tenant (reads must not rely on a CTE for it). */
   private inTenant<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
-    return mapTenantErrors(this.tenantId, () => withTenantTransaction(this.ctx.db, this.tenantId, fn))
+    return mapTenantErrors(this.tenantId, () => withTenantTransaction(this.ctx.db, this.ctx.options.tenantKey, this.tenantId, fn))
   }
 }
 

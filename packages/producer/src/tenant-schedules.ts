@@ -190,7 +190,7 @@ export class TenantSchedules {
   }
 
   private inTenant<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
-    return mapTenantErrors(this.tenantId, () => withTenantTransaction(this.ctx.db, this.tenantId, fn))
+    return mapTenantErrors(this.tenantId, () => withTenantTransaction(this.ctx.db, this.ctx.options.tenantKey, this.tenantId, fn))
   }
 }
 

@@ -60,6 +60,6 @@ export class TenantWorkerMetadata {
   }
 
   private inTenant<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
-    return mapTenantErrors(this.tenantId, () => withTenantTransaction(this.ctx.db, this.tenantId, fn))
+    return mapTenantErrors(this.tenantId, () => withTenantTransaction(this.ctx.db, this.ctx.options.tenantKey, this.tenantId, fn))
   }
 }

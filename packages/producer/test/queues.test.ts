@@ -77,7 +77,7 @@ describe('push', () => {
     try {
       await q.withTenant('acme').push({ queue: 'rt', type: 't', key: 'k' })
       expect(seen).toHaveLength(1)
-      expect(seen[0]).toMatch(/^select .* from "[a-z0-9_]+"\.push_jobs\(\$1, .*\$14\)$/)
+      expect(seen[0]).toMatch(/^select .* from "[a-z0-9_]+"\.push_jobs\(\$1, .*\$15\)$/)
     } finally {
       await q.close()
       await pool.end()

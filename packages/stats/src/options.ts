@@ -1,7 +1,12 @@
-import { PgQueueValidationError, resolveSchemaOptions, type ResolvedSchemaOptions, type SchemaOptions } from '@pgqueue/core'
+import { PgQueueValidationError, TenantKey, resolveSchemaOptions, type ResolvedSchemaOptions, type SchemaOptions } from '@pgqueue/core'
 
 /** Options of Stats. Defaults are in STATS_DEFAULTS. */
 export interface StatsOptions extends SchemaOptions {
+  /**
+   * The installation's tenant secret (initialize() returns it): needed by forTenant() on a user-role
+   * connection, which must sign each transaction in as its tenant. Default PGQUEUE_TENANT_SECRET.
+   */
+  tenantSecret?: string
   /** Pool size when a URL is given. Default 2. */
   poolSize?: number
   /** Time zone that histogram buckets (hour, day) align to, an IANA name. Default 'UTC'. */
@@ -26,6 +31,7 @@ export const MAX_BUCKETS = 10_000
 
 /** StatsOptions with defaults filled in and checked. */
 export interface ResolvedStatsOptions extends ResolvedSchemaOptions {
+  tenantKey: TenantKey | undefined
   poolSize: number
   timezone: string
   defaultWindowMs: number
@@ -53,6 +59,7 @@ export function resolveStatsOptions(options: StatsOptions = {}): ResolvedStatsOp
   }
   return {
     ...resolveSchemaOptions(options),
+    tenantKey: TenantKey.resolveOptional(options.tenantSecret),
     poolSize,
     timezone,
     defaultWindowMs: validateWindow('defaultWindowMs', options.defaultWindowMs ?? STATS_DEFAULTS.defaultWindowMs),

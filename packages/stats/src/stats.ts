@@ -270,7 +270,7 @@ export class Stats {
       })
     }
     const tenant = validateTenantId(tenantId)
-    return withTenantTransaction(this.conn.db, tenant, (trx) => fn(trx, tenant))
+    return withTenantTransaction(this.conn.db, this.options.tenantKey, tenant, (trx) => fn(trx, tenant))
   }
 }
 

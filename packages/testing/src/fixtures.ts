@@ -1,5 +1,6 @@
 import pg from 'pg'
 import { randomUUID } from 'node:crypto'
+import { tenantToken } from './isolated.js'
 
 export interface PushOptions {
   type?: string
@@ -42,12 +43,17 @@ export async function counts(admin: pg.Pool, schema: string): Promise<Record<str
   return Object.fromEntries(rows.map((r) => [r.k, r.n]))
 }
 
-/** Runs `fn` in one transaction as `pool`'s login, with the tenant set (or not), then rolls back. */
+/**
+ * Runs `fn` in one transaction as `pool`'s login, signed in as `tenant` with the test file's tenant secret
+ * (or with no tenant), then rolls back.
+ */
 export async function inTenantTx<T>(pool: pg.Pool, tenant: string | null, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   const c = await pool.connect()
   try {
     await c.query('begin')
-    if (tenant !== null) await c.query(`select set_config('pgqueue.tenant', $1, true)`, [tenant])
+    if (tenant !== null) {
+      await c.query(`select set_config('pgqueue.tenant', $1, true), set_config('pgqueue.tenant_token', $2, true)`, [tenant, tenantToken(tenant)])
+    }
     return await fn(c)
   } finally {
     await c.query('rollback').catch(() => {})

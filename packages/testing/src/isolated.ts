@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import pg from 'pg'
 
 /** A schema and role names of one test file's own, with login URLs for each role. */
@@ -12,12 +12,24 @@ export interface IsolatedDatabase {
   workerUrl: string
   /** A LOGIN member of the user group role (row-level security applies). */
   userUrl: string
+  /** This file's tenant secret (also in schemaOptions, so migrate() installs it and producers sign with it). */
+  tenantSecret: string
   /** Options to pass to migrate()/initialize() and every component. */
-  schemaOptions: { schema: string; workerRole: string; userRole: string }
+  schemaOptions: { schema: string; workerRole: string; userRole: string; tenantSecret: string }
   /** A superuser pool for assertions on raw rows. */
   admin: pg.Pool
   /** Drops the schema and every role made for it, and ends the pool. */
   cleanup(): Promise<void>
+}
+
+/**
+ * The token that signs a transaction in as `tenant` under the test file's tenant secret. The same formula
+ * as core's TenantKey.token() (this package cannot import core, which tests with it); core's RLS test
+ * checks that the two agree.
+ */
+export function tenantToken(tenant: string, secret = process.env.PGQUEUE_TENANT_SECRET): string {
+  if (secret === undefined) throw new Error('no tenant secret: call createIsolatedDatabase() first')
+  return createHmac('sha256', secret).update(tenant, 'utf8').digest('hex')
 }
 
 /** The superuser URL the global setup resolved. */
@@ -47,6 +59,10 @@ export async function createIsolatedDatabase(label = 't'): Promise<IsolatedDatab
   const workerLogin = `${base}_wl`
   const userLogin = `${base}_ul`
   const password = randomBytes(8).toString('hex')
+  // One secret per test process, in the environment variable every component falls back to, so tests
+  // that build a producer with only { schema } sign their tenants too.
+  process.env.PGQUEUE_TENANT_SECRET ??= randomBytes(32).toString('base64url')
+  const tenantSecret = process.env.PGQUEUE_TENANT_SECRET
   const admin = new pg.Pool({ connectionString: adminUrl, max: 4 })
   admin.on('error', () => {})
   await admin.query(`create role "${workerRole}" nologin`)
@@ -60,7 +76,8 @@ export async function createIsolatedDatabase(label = 't'): Promise<IsolatedDatab
     adminUrl,
     workerUrl: withUser(adminUrl, workerLogin, password),
     userUrl: withUser(adminUrl, userLogin, password),
-    schemaOptions: { schema, workerRole, userRole },
+    tenantSecret,
+    schemaOptions: { schema, workerRole, userRole, tenantSecret },
     admin,
     async cleanup() {
       try {

@@ -1,6 +1,7 @@
 import { appendFileSync } from 'node:fs'
 import pg from 'pg'
 import { uuidv7 } from '@pgqueue/core'
+import { tenantToken } from '@pgqueue/testing'
 
 /** Flags that gate disruptive or long tests. */
 export const FAULT_TESTS = process.env.PGQUEUE_FAULT_TESTS === '1'
@@ -56,13 +57,14 @@ export interface RawPushItem {
   maxAttempts?: number | null
 }
 
-/** Calls push_jobs() directly (the one entry point of the user role for jobs). */
+/** Calls push_jobs() directly (the one entry point of the user role for jobs), signed with the test file's tenant secret. */
 export async function rawPush(client: pg.Pool | pg.ClientBase, schema: string, tenant: string, items: RawPushItem[]) {
   const col = <T>(f: (i: RawPushItem) => T) => items.map(f)
   const { rows } = await client.query(
-    `select * from "${schema}".push_jobs($1, $2, $3, $4, $5, $6, $7, $8::jsonb[], $9, $10, $11, $12, $13, $14)`,
+    `select * from "${schema}".push_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb[], $10, $11, $12, $13, $14, $15)`,
     [
       tenant,
+      tenant === '' ? '' : tenantToken(tenant),
       col((i) => i.id ?? uuidv7()),
       col((i) => i.queue),
       col((i) => i.type ?? 'work'),

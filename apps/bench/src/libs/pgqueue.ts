@@ -69,11 +69,11 @@ export class PgqueueAdapter implements LibAdapter {
     await this.admin.query(`create role "${p}_ul" login password '${password}' in role "${p}_user"`)
     this.workerUrl = withUser(adminUrl, `${p}_wl`, password)
     this.userUrl = withUser(adminUrl, `${p}_ul`, password)
-    await migrate(adminUrl, this.schemaOptions)
+    const { tenantSecret } = await migrate(adminUrl, this.schemaOptions)
 
     const producer = await importWorkspace<{ Queues?: { create(url: string, opts: object): QueuesClient } }>('@pgqueue/producer')
     if (producer?.Queues) {
-      this.queues = producer.Queues.create(this.userUrl, { schema: this.schemaOptions.schema })
+      this.queues = producer.Queues.create(this.userUrl, { schema: this.schemaOptions.schema, tenantSecret })
       this.pushVia = 'Queues.withTenant(t).push / pushMany (producer, user role, RLS)'
     } else {
       this.rawPool = new pg.Pool({ connectionString: this.userUrl, max: 10, application_name: 'bench-pgqueue-raw' })

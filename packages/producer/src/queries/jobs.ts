@@ -37,7 +37,8 @@ interface PushedRowMs {
 
 /**
  * Inserts or replaces `rows` for one tenant through push_jobs(): one statement, one round trip. The
- * function sets the transaction-local tenant itself (so no BEGIN/set_config chatter), stamps fair virtual
+ * function signs the transaction in as the tenant with `token` itself (so no BEGIN/set_config chatter;
+ * a wrong token raises 42501 and writes nothing), stamps fair virtual
  * times and upserts by key without touching running jobs. The rows travel as 13 parallel arrays
  * (unnest on the server), so 1,000 jobs cost one statement. Runs on a Kysely instance or transaction,
  * or on a caller's pg client inside BEGIN.
@@ -47,15 +48,16 @@ interface PushedRowMs {
  */
 export async function jobPushMany(
   target: Kysely<Database> | pg.ClientBase,
-  params: { schema: string; tenantId: string; rows: readonly PushRow[] },
+  params: { schema: string; tenantId: string; token: string; rows: readonly PushRow[] },
 ): Promise<PushedRow[]> {
   const { rows } = params
   const text =
     'select id, queue, key, state, (extract(epoch from run_at) * 1000)::float8 as run_at_ms, ' +
     '(extract(epoch from created_at) * 1000)::float8 as created_at_ms, outcome ' +
-    `from ${quoteIdent(params.schema)}.push_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+    `from ${quoteIdent(params.schema)}.push_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
   const values: unknown[] = [
     params.tenantId,
+    params.token,
     // Ids are generated (uuidv7), never caller text, so the literal cannot be malformed.
     unquotedArrayLiteral(rows.map((r) => r.id)),
     rows.map((r) => r.queue),
@@ -124,60 +126,21 @@ export async function jobList(
 /** Which job a statement addresses: by id or by (queue, key). */
 export type JobSelector = { id: string } | { queue: string; key: string }
 
-function whereJob(selector: JobSelector) {
-  return 'id' in selector ? sql`id = ${selector.id}::uuid` : sql`queue = ${selector.queue} and key = ${selector.key}`
-}
-
 /**
- * Removes a waiting job without history, or flags a running one for cancellation, in one statement:
- * both branches read the same snapshot and their state predicates are disjoint, so exactly one can act.
+ * Removes one job through job_remove() (the user role has no DELETE or UPDATE on jobs, so it can neither
+ * lock the table nor hold a running job's row): a waiting job is deleted, and with `archive` recorded in
+ * history as cancelled in the same statement; a running job is only flagged, and its worker aborts it at
+ * its next lease renewal. Undefined when no job matched.
  */
-export async function jobDeleteOrFlag(
+export async function jobRemove(
   db: Kysely<Database>,
-  params: { schema: string; tenantId: string; selector: JobSelector },
-): Promise<{ id: string; action: 'deleted' | 'flagged' } | undefined> {
-  const t = sql.id(params.schema, 'jobs')
-  const where = whereJob(params.selector)
-  const { rows } = await sql<{ id: string; action: 'deleted' | 'flagged' }>`
-    with deleted as (
-      delete from ${t} where tenant_id = ${params.tenantId} and ${where} and state <> 'running' returning id
-    ), flagged as (
-      update ${t} set cancel_requested = true, updated_at = now()
-       where tenant_id = ${params.tenantId} and ${where} and state = 'running' returning id
-    )
-    select id, 'deleted' as action from deleted union all select id, 'flagged' from flagged`.execute(db)
-  return rows[0]
-}
-
-/**
- * Cancels a job in one statement: a waiting job is deleted and its row feeds the insert of a
- * 'cancelled' history entry (so it is in exactly one place at every instant); a running job is only
- * flagged, and its worker aborts it at its next lease renewal and records the cancellation.
- */
-export async function jobCancel(
-  db: Kysely<Database>,
-  params: { schema: string; tenantId: string; selector: JobSelector },
-): Promise<{ id: string; action: 'cancelled' | 'flagged' } | undefined> {
-  const jobs = sql.id(params.schema, 'jobs')
-  const history = sql.id(params.schema, 'job_history')
-  const where = whereJob(params.selector)
-  const { rows } = await sql<{ id: string; action: 'cancelled' | 'flagged' }>`
-    with removed as (
-      delete from ${jobs} where tenant_id = ${params.tenantId} and ${where} and state <> 'running'
-      returning tenant_id, id, queue, type, key, priority, payload, payload_type, target, attempt, max_attempts,
-                schedule_id, retry_of, created_at, run_at, started_at
-    ), archived as (
-      insert into ${history} (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target, attempt,
-                              max_attempts, schedule_id, retry_of, created_at, run_at, started_at, finished_at)
-      select tenant_id, id, queue, type, key, 'cancelled', priority, payload, payload_type, target, attempt,
-             max_attempts, schedule_id, retry_of, created_at, run_at, started_at, now()
-        from removed
-      returning id
-    ), flagged as (
-      update ${jobs} set cancel_requested = true, updated_at = now()
-       where tenant_id = ${params.tenantId} and ${where} and state = 'running' returning id
-    )
-    select id, 'cancelled' as action from archived union all select id, 'flagged' from flagged`.execute(db)
+  params: { schema: string; tenantId: string; selector: JobSelector; archive: boolean },
+): Promise<{ id: string; action: 'deleted' | 'cancelled' | 'flagged' } | undefined> {
+  const sel = params.selector
+  const { rows } = await sql<{ id: string; action: 'deleted' | 'cancelled' | 'flagged' }>`
+    select id, action from ${sql.id(params.schema, 'job_remove')}(${params.tenantId},
+      ${'id' in sel ? sel.id : null}::uuid, ${'id' in sel ? null : sel.queue}::text, ${'id' in sel ? null : sel.key}::text,
+      ${params.archive})`.execute(db)
   return rows[0]
 }
 

@@ -76,11 +76,14 @@ export async function scheduleList(
   return (await q.orderBy('key').limit(params.limit).execute()) as ScheduleRow[]
 }
 
-/** Deletes a schedule by key; true when it existed. Jobs it already fired are left alone. */
+/**
+ * Deletes a schedule by key through schedule_delete() (the user role has no DELETE: it would let a session
+ * lock the whole table); true when it existed. Jobs it already fired are left alone.
+ */
 export async function scheduleDelete(db: Kysely<Database>, params: { schema: string; tenantId: string; key: string }): Promise<boolean> {
-  const res = await db.withSchema(params.schema).deleteFrom('schedules')
-    .where('tenant_id', '=', params.tenantId).where('key', '=', params.key).executeTakeFirst()
-  return Number(res.numDeletedRows) > 0
+  const { rows } = await sql<{ deleted: boolean }>`
+    select ${sql.id(params.schema, 'schedule_delete')}(${params.tenantId}, ${params.key}) as deleted`.execute(db)
+  return rows[0]?.deleted === true
 }
 
 /** Sets the paused flag, and next_run_at when given (resume). Returns the row, or undefined. */

@@ -22,11 +22,11 @@ export async function workerMetadataUpsert(db: Kysely<Database>, params: { schem
     .returning(['key', 'value', 'updated_at']).executeTakeFirstOrThrow()) as MetadataRow
 }
 
-/** Removes one key; true when it existed. */
+/** Removes one key through worker_metadata_delete() (the user role has no DELETE); true when it existed. */
 export async function workerMetadataDelete(db: Kysely<Database>, params: { schema: string; tenantId: string; key: string }): Promise<boolean> {
-  const res = await db.withSchema(params.schema).deleteFrom('worker_metadata')
-    .where('tenant_id', '=', params.tenantId).where('key', '=', params.key).executeTakeFirst()
-  return Number(res.numDeletedRows) > 0
+  const { rows } = await sql<{ deleted: boolean }>`
+    select ${sql.id(params.schema, 'worker_metadata_delete')}(${params.tenantId}, ${params.key}) as deleted`.execute(db)
+  return rows[0]?.deleted === true
 }
 
 /** Entries by key, keyset on the key, optionally only keys starting with `prefix`. */

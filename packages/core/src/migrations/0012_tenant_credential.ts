@@ -1,0 +1,266 @@
+/**
+ * Tenant containment (docs/THREAT-MODEL.md). Placeholders as in 0001, plus :worker_role_name (the worker
+ * role's name as a string literal).
+ *
+ * - The tenant of a transaction is no longer a setting any session can write: `pgqueue.tenant` counts only
+ *   with `pgqueue.tenant_token` = hex(HMAC-SHA256(tenant secret, tenant id)). The secret lives in
+ *   tenant_secret, which only the schema owner can read; current_tenant() (SECURITY DEFINER) checks the
+ *   pair and raises 42501 on a mismatch. A queue_user connection can therefore act for a tenant only when
+ *   the application that holds the secret signed it in; SQL on that connection cannot switch tenants.
+ * - Policies call current_tenant() through a sub-select, so it runs once per statement, not per row.
+ * - push_jobs(p_tenant, p_token, ...) is the user role's one-round-trip push; the 14-argument push_jobs
+ *   is for the worker role (ScheduleRunner) and checks its caller. hold_jobs() checks the same way.
+ * - The user role keeps SELECT and loses every table-level UPDATE and DELETE (either lets a session
+ *   `LOCK TABLE ... ACCESS EXCLUSIVE` and stall every tenant) and all writes to jobs and job_history, so
+ *   it cannot lock a job row a worker needs; deleting and cancelling go through job_remove(), and
+ *   deleting schedules and metadata through functions. Column UPDATE stays on queues, schedules and
+ *   worker_metadata (a row lock there holds back only the tenant's own rows; components skip locked rows).
+ * - The worker role gets what its components use: no writes to fair clocks, history rewrites, job inserts,
+ *   or job columns that a tenant chose (payload, target, priority...).
+ */
+export default /* sql */ `
+create table :schema.tenant_secret (
+  singleton boolean primary key default true check (singleton),
+  secret text not null check (length(secret) >= 32),
+  -- HMAC's two padded keys, derived from the secret once instead of on every check.
+  inner_key bytea not null,
+  outer_key bytea not null,
+  updated_at timestamptz not null default now()
+);
+revoke all on :schema.tenant_secret from public;
+
+-- Sets (or replaces) the tenant secret. Owner only: initialize() calls it with an operator's secret.
+create function :schema.set_tenant_secret(p_secret text) returns void
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
+declare
+  v_key bytea := convert_to(p_secret, 'UTF8');
+  v_inner bytea;
+  v_outer bytea;
+begin
+  if p_secret is null or length(p_secret) < 32 then
+    raise exception 'pgqueue: the tenant secret must be at least 32 characters' using errcode = '22023';
+  end if;
+  if length(v_key) > 64 then v_key := sha256(v_key); end if;
+  v_key := v_key || decode(repeat('00', 64 - length(v_key)), 'hex');
+  v_inner := v_key;
+  v_outer := v_key;
+  for i in 0..63 loop
+    v_inner := set_byte(v_inner, i, get_byte(v_key, i) # 54);   -- 0x36
+    v_outer := set_byte(v_outer, i, get_byte(v_key, i) # 92);   -- 0x5c
+  end loop;
+  insert into :schema.tenant_secret (singleton, secret, inner_key, outer_key)
+  values (true, p_secret, v_inner, v_outer)
+  on conflict (singleton) do update
+    set secret = excluded.secret, inner_key = excluded.inner_key, outer_key = excluded.outer_key, updated_at = now();
+end
+$fn$;
+revoke all on function :schema.set_tenant_secret(text) from public;
+
+-- A random secret, so every installation is protected from its first migration; 244 random bits.
+select :schema.set_tenant_secret(encode(sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text, 'UTF8')), 'hex'));
+
+-- The verified tenant of the current transaction, or null when none is set. A tenant set with a missing
+-- or wrong token raises 42501, so a mistake fails loudly instead of reading as an empty tenant.
+create or replace function :schema.current_tenant() returns text
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp as $fn$
+declare
+  v_tenant text := nullif(current_setting('pgqueue.tenant', true), '');
+  v_token text := current_setting('pgqueue.tenant_token', true);
+  k record;
+begin
+  if v_tenant is null then
+    return null;
+  end if;
+  select s.inner_key, s.outer_key into k from :schema.tenant_secret s;
+  if v_token is null or k is null
+     or v_token <> encode(sha256(k.outer_key || sha256(k.inner_key || convert_to(v_tenant, 'UTF8'))), 'hex') then
+    raise exception 'pgqueue: the transaction''s tenant is not signed with this installation''s tenant secret'
+      using errcode = '42501', hint = 'pass the tenantSecret that initialize() returned to the producer and Stats';
+  end if;
+  return v_tenant;
+end
+$fn$;
+
+-- Raises unless the caller may act for p_tenant: the transaction is signed in as that tenant, or the
+-- login is a member of the worker role (trusted with every tenant).
+create function :schema.require_tenant(p_tenant text) returns void
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp as $fn$
+begin
+  if p_tenant is null or p_tenant = '' then
+    raise exception 'pgqueue: a tenant is required' using errcode = '42501';
+  end if;
+  if pg_has_role(session_user, :worker_role_name, 'member') then
+    return;
+  end if;
+  if :schema.current_tenant() is distinct from p_tenant then
+    raise exception 'pgqueue: the transaction is not signed in as tenant %', quote_literal(p_tenant) using errcode = '42501';
+  end if;
+end
+$fn$;
+revoke all on function :schema.require_tenant(text) from public;
+
+alter policy jobs_tenant on :schema.jobs
+  using (tenant_id = (select :schema.current_tenant())) with check (tenant_id = (select :schema.current_tenant()));
+alter policy job_history_tenant on :schema.job_history
+  using (tenant_id = (select :schema.current_tenant())) with check (tenant_id = (select :schema.current_tenant()));
+alter policy queues_tenant on :schema.queues
+  using (tenant_id = (select :schema.current_tenant())) with check (tenant_id = (select :schema.current_tenant()));
+alter policy schedules_tenant on :schema.schedules
+  using (tenant_id = (select :schema.current_tenant())) with check (tenant_id = (select :schema.current_tenant()));
+alter policy worker_metadata_tenant on :schema.worker_metadata
+  using (tenant_id = (select :schema.current_tenant())) with check (tenant_id = (select :schema.current_tenant()));
+
+-- The 14-argument push_jobs (0002) stays for the worker role: it now checks its caller first. Its body is
+-- unchanged but for that check, so it is wrapped: the original is renamed and called by the checked one.
+alter function :schema.push_jobs(text, uuid[], text[], text[], text[], bytea[], text[], jsonb[], integer[],
+                                 timestamptz[], integer[], jsonb[], uuid[], uuid[])
+  rename to push_jobs_unchecked;
+revoke all on function :schema.push_jobs_unchecked(text, uuid[], text[], text[], text[], bytea[], text[], jsonb[],
+  integer[], timestamptz[], integer[], jsonb[], uuid[], uuid[]) from public, :worker_role, :user_role;
+
+create function :schema.push_jobs(
+  p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[],
+  p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamptz[],
+  p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[])
+returns table (id uuid, queue text, key text, state text, run_at timestamptz, created_at timestamptz, outcome text)
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
+begin
+  perform :schema.require_tenant(p_tenant);
+  return query select * from :schema.push_jobs_unchecked(p_tenant, p_ids, p_queues, p_types, p_keys, p_payloads,
+    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs);
+end
+$fn$;
+
+-- The user role's push: signs the transaction in as p_tenant with p_token (still one round trip) and
+-- pushes. A wrong token raises 42501 and writes nothing.
+create function :schema.push_jobs(
+  p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[],
+  p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamptz[],
+  p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[])
+returns table (id uuid, queue text, key text, state text, run_at timestamptz, created_at timestamptz, outcome text)
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
+declare
+  v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+begin
+  if p_tenant is null or p_tenant = '' then
+    raise exception 'pgqueue: a tenant is required' using errcode = '42501';
+  end if;
+  if v_current is not null and v_current <> p_tenant then
+    raise exception 'pgqueue: transaction is scoped to another tenant' using errcode = '42501';
+  end if;
+  perform set_config('pgqueue.tenant', p_tenant, true);
+  perform set_config('pgqueue.tenant_token', coalesce(p_token, ''), true);
+  perform :schema.current_tenant();
+  return query select * from :schema.push_jobs_unchecked(p_tenant, p_ids, p_queues, p_types, p_keys, p_payloads,
+    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs);
+end
+$fn$;
+
+revoke all on function :schema.push_jobs(text, uuid[], text[], text[], text[], bytea[], text[], jsonb[], integer[],
+  timestamptz[], integer[], jsonb[], uuid[], uuid[]) from public;
+grant execute on function :schema.push_jobs(text, uuid[], text[], text[], text[], bytea[], text[], jsonb[], integer[],
+  timestamptz[], integer[], jsonb[], uuid[], uuid[]) to :worker_role;
+revoke all on function :schema.push_jobs(text, text, uuid[], text[], text[], text[], bytea[], text[], jsonb[], integer[],
+  timestamptz[], integer[], jsonb[], uuid[], uuid[]) from public;
+grant execute on function :schema.push_jobs(text, text, uuid[], text[], text[], text[], bytea[], text[], jsonb[], integer[],
+  timestamptz[], integer[], jsonb[], uuid[], uuid[]) to :user_role, :worker_role;
+
+-- hold_jobs (0006) with the signed-in check.
+create or replace function :schema.hold_jobs(p_tenant text, p_queue text) returns integer
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
+declare
+  v_moved integer;
+begin
+  perform :schema.require_tenant(p_tenant);
+  update :schema.jobs set state = 'held', vt = null, updated_at = now()
+   where tenant_id = p_tenant and queue = p_queue and state = 'pending';
+  get diagnostics v_moved = row_count;
+  return v_moved;
+end
+$fn$;
+
+-- Removes one job of the signed-in tenant, by id or by (queue, key). A waiting job is deleted (and, with
+-- p_archive, recorded in history as cancelled in the same statement, so it is in one place at every
+-- instant); a running job is only flagged: its worker aborts it at its next lease renewal. Both branches
+-- read one snapshot and their state predicates are disjoint, so exactly one acts.
+-- action: 'deleted', 'cancelled' or 'flagged'; no row when nothing matched.
+create function :schema.job_remove(p_tenant text, p_id uuid, p_queue text, p_key text, p_archive boolean)
+returns table (id uuid, action text)
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
+#variable_conflict use_column
+begin
+  perform :schema.require_tenant(p_tenant);
+  return query
+  with target as (
+    select j.tenant_id, j.id from :schema.jobs j
+     where j.tenant_id = p_tenant
+       and (case when p_id is not null then j.id = p_id else j.queue = p_queue and j.key = p_key end)
+  ), removed as (
+    delete from :schema.jobs j using target t
+     where j.tenant_id = t.tenant_id and j.id = t.id and j.state <> 'running'
+    returning j.*
+  ), archived as (
+    insert into :schema.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
+                                     attempt, max_attempts, schedule_id, retry_of, created_at, run_at, started_at,
+                                     error, finished_at)
+    select r.tenant_id, r.id, r.queue, r.type, r.key, 'cancelled', r.priority, r.payload, r.payload_type, r.target,
+           r.attempt, r.max_attempts, r.schedule_id, r.retry_of, r.created_at, r.run_at, r.started_at,
+           r.last_error, now()
+      from removed r where p_archive
+    returning 1
+  ), flagged as (
+    update :schema.jobs j set cancel_requested = true, updated_at = now()
+      from target t
+     where j.tenant_id = t.tenant_id and j.id = t.id and j.state = 'running'
+    returning j.id
+  )
+  select r.id, case when p_archive then 'cancelled' else 'deleted' end from removed r
+  union all
+  select f.id, 'flagged' from flagged f;
+end
+$fn$;
+revoke all on function :schema.job_remove(text, uuid, text, text, boolean) from public;
+grant execute on function :schema.job_remove(text, uuid, text, text, boolean) to :user_role;
+
+create function :schema.schedule_delete(p_tenant text, p_key text) returns boolean
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
+begin
+  perform :schema.require_tenant(p_tenant);
+  delete from :schema.schedules where tenant_id = p_tenant and key = p_key;
+  return found;
+end
+$fn$;
+revoke all on function :schema.schedule_delete(text, text) from public;
+grant execute on function :schema.schedule_delete(text, text) to :user_role;
+
+create function :schema.worker_metadata_delete(p_tenant text, p_key text) returns boolean
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
+begin
+  perform :schema.require_tenant(p_tenant);
+  delete from :schema.worker_metadata where tenant_id = p_tenant and key = p_key;
+  return found;
+end
+$fn$;
+revoke all on function :schema.worker_metadata_delete(text, text) from public;
+grant execute on function :schema.worker_metadata_delete(text, text) to :user_role;
+
+-- The user role: SELECT, column UPDATE where settings are edited in place, INSERT of settings rows.
+revoke update, delete on :schema.jobs from :user_role;
+revoke update (cancel_requested, updated_at) on :schema.jobs from :user_role;
+revoke insert, update, delete on :schema.job_history from :user_role;
+revoke update, delete on :schema.queues, :schema.schedules, :schema.worker_metadata from :user_role;
+grant update (paused, max_concurrency, retry_policy, display_name, updated_at) on :schema.queues to :user_role;
+grant update (queue, type, cron, timezone, every_ms, anchor_at, missed_policy, payload, payload_type, target, priority,
+              retry_policy, paused, next_run_at, updated_at) on :schema.schedules to :user_role;
+grant update (value, updated_at) on :schema.worker_metadata to :user_role;
+
+-- The worker role: what Worker, Scheduler, ScheduleRunner and Stats use, and no more.
+revoke insert, update, delete on :schema.queue_clocks from :worker_role;
+revoke update, delete on :schema.job_history from :worker_role;
+revoke insert, update on :schema.jobs from :worker_role;
+grant update (state, vt, run_at, attempt, lease_owner, lease_expires_at, cancel_requested, last_error, started_at,
+              updated_at) on :schema.jobs to :worker_role;
+revoke insert, update, delete on :schema.worker_metadata from :worker_role;
+revoke insert, delete on :schema.queues, :schema.schedules from :worker_role;
+grant execute on function :schema.require_tenant(text) to :worker_role, :user_role;
+`
