@@ -68,6 +68,8 @@ export async function createHistoryPartition(
     // before the attach would otherwise fail its new constraint. Readers are not blocked.
     await sql.raw(`lock table ${s}.job_history in exclusive mode`).execute(trx)
     await sql.raw(`create table ${t} (like ${s}.job_history including defaults including constraints)`).execute(trx)
+    // As on the parent (migration 12): no planner statistics that would reveal a tenant's or key's row count.
+    await sql.raw(`alter table ${t} alter column tenant_id set statistics 0, alter column key set statistics 0`).execute(trx)
     // Default privileges (ALTER DEFAULT PRIVILEGES) may have granted something: take it back.
     const { rows: grantees } = await sql<{ grantee: string }>`
       select distinct case when g.grantee = 0 then 'public' else quote_ident(r.rolname) end as grantee

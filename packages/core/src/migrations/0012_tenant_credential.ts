@@ -17,6 +17,9 @@
  *   worker_metadata (a row lock there holds back only the tenant's own rows; components skip locked rows).
  * - The worker role gets what its components use: no writes to fair clocks, history rewrites, job inserts,
  *   or job columns that a tenant chose (payload, target, priority...).
+ * - No planner statistics on tenant_id and key: EXPLAIN's row estimates on a user-role connection would
+ *   otherwise reveal how many rows another tenant (or key) has. Tenant-scoped plans use their indexes
+ *   either way; the claim and the fair clock never filter on these columns.
  */
 export default /* sql */ `
 create table :schema.tenant_secret (
@@ -263,4 +266,11 @@ grant update (state, vt, run_at, attempt, lease_owner, lease_expires_at, cancel_
 revoke insert, update, delete on :schema.worker_metadata from :worker_role;
 revoke insert, delete on :schema.queues, :schema.schedules from :worker_role;
 grant execute on function :schema.require_tenant(text) to :worker_role, :user_role;
+
+alter table :schema.jobs alter column tenant_id set statistics 0, alter column key set statistics 0;
+alter table :schema.job_history alter column tenant_id set statistics 0, alter column key set statistics 0;
+alter table :schema.job_history_default alter column tenant_id set statistics 0, alter column key set statistics 0;
+alter table :schema.schedules alter column tenant_id set statistics 0, alter column key set statistics 0;
+alter table :schema.worker_metadata alter column tenant_id set statistics 0, alter column key set statistics 0;
+alter table :schema.queues alter column tenant_id set statistics 0;
 `
