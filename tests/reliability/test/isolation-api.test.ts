@@ -250,3 +250,27 @@ describe('hostile strings through the API', () => {
     expect(after).toBe(before)
   })
 })
+
+describe('a tenant holding its own transaction open', () => {
+  it('does not lock the row of its running job by pushing its key again in that transaction', async () => {
+    const [job] = await qa.pushMany([{ queue: 'held-key', type: 't', key: 'busy' }])
+    await t.admin.query(q(`update S.jobs set state = 'running', vt = null, attempt = 1, lease_owner = 'w-held', lease_expires_at = now() + interval '1 minute' where id = $1`), [job!.id])
+    const pool = new pg.Pool({ connectionString: t.userUrl, max: 1 })
+    const client = await pool.connect()
+    try {
+      await client.query('begin')
+      attempts.add('row lock through push')
+      const [again] = await qa.pushMany([{ queue: 'held-key', type: 't', key: 'busy' }], { tx: client })
+      expect(again!.outcome).toBe('running')
+      // The worker's renewal and completion need this row: nobody may wait on A's open transaction.
+      const { rows } = await t.admin.query(q(`select id from S.jobs where id = $1 for update nowait`), [job!.id])
+      expect(rows).toHaveLength(1)
+    } finally {
+      await client.query('rollback')
+      client.release()
+      await pool.end()
+      await t.admin.query(q(`delete from S.jobs where id = $1`), [job!.id])
+    }
+  })
+})
+

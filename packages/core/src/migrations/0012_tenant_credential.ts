@@ -9,7 +9,8 @@
  *   the application that holds the secret signed it in; SQL on that connection cannot switch tenants.
  * - Policies call current_tenant() through a sub-select, so it runs once per statement, not per row.
  * - push_jobs(p_tenant, p_token, ...) is the user role's one-round-trip push; the 14-argument push_jobs
- *   is for the worker role (ScheduleRunner) and checks its caller. hold_jobs() checks the same way.
+ *   is for the worker role (ScheduleRunner) and checks its caller. hold_jobs() checks the same way. A
+ *   push no longer locks the row of a running job that holds its key.
  * - The user role keeps SELECT and loses every table-level UPDATE and DELETE (either lets a session
  *   `LOCK TABLE ... ACCESS EXCLUSIVE` and stall every tenant) and all writes to jobs and job_history, so
  *   it cannot lock a job row a worker needs; deleting and cancelling go through job_remove(), and
@@ -120,6 +121,95 @@ alter function :schema.push_jobs(text, uuid[], text[], text[], text[], bytea[], 
   rename to push_jobs_unchecked;
 revoke all on function :schema.push_jobs_unchecked(text, uuid[], text[], text[], text[], bytea[], text[], jsonb[],
   integer[], timestamptz[], integer[], jsonb[], uuid[], uuid[]) from public, :worker_role, :user_role;
+
+-- push_jobs (0002) without locking a running job's row: see the running CTE. Called by both push_jobs.
+create or replace function :schema.push_jobs_unchecked(
+  p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[],
+  p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamptz[],
+  p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[])
+returns table (id uuid, queue text, key text, state text, run_at timestamptz, created_at timestamptz, outcome text)
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
+#variable_conflict use_column
+declare
+  v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+begin
+  if p_tenant is null or p_tenant = '' then
+    raise exception 'pgqueue: a tenant is required' using errcode = '42501';
+  end if;
+  if v_current is not null and v_current <> p_tenant then
+    raise exception 'pgqueue: transaction is scoped to another tenant' using errcode = '42501';
+  end if;
+  perform set_config('pgqueue.tenant', p_tenant, true);
+
+  return query
+  with given as (
+    select * from unnest(p_ids, p_queues, p_types, p_keys, p_payloads, p_payload_types, p_targets, p_priorities,
+                         p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs)
+           with ordinality as i(id, queue, type, key, payload, payload_type, target, priority, run_at,
+                                max_attempts, retry_policy, schedule_id, retry_of, ord)
+  ),
+  -- Keys held by a running job are left alone, and read without a lock: an upsert would lock the running
+  -- row until this transaction ends (even when its WHERE refuses the update), and a producer's open
+  -- transaction must not hold a row its worker needs.
+  running as (
+    select g.ord, j.id, j.queue, j.key, j.state, j.run_at, j.created_at
+      from given g join :schema.jobs j on j.tenant_id = p_tenant and j.queue = g.queue and j.key = g.key
+     where g.key is not null and j.state = 'running'
+  ),
+  input as (
+    select i.ord, i.id, i.queue, i.type, i.key, i.payload, i.payload_type, i.target,
+           coalesce(i.priority, 0) as priority, coalesce(i.run_at, now()) as run_at,
+           coalesce(i.max_attempts, (qc.retry_policy->>'maxAttempts')::integer, 5) as max_attempts, i.retry_policy, i.schedule_id, i.retry_of,
+           case when coalesce(i.run_at, now()) > now() then 'scheduled'
+                when qc.paused or qc.max_concurrency is not null then 'held'
+                else 'pending' end as state
+      from given i
+      left join :schema.queues qc on qc.tenant_id = p_tenant and qc.queue = i.queue
+     where i.ord not in (select running.ord from running)
+  ),
+  -- One clock advance per queue, in queue order (the sorted subquery fixes the call order).
+  clocks as (
+    select c.queue, c.n, :schema.fair_clock_advance(p_tenant, c.queue, c.n) as last_vt
+      from (select input.queue, count(*) as n from input where input.state = 'pending'
+             group by input.queue order by input.queue) c
+  ),
+  stamped as (
+    select input.*,
+           case when input.state = 'pending'
+                then clocks.last_vt - clocks.n
+                     + row_number() over (partition by input.queue, input.state order by input.priority desc, input.ord)
+           end as vt
+      from input left join clocks on clocks.queue = input.queue
+  ),
+  ins as (
+    insert into :schema.jobs as j (tenant_id, id, queue, type, key, state, priority, vt, run_at, payload,
+                                   payload_type, target, max_attempts, retry_policy, schedule_id, retry_of)
+    select p_tenant, s.id, s.queue, s.type, s.key, s.state, s.priority, s.vt, s.run_at, s.payload,
+           s.payload_type, s.target, s.max_attempts, s.retry_policy, s.schedule_id, s.retry_of
+      from stamped s order by s.ord
+    on conflict (tenant_id, queue, key) where key is not null do update
+       set type = excluded.type, state = excluded.state, priority = excluded.priority, vt = excluded.vt,
+           run_at = excluded.run_at, payload = excluded.payload, payload_type = excluded.payload_type,
+           target = excluded.target, max_attempts = excluded.max_attempts, retry_policy = excluded.retry_policy,
+           schedule_id = excluded.schedule_id, retry_of = excluded.retry_of, attempt = 0, last_error = null,
+           cancel_requested = false, lease_owner = null, lease_expires_at = null, started_at = null,
+           updated_at = now()
+     where j.state <> 'running'
+    returning j.id, j.queue, j.key, j.state, j.run_at, j.created_at, (j.xmax = 0) as created
+  )
+  select ins.id, ins.queue, ins.key, ins.state, ins.run_at, ins.created_at,
+         case when ins.created then 'created' else 'replaced' end
+    from ins
+  union all
+  select r.id, r.queue, r.key, r.state, r.run_at, r.created_at, 'running' from running r;
+
+  -- Wake idle workers. Empty payload: any role may LISTEN, so it must name no tenant, key or job.
+  -- Several pushes in one transaction collapse into one notification.
+  if exists (select 1 from unnest(p_run_ats) r where r is null or r <= now()) then
+    perform pg_notify(:schema_channel, '');
+  end if;
+end
+$fn$;
 
 create function :schema.push_jobs(
   p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[],
