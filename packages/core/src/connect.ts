@@ -56,7 +56,11 @@ export function connect(target: Connectable, options: ConnectOptions = {}): Conn
     async close() {
       if (closed) return
       closed = true
-      if (ownsPool) await db.destroy()
+      if (!ownsPool) return
+      // Kysely ends the pool only if it ran a query through it; a pool used only directly (pg queries,
+      // or handed to other components) would otherwise keep the process alive until its idle timeout.
+      await db.destroy()
+      if (!pool.ended) await pool.end()
     },
   }
 }
