@@ -8,8 +8,16 @@ export interface Logger {
   error(message: string, meta?: Record<string, unknown>): void
 }
 
-/** A logger that drops everything (the default: components report through events too). */
+/** A logger that drops everything. */
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} }
+
+/** Warnings and errors to the console, prefixed with `pgqueue`; debug and info dropped. */
+export const warningsLogger: Logger = {
+  debug() {},
+  info() {},
+  warn: (message, meta) => console.warn(`pgqueue: ${message}`, ...(meta === undefined ? [] : [meta])),
+  error: (message, meta) => console.error(`pgqueue: ${message}`, ...(meta === undefined ? [] : [meta])),
+}
 
 /** Time as components see it; injected so tests can move it without sleeping. */
 export interface Clock {

@@ -1,4 +1,5 @@
 import { PgQueueStoppedError, type Connection } from '@pgqueue/core'
+import { loginBypassesTenantScope } from './queries/roles.js'
 import type { ResolvedProducerOptions } from './options.js'
 
 /**
@@ -8,6 +9,7 @@ import type { ResolvedProducerOptions } from './options.js'
  */
 export class ProducerContext {
   private closed = false
+  private scopeChecked = false
   constructor(
     readonly connection: Connection,
     readonly options: ResolvedProducerOptions,
@@ -25,6 +27,28 @@ export class ProducerContext {
   /** Throws PgQueueStoppedError after close(), so a late call fails clearly instead of on an ended pool. */
   assertOpen(): void {
     if (this.closed) throw new PgQueueStoppedError(this.component)
+    if (!this.scopeChecked) {
+      this.scopeChecked = true
+      void this.warnIfUnscoped()
+    }
+  }
+
+  /**
+   * Once per producer, beside its first call (not in its round trip): warns when the login is not held to
+   * one tenant by row-level security (a superuser, the table owner, BYPASSRLS or a worker-role member),
+   * since tenant isolation then protects nothing.
+   */
+  private async warnIfUnscoped(): Promise<void> {
+    try {
+      const reason = await loginBypassesTenantScope(this.connection.pool, { schema: this.schema })
+      if (reason !== null) {
+        this.options.logger.warn(
+          `the producer's login ${reason}, so row-level security does not confine it to one tenant: connect producers as a member of the user role (queue_user)`,
+        )
+      }
+    } catch {
+      // A check that cannot run (before initialize(), database down) says nothing: the call itself reports.
+    }
   }
 
   async close(): Promise<void> {

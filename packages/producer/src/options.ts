@@ -7,7 +7,9 @@ import {
   systemClock,
   validateIdentifier,
   validateInt,
+  warningsLogger,
   type Clock,
+  type Logger,
 } from '@pgqueue/core'
 
 /** Options of Queues.create(), Schedules.create() and createProducer(). Every field is optional. */
@@ -31,6 +33,8 @@ export interface ProducerOptions {
   minIntervalMs?: number
   /** Where "now" comes from for delays and schedule due times; tests inject one. Default the system clock. */
   clock?: Clock
+  /** Where warnings go (for example a login that bypasses row-level security). Default: the console, warnings and errors only. */
+  logger?: Logger
 }
 
 /** ProducerOptions with every default filled in. */
@@ -43,6 +47,7 @@ export interface ResolvedProducerOptions {
   pushChunkSize: number
   minIntervalMs: number
   clock: Clock
+  logger: Logger
 }
 
 /** Fills the defaults (the only place they live) and validates; throws PgQueueValidationError naming the field. */
@@ -63,5 +68,6 @@ export function resolveProducerOptions(options: ProducerOptions = {}): ResolvedP
     pushChunkSize: validateInt('pushChunkSize', options.pushChunkSize ?? 1000, 1, 50_000),
     minIntervalMs: validateInt('minIntervalMs', options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS, 1, Number.MAX_SAFE_INTEGER),
     clock,
+    logger: options.logger ?? warningsLogger,
   }
 }

@@ -159,3 +159,34 @@ describe('bad input', () => {
     expect((await userPool.query('select 1 as one')).rows).toEqual([{ one: 1 }]) // a pool passed in stays open
   })
 })
+
+describe('a producer on a login that sees every tenant', () => {
+  it('warns once, naming the reason, for a superuser and a worker-role login; never for a user-role login', async () => {
+    const { waitFor } = await import('@pgqueue/testing')
+    for (const [label, url, expected] of [
+      ['superuser', t.adminUrl, /bypasses row-level security/],
+      ['worker role', t.workerUrl, new RegExp(`member of ${t.workerRole}`)],
+      ['user role', t.userUrl, null],
+    ] as const) {
+      const warnings: string[] = []
+      const logger = { debug() {}, info() {}, error() {}, warn: (m: string) => warnings.push(m) }
+      const p = createProducer(url, { schema: t.schema, poolSize: 1, logger })
+      try {
+        const tq = p.queues.withTenant('tenant-w')
+        await tq.push({ queue: 'warn', type: 't' })
+        await tq.list({ queue: 'warn' })
+        if (expected === null) {
+          await new Promise((r) => setTimeout(r, 200))
+          expect(warnings, label).toEqual([])
+        } else {
+          await waitFor(() => warnings.length > 0, { message: `${label} warning` })
+          expect(warnings, label).toHaveLength(1)
+          expect(warnings[0], label).toMatch(expected)
+          expect(warnings[0], label).toMatch(/member of the user role/)
+        }
+      } finally {
+        await p.close()
+      }
+    }
+  })
+})
