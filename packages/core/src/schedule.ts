@@ -62,6 +62,13 @@ export function parseSchedule(spec: unknown, options: { minIntervalMs?: number; 
   if (typeof s.cron !== 'string' || s.cron.trim() === '') throw new PgQueueValidationError(`${field}.cron`, 'must be a cron expression', s.cron)
   const timezone = validateTimezone(s.timezone ?? 'UTC', `${field}.timezone`)
   const cron = s.cron.trim()
+  // cron-parser reads a 4-field string as if the seconds were left off the end ("*/5 * * *" ran every 5
+  // hours): take only the two standard shapes, and the @daily-style macros.
+  const fields = cron.split(/\s+/).length
+  if (!cron.startsWith('@') && fields !== 5 && fields !== 6) {
+    throw new PgQueueValidationError(`${field}.cron`,
+      `must have 5 fields (minute hour day-of-month month day-of-week) or 6 (a seconds field first), not ${fields}: ${JSON.stringify(cron)}`, s.cron)
+  }
   try {
     CronExpressionParser.parse(cron, { tz: timezone, strict: false })
   } catch (err) {

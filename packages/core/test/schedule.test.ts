@@ -42,6 +42,13 @@ describe('parseSchedule', () => {
     expect(fieldOf(() => parseSchedule({ cron: '* * * * *', every: '1m' }))).toBe('schedule')
     expect(fieldOf(() => parseSchedule('daily'))).toBe('schedule')
   })
+  it('takes 5 or 6 fields or an @macro, and refuses the 4 and 7 field strings cron-parser would read oddly', () => {
+    expect(parseSchedule({ cron: '*/10 * * * * *' })).toMatchObject({ kind: 'cron' })
+    expect(parseSchedule({ cron: '@daily' })).toMatchObject({ kind: 'cron', cron: '@daily' })
+    for (const cron of ['*/5 * * *', '0 3 *', '0 0 3 * * * *']) {
+      expect(() => parseSchedule({ cron }), cron).toThrow(/must have 5 fields .* or 6/)
+    }
+  })
 })
 
 describe('nextRunAfter', () => {
