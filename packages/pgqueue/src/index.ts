@@ -14,6 +14,8 @@ export type { ScheduleRunnerOptions, ScheduleRunnerEvents } from '@pgqueue/sched
 export { Maintenance } from '@pgqueue/maintenance'
 export type { MaintenanceOptions, MaintenanceEvents, MaintenanceReport } from '@pgqueue/maintenance'
 export { Stats, TenantStats } from '@pgqueue/stats'
+export { Coordinator } from './coordinator.js'
+export type { CoordinatorConnections, CoordinatorOptions, CoordinatorEvents, CoordinatorComponent } from './coordinator.js'
 export type { StatsOptions } from '@pgqueue/stats'
 
 /**
