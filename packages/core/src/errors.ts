@@ -9,6 +9,7 @@ export type PgQueueErrorCode =
   | 'MIGRATION'
   | 'ROLE_SETUP'
   | 'STOPPED'
+  | 'SETUP'
 
 /** Base class of every error pgqueue throws on purpose. */
 export class PgQueueError extends Error {
@@ -96,6 +97,16 @@ export class PgQueueRoleSetupError extends PgQueueError {
 export class PgQueueStoppedError extends PgQueueError {
   constructor(component: string) {
     super(`${component} is stopped`, { code: 'STOPPED' })
+  }
+}
+
+/**
+ * A component cannot run against this database as it is: the schema is missing or at another version, or
+ * the login holds the wrong pgqueue role. The message says what to run or which login to use.
+ */
+export class PgQueueSetupError extends PgQueueError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { code: 'SETUP', cause })
   }
 }
 

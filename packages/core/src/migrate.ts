@@ -46,8 +46,8 @@ export function migrationChecksum(migration: Migration): string {
 }
 
 /**
- * Substitutes :schema, :worker_role, :user_role (quoted identifiers), :schema_channel and :worker_role_name
- * (string literals).
+ * Substitutes :schema, :worker_role, :user_role (quoted identifiers), :schema_channel, :worker_role_name
+ * and :user_role_name (string literals).
  */
 export function renderMigration(sqlText: string, opts: ResolvedSchemaOptions): string {
   const names: Record<string, string> = {
@@ -58,6 +58,7 @@ export function renderMigration(sqlText: string, opts: ResolvedSchemaOptions): s
   return sqlText
     .replace(/(?<!:):schema_channel\b/g, quoteLiteral(jobsChannel(opts.schema)))
     .replace(/(?<!:):worker_role_name\b/g, quoteLiteral(opts.workerRole))
+    .replace(/(?<!:):user_role_name\b/g, quoteLiteral(opts.userRole))
     .replace(/(?<!:):(schema|worker_role|user_role)\b/g, (_m, name: string) => names[name]!)
 }
 

@@ -18,6 +18,8 @@
  *   worker_metadata (a row lock there holds back only the tenant's own rows; components skip locked rows).
  * - The worker role gets what its components use: no writes to fair clocks, history rewrites, job inserts,
  *   or job columns that a tenant chose (payload, target, priority...).
+ * - installation() tells a starting component the schema version and which pgqueue role its login holds,
+ *   so a wrong URL or a missing initialize() fails at start() with what to do.
  * - No planner statistics on tenant_id and key: EXPLAIN's row estimates on a user-role connection would
  *   otherwise reveal how many rows another tenant (or key) has. Tenant-scoped plans use their indexes
  *   either way; the claim and the fair clock never filter on these columns.
@@ -356,6 +358,18 @@ grant update (state, vt, run_at, attempt, lease_owner, lease_expires_at, cancel_
 revoke insert, update, delete on :schema.worker_metadata from :worker_role;
 revoke insert, delete on :schema.queues, :schema.schedules from :worker_role;
 grant execute on function :schema.require_tenant(text) to :worker_role, :user_role;
+
+-- The schema version and the pgqueue role of the session's login: owner (or superuser), worker, user or none.
+create function :schema.installation() returns table (version integer, login_role text)
+language sql stable security definer set search_path = pg_catalog, pg_temp as $fn$
+  select (select max(m.version) from :schema.migrations m),
+         case when pg_has_role(session_user, (select c.relowner from pg_class c where c.oid = ':schema.jobs'::regclass), 'member') then 'owner'
+              when pg_has_role(session_user, :worker_role_name, 'member') then 'worker'
+              when pg_has_role(session_user, :user_role_name, 'member') then 'user'
+              else 'none' end
+$fn$;
+revoke all on function :schema.installation() from public;
+grant execute on function :schema.installation() to :worker_role, :user_role;
 
 alter table :schema.jobs alter column tenant_id set statistics 0, alter column key set statistics 0;
 alter table :schema.job_history alter column tenant_id set statistics 0, alter column key set statistics 0;

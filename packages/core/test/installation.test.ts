@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import pg from 'pg'
+import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
+import { checkInstallation, LATEST_SCHEMA_VERSION, migrate, PgQueueSetupError } from '@pgqueue/core'
+
+let t: IsolatedDatabase
+const pools: pg.Pool[] = []
+const pool = (url: string) => {
+  const p = new pg.Pool({ connectionString: url, max: 1 })
+  p.on('error', () => {})
+  pools.push(p)
+  return p
+}
+
+beforeAll(async () => {
+  t = await createIsolatedDatabase('install')
+})
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.end()))
+  await t.cleanup()
+})
+
+async function setupError(p: pg.Pool, accepted: Parameters<typeof checkInstallation>[1]['accepted']): Promise<string> {
+  const err = await checkInstallation(p, { schema: t.schema, component: 'Worker', accepted }).then(() => null, (e: unknown) => e)
+  expect(err).toBeInstanceOf(PgQueueSetupError)
+  return (err as Error).message
+}
+
+describe('checkInstallation', () => {
+  it('says to run initialize() before the schema exists', async () => {
+    expect(await setupError(pool(t.workerUrl), ['worker'])).toMatch(/Worker: pgqueue is not installed .* run pgqueue.initialize\(adminUrl/)
+  })
+
+  it('says which login to use when the role is wrong, and accepts the right one', async () => {
+    await migrate(t.adminUrl, t.schemaOptions)
+    expect(await checkInstallation(pool(t.workerUrl), { schema: t.schema, component: 'Worker', accepted: ['worker', 'owner'] })).toBe('worker')
+    expect(await checkInstallation(pool(t.adminUrl), { schema: t.schema, component: 'Maintenance', accepted: ['owner'] })).toBe('owner')
+    expect(await setupError(pool(t.userUrl), ['worker', 'owner'])).toMatch(/this login is a member of the user role .* connect as a member of the worker role/)
+    await t.admin.query(`create role "${t.schema}_nobody" login password 'x'`)
+    const nobody = new URL(t.adminUrl)
+    nobody.username = `${t.schema}_nobody`
+    nobody.password = 'x'
+    expect(await setupError(pool(nobody.toString()), ['worker'])).toMatch(/holds no pgqueue role .* connect as a member of the worker role/)
+    await Promise.all(pools.splice(0).map((p) => p.end()))
+    await t.admin.query(`drop role "${t.schema}_nobody"`)
+  })
+
+  it('says to run initialize() when the schema is behind this build, and to upgrade when it is ahead', async () => {
+    await t.admin.query(`insert into "${t.schema}".migrations (version, name, checksum) values ($1, 'from the future', 'x')`, [LATEST_SCHEMA_VERSION + 1])
+    expect(await setupError(pool(t.workerUrl), ['worker'])).toMatch(new RegExp(`version ${LATEST_SCHEMA_VERSION + 1}, newer than this build .* upgrade pgqueue`))
+    await t.admin.query(`delete from "${t.schema}".migrations where version >= $1`, [LATEST_SCHEMA_VERSION])
+    expect(await setupError(pool(t.workerUrl), ['worker'])).toMatch(new RegExp(`at version ${LATEST_SCHEMA_VERSION - 1} .* needs ${LATEST_SCHEMA_VERSION}: run pgqueue.initialize`))
+  })
+})
