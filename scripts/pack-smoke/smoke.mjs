@@ -27,7 +27,7 @@ try {
   let entry = null
   for (let i = 0; i < 200 && !entry; i++) {
     const got = await acme.get(job.id)
-    if (got && 'finishedAt' in got) entry = got
+    if (got?.kind === 'history') entry = got
     else await new Promise((r) => setTimeout(r, 50))
   }
   await worker.stop()

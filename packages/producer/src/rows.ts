@@ -9,6 +9,7 @@ import type { HistoryEntry, Job, MetadataEntry, QueueConfig, Schedule } from './
 /** Maps a jobs row to the public Job. */
 export function toJob(r: JobRow): Job {
   return {
+    kind: 'live',
     id: r.id,
     tenantId: r.tenant_id,
     queue: r.queue,
@@ -37,6 +38,7 @@ export function toJob(r: JobRow): Job {
 /** Maps a job_history row to the public HistoryEntry. */
 export function toHistoryEntry(r: HistoryRow): HistoryEntry {
   return {
+    kind: 'history',
     id: r.id,
     tenantId: r.tenant_id,
     queue: r.queue,

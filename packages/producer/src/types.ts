@@ -65,6 +65,8 @@ export interface PushResult {
 
 /** A live job, as the user role sees it (no fair virtual time, no lease owner). */
 export interface Job {
+  /** Always 'live': tells a live job from a HistoryEntry in what get() returns. */
+  kind: 'live'
   id: string
   tenantId: string
   queue: string
@@ -94,6 +96,8 @@ export interface Job {
 
 /** A finished job. */
 export interface HistoryEntry {
+  /** Always 'history': tells a finished job from a live Job in what get() returns. */
+  kind: 'history'
   id: string
   tenantId: string
   queue: string
