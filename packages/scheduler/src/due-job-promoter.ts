@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import { sleep } from '@pgqueue/core'
 import { jobHoldMany, jobLockDue, jobNotify, jobStampPending, type Pair } from './queries/jobs.js'
 import { inTransaction, type TransactionTimeouts } from './transaction.js'
 
@@ -16,6 +17,8 @@ export interface PromoteResult {
 
 /** Batches one pass may take in a row while it finds pairs with a held clock to leave out. */
 const MAX_BATCHES_PER_PASS = 8
+/** Pause before a second pass over pairs whose clock was busy. */
+const RELOOK_MS = 20
 
 /**
  * Promotes due delayed, retried and rescued jobs. They wait in `scheduled` without a virtual time so
@@ -23,13 +26,24 @@ const MAX_BATCHES_PER_PASS = 8
  * for a paused or capped pair), in one transaction per batch with the row locks taken by SKIP LOCKED.
  *
  * Nothing waits on a tenant: a pair whose fair clock another transaction holds (a producer's push left
- * open with `{ tx }`) keeps its due jobs scheduled until a later round, and the next batch of the same
+ * open with `{ tx }`) keeps its due jobs scheduled until a later round (after one more look a moment
+ * later, since most clocks are busy for milliseconds only), and the next batch of the same
  * pass leaves that pair out, so its backlog cannot crowd other tenants' due jobs out of the pass.
  */
 export class DueJobPromoter {
   constructor(private readonly options: { schema: string; batchSize: number; channel: string; timeouts: TransactionTimeouts }) {}
 
   async run(pool: pg.Pool): Promise<PromoteResult> {
+    const total = await this.pass(pool)
+    if (total.blocked === 0) return total
+    // A clock is mostly busy for milliseconds (a push committing, the ScheduleRunner's batch): look
+    // once more before leaving those pairs to a later round.
+    await sleep(RELOOK_MS)
+    const again = await this.pass(pool)
+    return { promoted: total.promoted + again.promoted, held: total.held + again.held, blocked: again.blocked, more: total.more || again.more }
+  }
+
+  private async pass(pool: pg.Pool): Promise<PromoteResult> {
     const { schema, batchSize, channel, timeouts } = this.options
     const exclude: Pair[] = []
     const total: PromoteResult = { promoted: 0, held: 0, blocked: 0, more: false }
