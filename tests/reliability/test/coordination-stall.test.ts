@@ -59,6 +59,10 @@ beforeAll(async () => {
   t = await createIsolatedDatabase('coordstall')
   q = inSchema(t.schema)
   await migrate(t.adminUrl, t.schemaOptions)
+  // The worker role writes fair clocks only through SECURITY DEFINER functions (least privilege): the
+  // components must not need a row lock of their own on queue_clocks, nor fair_clock_advance().
+  await t.admin.query(q(`revoke insert, update, delete on S.queue_clocks from "${t.workerRole}"`))
+  await t.admin.query(q(`revoke execute on function S.fair_clock_advance(text, text, bigint) from "${t.workerRole}"`))
   producer = createProducer(t.userUrl, { schema: t.schema, poolSize: 2 })
   user = new pg.Pool({ connectionString: t.userUrl, max: 4 })
   worker = new pg.Pool({ connectionString: t.workerUrl, max: 2 })

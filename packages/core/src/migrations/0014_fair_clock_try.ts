@@ -9,7 +9,8 @@
  *   true, or returns false when another transaction holds it. A missing row is created (at 0, which
  *   fair_clock_advance() treats like no row) so that a later advance in the same transaction has a row
  *   to update instead of an insert that could wait; the only wait is on a row another transaction is
- *   inserting right now, bounded by the function's own lock_timeout. Null when no clock row can be
+ *   inserting right now, bounded by the function's own lock_timeout, and taken at most once per tenant
+ *   and transaction (a transaction-local setting remembers the tenant). Null when no clock row can be
  *   made for the pair at all (a queue name too long to index): a push into it fails on its own, so
  *   the caller can let that one job fail instead of the whole statement.
  * - fair_clock_try_advance(tenant, queue, n): fair_clock_advance() under that lock, or null.
@@ -19,7 +20,7 @@
  */
 export default /* sql */ `
 create function :schema.fair_clock_try_lock(p_tenant text, p_queue text) returns boolean
-language plpgsql security definer set search_path = pg_catalog, pg_temp set lock_timeout = '20ms' as $fn$
+language plpgsql security definer set search_path = pg_catalog, pg_temp set lock_timeout = '10ms' as $fn$
 begin
   perform 1 from :schema.queue_clocks c where c.tenant_id = p_tenant and c.queue = p_queue for update skip locked;
   if found then
@@ -29,11 +30,17 @@ begin
   if exists (select 1 from :schema.queue_clocks c where c.tenant_id = p_tenant and c.queue = p_queue) then
     return false;
   end if;
+  -- A tenant that already made this transaction wait for a clock it was creating makes it wait no
+  -- more: creating many new queues in an open transaction costs one wait, not one per queue.
+  if current_setting('pgqueue.clock_wait_' || md5(p_tenant), true) = 'on' then
+    return false;
+  end if;
   begin
     insert into :schema.queue_clocks (tenant_id, queue, last_vt) values (p_tenant, p_queue, 0) on conflict do nothing;
   exception
     when lock_not_available then
       -- Another transaction is creating this clock and has not committed.
+      perform set_config('pgqueue.clock_wait_' || md5(p_tenant), 'on', true);
       return false;
     when program_limit_exceeded then
       return null;
