@@ -10,16 +10,27 @@ let user: pg.Pool
 const q = (s: string) => s.replaceAll('S.', `"${t.schema}".`)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** A Scheduler whose rounds are counted. */
-function counted(options: Parameters<typeof Scheduler.create>[1]): { s: Scheduler; rounds: () => number; reset: () => void } {
-  const s = Scheduler.create(t.workerUrl, { schema: t.schema, listen: false, ...options })
+/** A Scheduler whose rounds and statements are counted (it runs on a pool of its own that counts them). */
+function counted(options: Parameters<typeof Scheduler.create>[1]): { s: Scheduler; rounds: () => number; statements: () => number; reset: () => void; end: () => Promise<void> } {
+  const own = new pg.Pool({ connectionString: t.workerUrl, max: 2 })
+  let statements = 0
+  const countQuery = <T extends { query: (...a: never[]) => unknown }>(target: T): void => {
+    const query = target.query.bind(target) as (...a: unknown[]) => unknown
+    ;(target as { query: unknown }).query = (...a: unknown[]) => {
+      statements += 1
+      return query(...a)
+    }
+  }
+  countQuery(own)
+  own.on('connect', (client) => countQuery(client))
+  const s = Scheduler.create(own, { schema: t.schema, listen: false, ...options })
   let n = 0
   const round = s.round.bind(s)
   s.round = async () => {
     n += 1
     return round()
   }
-  return { s, rounds: () => n, reset: () => (n = 0) }
+  return { s, rounds: () => n, statements: () => statements, reset: () => (n = statements = 0), end: () => own.end() }
 }
 
 async function stateOf(id: string): Promise<string | undefined> {
@@ -65,19 +76,22 @@ describe('Scheduler timing', () => {
              array[null::text], array[null::jsonb], array[0], array[null::timestamptz], array[5], array[null::jsonb], array[null::uuid], array[null::uuid])`),
       )
       await sleep(150)
-      const { s, rounds, reset } = counted({ pollMs: 1_000, heldPollMs: 200 })
+      const { s, rounds, statements, reset, end } = counted({ pollMs: 1_000, heldPollMs: 200 })
       await s.start()
       await sleep(100)
       reset()
       await sleep(2_000)
       const n = rounds()
+      const sent = statements()
       await s.stop()
+      await end()
       expect(await stateOf(rowLocked!)).toBe('scheduled')
       expect(await stateOf(clockLocked!)).toBe('scheduled')
-      console.log(`due but locked: ${n} rounds in 2 s`)
+      console.log(`due but locked: ${n} rounds, ${sent} statements in 2 s`)
       // Retried every heldPollMs while the clock is held (the row-locked job alone would be every pollMs);
       // a round per 5 ms before.
       expect(n).toBeLessThanOrEqual(2_000 / 200 + 2)
+      expect(sent).toBeLessThanOrEqual(20 * n)
     } finally {
       await a.query('rollback')
       await b.query('rollback')
@@ -94,7 +108,7 @@ describe('Scheduler timing', () => {
 
   it("measures due times by the database's clock: a host clock an hour ahead does not make it spin", async () => {
     const [later] = await pushJobs(pool, t.schema, 'ahead', 'ahead', 1, { runAt: new Date(Date.now() + 30_000) })
-    const { s, rounds, reset } = counted({ pollMs: 500 })
+    const { s, rounds, reset, end } = counted({ pollMs: 500 })
     await s.start()
     await sleep(100)
     const real = Date.now.bind(Date)
@@ -104,13 +118,14 @@ describe('Scheduler timing', () => {
     const n = rounds()
     vi.restoreAllMocks()
     await s.stop()
+    await end()
     console.log(`host clock 1 h ahead: ${n} rounds in 1.5 s`)
     expect(n).toBeLessThanOrEqual(1_500 / 500 + 2)
     expect(await stateOf(later!)).toBe('scheduled')
   })
 
   it('keeps rescuing expired leases after the wall clock steps back 10 minutes (intervals are monotonic)', async () => {
-    const { s, rounds } = counted({ pollMs: 100, rescueIntervalMs: 300 })
+    const { s, rounds, end } = counted({ pollMs: 100, rescueIntervalMs: 300 })
     await s.start()
     await waitFor(() => rounds() > 0)
     const real = Date.now.bind(Date)
@@ -122,6 +137,7 @@ describe('Scheduler timing', () => {
     const waited = Math.round(performance.now() - started)
     vi.restoreAllMocks()
     await s.stop()
+    await end()
     console.log(`wall clock stepped back 10 min: expired lease rescued after ${waited} ms`)
     expect(await stateOf(id!)).not.toBe('running')
     expect(waited).toBeLessThan(2_000)
