@@ -24,6 +24,12 @@ export interface ScheduleRunnerOptions {
   /** How far ahead a schedule row that cannot be read (bad cron, unknown time zone, bad retry policy)
    *  is pushed before it is tried again. Default 3600000 ms (1 h). */
   invalidRetryMs?: number
+  /** Longest wait for a lock in a batch's transaction, in ms: a backstop, since a batch never waits on a
+   *  lock a tenant can hold (schedules are claimed with SKIP LOCKED and a schedule whose fair clock is
+   *  held by an open producer transaction is deferred). Default 2000 ms. */
+  lockTimeoutMs?: number
+  /** Longest run of any statement of a batch, in ms. Default 30000 ms. */
+  statementTimeoutMs?: number
   /** Connections when a URL is given (a caller's pg.Pool is used as is). Default 2. */
   poolSize?: number
   /** Upper bound of the pause after consecutive failures (database down). Default 10000 ms. */
@@ -42,6 +48,8 @@ export interface ResolvedScheduleRunnerOptions {
   tenantQuantum: number
   missedGraceMs: number
   invalidRetryMs: number
+  lockTimeoutMs: number
+  statementTimeoutMs: number
   poolSize: number
   maxBackoffMs: number
   logger: Logger
@@ -55,6 +63,8 @@ export const DEFAULT_SCHEDULE_RUNNER_OPTIONS = Object.freeze({
   tenantQuantum: 10,
   missedGraceMs: 60_000,
   invalidRetryMs: 3_600_000,
+  lockTimeoutMs: 2_000,
+  statementTimeoutMs: 30_000,
   poolSize: 2,
   maxBackoffMs: 10_000,
 })
@@ -72,6 +82,8 @@ export function resolveScheduleRunnerOptions(options: ScheduleRunnerOptions = {}
     tenantQuantum: validateInt('tenantQuantum', options.tenantQuantum ?? d.tenantQuantum, 1, batchSize),
     missedGraceMs: validateInt('missedGraceMs', options.missedGraceMs ?? d.missedGraceMs, 0, 365 * DAY_MS),
     invalidRetryMs: validateInt('invalidRetryMs', options.invalidRetryMs ?? d.invalidRetryMs, 1, 365 * DAY_MS),
+    lockTimeoutMs: validateInt('lockTimeoutMs', options.lockTimeoutMs ?? d.lockTimeoutMs, 1, 600_000),
+    statementTimeoutMs: validateInt('statementTimeoutMs', options.statementTimeoutMs ?? d.statementTimeoutMs, 1, 3_600_000),
     poolSize: validateInt('poolSize', options.poolSize ?? d.poolSize, 1, 100),
     maxBackoffMs: validateInt('maxBackoffMs', options.maxBackoffMs ?? d.maxBackoffMs, 1, DAY_MS),
     logger: options.logger ?? silentLogger,

@@ -1,5 +1,5 @@
 import { sql, type Transaction } from 'kysely'
-import { connect, isDataError, LoopService, uuidv7, type Connectable, type Connection, type Database, type ServiceEvents } from '@pgqueue/core'
+import { connect, LoopService, PgQueueValidationError, sleep, uuidv7, type Connectable, type Connection, type Database, type ServiceEvents } from '@pgqueue/core'
 import { resolveScheduleRunnerOptions, type ResolvedScheduleRunnerOptions, type ScheduleRunnerOptions } from './options.js'
 import { checkScheduleRow, planFire, type MissedPolicy } from './plan.js'
 import {
@@ -13,6 +13,32 @@ import {
   type ScheduleAdvanceInput,
   type ScheduleJobInput,
 } from './queries/schedules.js'
+import { queueClockTryLockMany } from './queries/queue-clocks.js'
+import { transactionSetTimeouts } from './queries/transaction.js'
+
+/** Pauses before a batch looks again at fair clocks that were busy, before deferring their schedules. */
+const CLOCK_RETRY_PAUSES_MS = [5, 15, 40]
+
+/** Latest next due time the runner writes: the end of year 9999 UTC, within every timestamp range. */
+const MAX_NEXT_RUN_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+
+/**
+ * True for an error that belongs to one schedule's job, so the same job fails the same way on every
+ * retry: a data exception (class 22), an integrity violation (23: a check, a trigger), a value beyond
+ * a limit (54: an index row too large for a very long queue name), or push_jobs() refusing the row's
+ * tenant (42501 raised by pgqueue itself, e.g. an empty tenant id written by hand).
+ */
+function isScheduleError(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null
+  const code = typeof e?.code === 'string' ? e.code : ''
+  if (code.startsWith('22') || code.startsWith('23') || code.startsWith('54')) return true
+  return code === '42501' && typeof e?.message === 'string' && e.message.startsWith('pgqueue:')
+}
+
+/** lock_not_available: a lock_timeout (or NOWAIT) ran out. */
+function isLockWait(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === '55P03'
+}
 
 /** Pools whose clients already carry a no-op 'error' listener (see connection()). */
 const guardedPools = new WeakSet<object>()
@@ -26,8 +52,11 @@ export interface ScheduleBatchResult {
   fired: number
   /** Schedules whose missed due times were skipped ('skip' policy): advanced, no job. */
   skipped: number
-  /** Rows that could not be read; deferred by invalidRetryMs. */
+  /** Rows that could not be read, or whose job the database refused; deferred by invalidRetryMs. */
   invalid: number
+  /** Due schedules left due for a later batch because their job's push would have waited on a lock
+   *  (a producer's open transaction holds that tenant's fair clock for the queue). */
+  deferred: number
   /** Tenants served by this batch. */
   tenants: number
   durationMs: number
@@ -114,15 +143,16 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
    * the runner from your own loop or in tests. Safe alongside start() and other runners.
    */
   async tick(): Promise<ScheduleBatchResult> {
-    const started = Date.now()
-    const { schema, batchSize, tenantQuantum } = this.options
+    // Durations on the monotonic clock: a wall clock stepped back must not make them negative.
+    const started = performance.now()
+    const { schema, batchSize, tenantQuantum, lockTimeoutMs, statementTimeoutMs } = this.options
     const now = this.options.clock.now()
     const db = this.connection().db
-    const empty: ScheduleBatchResult = { claimed: 0, fired: 0, skipped: 0, invalid: 0, tenants: 0, durationMs: 0 }
+    const empty: ScheduleBatchResult = { claimed: 0, fired: 0, skipped: 0, invalid: 0, deferred: 0, tenants: 0, durationMs: 0 }
     const dueCount = await scheduleCountDue(db, { schema, now, limit: batchSize + 1 })
     if (dueCount === 0) {
       this.cursor = null
-      return { ...empty, durationMs: Date.now() - started }
+      return { ...empty, durationMs: performance.now() - started }
     }
 
     // When everything due fits in one batch there is nothing to share out: take it all. Otherwise
@@ -137,7 +167,7 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
       }
       if (tenantIds.length === 0) {
         this.cursor = null
-        return { ...empty, durationMs: Date.now() - started }
+        return { ...empty, durationMs: performance.now() - started }
       }
       this.cursor = tenantIds[tenantIds.length - 1]!
       // An equal share of the batch per due tenant, never below the quantum: with few tenants due, one
@@ -149,43 +179,71 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
     const skipped: ScheduleSkipped[] = []
     const invalid: ScheduleInvalid[] = []
     const tenantsServed = new Set<string>()
+    let deferred = 0
     const claimed = await db.transaction().execute(async (trx) => {
       fired.length = skipped.length = invalid.length = 0
       tenantsServed.clear()
+      deferred = 0
+      await transactionSetTimeouts(trx, { lockTimeoutMs, statementTimeoutMs })
       const rows =
         tenantIds === null
           ? await scheduleClaimAllDue(trx, { schema, now, limit: batchSize })
           : await scheduleClaimDue(trx, { schema, now, tenantIds, perTenant })
-      const advances: ScheduleAdvanceInput[] = []
-      const jobs: ScheduleJobInput[] = []
-      const rowsByJob = new Map<ScheduleJobInput, { row: ClaimedScheduleRow; advance: ScheduleAdvanceInput }>()
+      const advances = new Map<string, ScheduleAdvanceInput>()
+      let jobs: ScheduleJobInput[] = []
+      const rowsByJob = new Map<ScheduleJobInput, ClaimedScheduleRow>()
       for (const row of rows) {
         tenantsServed.add(row.tenant_id)
         const decided = this.decide(row, now)
-        advances.push(decided.advance)
+        advances.set(`${row.tenant_id}\u0000${row.id}`, decided.advance)
         if (decided.invalid) invalid.push(decided.invalid)
         if (decided.skipped) skipped.push(decided.skipped)
         if (decided.job) {
           jobs.push(decided.job)
           fired.push(decided.fired!)
-          rowsByJob.set(decided.job, { row, advance: decided.advance })
+          rowsByJob.set(decided.job, row)
         }
       }
-      const { written, rejected } = await this.pushIsolatingDataErrors(trx, jobs)
-      for (const { job, error } of rejected) {
-        // The database refused this schedule's job (a constraint or trigger on jobs): defer the
-        // schedule like an unreadable row, so it neither blocks its batch nor fires in a loop.
-        const { row, advance } = rowsByJob.get(job)!
+      // A schedule whose push would wait (its tenant holds the queue's fair clock in an open
+      // transaction) stays due, unadvanced, for a later batch; the rest of the batch goes ahead.
+      const defer = (job: ScheduleJobInput): void => {
+        advances.delete(`${job.tenantId}\u0000${job.scheduleId}`)
+        fired.splice(fired.findIndex((f) => f.jobId === job.id), 1)
+        deferred += 1
+      }
+      const pairs = new Map<string, { tenantId: string; queue: string }>()
+      for (const j of jobs) pairs.set(`${j.tenantId}\u0000${j.queue}`, { tenantId: j.tenantId, queue: j.queue })
+      let busyPairs = await queueClockTryLockMany(trx, { schema, pairs: [...pairs.values()] })
+      // A clock is mostly busy for milliseconds (another runner's batch, a push committing): look again
+      // a few times before deferring. A transaction left open costs a batch this much, never more.
+      for (const pause of CLOCK_RETRY_PAUSES_MS) {
+        if (busyPairs.length === 0) break
+        await sleep(pause)
+        busyPairs = await queueClockTryLockMany(trx, { schema, pairs: busyPairs })
+      }
+      const busy = new Set(busyPairs.map((p) => `${p.tenantId}\u0000${p.queue}`))
+      if (busy.size > 0) {
+        for (const j of jobs) if (busy.has(`${j.tenantId}\u0000${j.queue}`)) defer(j)
+        jobs = jobs.filter((j) => !busy.has(`${j.tenantId}\u0000${j.queue}`))
+      }
+      const pushed = await this.pushIsolatingScheduleErrors(trx, jobs)
+      for (const job of pushed.waited) defer(job)
+      for (const { job, error } of pushed.rejected) {
+        // The database refused this schedule's job (a constraint or trigger on jobs, a value too large
+        // for an index): defer the schedule like an unreadable row, so it neither blocks its batch nor
+        // fires in a loop.
+        const row = rowsByJob.get(job)!
+        const advance = advances.get(`${row.tenant_id}\u0000${row.id}`)!
         const retryAt = new Date(now.getTime() + this.options.invalidRetryMs)
         advance.nextRunAt = retryAt
         advance.lastRunAt = null
         fired.splice(fired.findIndex((f) => f.jobId === job.id), 1)
         invalid.push({ tenantId: row.tenant_id, scheduleId: row.id, key: row.key, error, retryAt })
       }
-      const expected = jobs.length - rejected.length
-      if (written !== expected) throw new Error(`push_jobs wrote ${written} of ${expected} jobs; batch rolled back`)
-      const advanced = await scheduleAdvance(trx, { schema, rows: advances })
-      if (advanced !== rows.length) throw new Error(`advanced ${advanced} of ${rows.length} claimed schedules; batch rolled back`)
+      const expected = jobs.length - pushed.rejected.length - pushed.waited.length
+      if (pushed.written !== expected) throw new Error(`push_jobs wrote ${pushed.written} of ${expected} jobs; batch rolled back`)
+      const advanced = await scheduleAdvance(trx, { schema, rows: [...advances.values()] })
+      if (advanced !== advances.size) throw new Error(`advanced ${advanced} of ${advances.size} claimed schedules; batch rolled back`)
       return rows.length
     })
 
@@ -194,8 +252,9 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
       fired: fired.length,
       skipped: skipped.length,
       invalid: invalid.length,
+      deferred,
       tenants: tenantsServed.size,
-      durationMs: Date.now() - started,
+      durationMs: performance.now() - started,
     }
     for (const i of invalid) {
       this.logger.warn(`schedule-runner: schedule ${i.scheduleId} of tenant ${JSON.stringify(i.tenantId)} cannot be read (${i.error.message}); retrying at ${i.retryAt.toISOString()}`, {
@@ -213,7 +272,9 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
 
   protected override async runOnce(): Promise<boolean> {
     const result = await this.tick()
-    return result.claimed > 0
+    // Deferred schedules are still due: counting them as progress would poll them in a tight loop
+    // for as long as the tenant keeps its transaction open. They wait for the next poll instead.
+    return result.claimed > result.deferred
   }
 
   protected override async onStop(): Promise<void> {
@@ -221,41 +282,56 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
   }
 
   /**
-   * Pushes the batch's jobs under a savepoint. When the database rejects the batch with a data error
-   * (SQLSTATE class 22 or 23), which would fail every retry of the same batch, pushes the jobs one by
-   * one, each under its own savepoint, and returns the ones it refused with their errors. Other
-   * errors (connection, serialization) propagate and roll the whole batch back for a retry.
+   * Pushes the batch's jobs under a savepoint. When the database refuses the batch with an error that
+   * belongs to one schedule's job (see isScheduleError()), which would fail every retry of the same
+   * batch for every tenant, pushes the jobs one by one, each under its own savepoint: returns the ones
+   * refused, with their errors, and the ones that waited too long for a lock (those are deferred, with
+   * the rest of their tenant's jobs in this batch). Other errors (connection, serialization) propagate
+   * and roll the whole batch back for a retry.
    */
-  private async pushIsolatingDataErrors(
+  private async pushIsolatingScheduleErrors(
     trx: Transaction<Database>,
     jobs: ScheduleJobInput[],
-  ): Promise<{ written: number; rejected: { job: ScheduleJobInput; error: Error }[] }> {
+  ): Promise<{ written: number; rejected: { job: ScheduleJobInput; error: Error }[]; waited: ScheduleJobInput[] }> {
     const schema = this.options.schema
-    if (jobs.length === 0) return { written: 0, rejected: [] }
+    if (jobs.length === 0) return { written: 0, rejected: [], waited: [] }
     await sql`savepoint pgqueue_push`.execute(trx)
     try {
       const written = await schedulePushJobs(trx, { schema, jobs })
       await sql`release savepoint pgqueue_push`.execute(trx)
-      return { written, rejected: [] }
+      return { written, rejected: [], waited: [] }
     } catch (err) {
-      if (!isDataError(err)) throw err
+      if (!isScheduleError(err) && !isLockWait(err)) throw err
       await sql`rollback to savepoint pgqueue_push`.execute(trx)
       await sql`release savepoint pgqueue_push`.execute(trx)
     }
     let written = 0
     const rejected: { job: ScheduleJobInput; error: Error }[] = []
+    const waited: ScheduleJobInput[] = []
+    const waitingTenants = new Set<string>()
     for (const job of jobs) {
+      // One lock wait per tenant and batch at most: its other jobs would wait the same way.
+      if (waitingTenants.has(job.tenantId)) {
+        waited.push(job)
+        continue
+      }
       await sql`savepoint pgqueue_push_one`.execute(trx)
       try {
         written += await schedulePushJobs(trx, { schema, jobs: [job] })
       } catch (err) {
-        if (!isDataError(err)) throw err
+        if (isLockWait(err)) {
+          waitingTenants.add(job.tenantId)
+          waited.push(job)
+        } else if (isScheduleError(err)) {
+          rejected.push({ job, error: err as Error })
+        } else {
+          throw err
+        }
         await sql`rollback to savepoint pgqueue_push_one`.execute(trx)
-        rejected.push({ job, error: err as Error })
       }
       await sql`release savepoint pgqueue_push_one`.execute(trx)
     }
-    return { written, rejected }
+    return { written, rejected, waited }
   }
 
   /** Checks a claimed row and plans it: a job to push (or none) and the row's new timing. */
@@ -272,6 +348,12 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
     try {
       checked = checkScheduleRow(row)
       plan = planFire(checked, row.next_run_at, now, this.options.missedGraceMs)
+      // An every_ms or anchor far out of range gives a time the database cannot store: that would fail
+      // the whole batch's advance, for every tenant, on every retry.
+      const next = plan.nextRunAt.getTime()
+      if (!Number.isFinite(next) || next > MAX_NEXT_RUN_MS) {
+        throw new PgQueueValidationError('next_run_at', 'the next due time is out of range (every_ms or anchor_at too large)', plan.nextRunAt)
+      }
     } catch (err) {
       // A bad row must not stop the runner or its batch: push it ahead and report it.
       const retryAt = new Date(now.getTime() + this.options.invalidRetryMs)

@@ -76,36 +76,36 @@ describe('ScheduleRunner: several runners', () => {
   })
 
   it('a runner killed mid-batch loses no fire and duplicates none', async () => {
-    // Nine tenants, 20 due schedules each. The admin holds the fair clock row of tenant t5, so the
-    // victim's batch blocks inside push_jobs() for t5, after it has pushed t1..t4 in the same
-    // transaction. Then its connection is killed.
+    // Nine tenants, 20 due schedules each. The admin holds a SHARE lock on schedules: the claim
+    // (FOR UPDATE) passes, the push of every tenant's jobs too, and the batch blocks at the advance,
+    // with all its jobs written in the same transaction. Then its connection is killed.
     const rows = Array.from({ length: 9 }, (_, ti) =>
       Array.from({ length: 20 }, (_, i) => ({ tenant: `t${ti + 1}`, key: `k${i}`, queue: 'q', everyMs: 60_000, anchorAt: T0, nextRunAt: T0 })),
     ).flat()
     const ids = await insertSchedules(t, rows)
-    await t.admin.query(`insert into "${t.schema}".queue_clocks (tenant_id, queue, last_vt) values ('t5', 'q', 0)`)
     const blocker = await t.admin.connect()
     try {
       await blocker.query('begin')
-      await blocker.query(`select * from "${t.schema}".queue_clocks where tenant_id = 't5' and queue = 'q' for update`)
+      await blocker.query(`lock table "${t.schema}".schedules in share mode`)
       const clock = new ManualClock(new Date(T0.getTime() + 1000))
-      const victim = runner(workerPool('sr-victim', 1), { clock, batchSize: 1000 })
+      const victim = runner(workerPool('sr-victim', 1), { clock, batchSize: 1000, lockTimeoutMs: 60_000 })
       const errors: Error[] = []
       victim.on('error', (e) => errors.push(e))
       const inFlight = victim.tick().catch((e: Error) => e)
       await waitFor(
         async () => {
           const { rows: w } = await t.admin.query(
-            `select 1 from pg_stat_activity where application_name = 'sr-victim' and wait_event_type = 'Lock' and state = 'active'`,
+            `select 1 from pg_stat_activity where application_name = 'sr-victim' and wait_event_type = 'Lock' and state = 'active'
+                and query ilike '%update%schedules%'`,
           )
           return w.length > 0
         },
-        { message: 'victim blocked inside its batch' },
+        { message: 'victim blocked at the advance, after its push' },
       )
       const { rows: killed } = await t.admin.query(`select pg_terminate_backend(pid) as ok from pg_stat_activity where application_name = 'sr-victim'`)
       expect(killed.length).toBeGreaterThan(0)
       expect(await inFlight).toBeInstanceOf(Error)
-      // Nothing of the victim's batch survived: no jobs for t1..t4, every schedule still due.
+      // Nothing of the victim's batch survived: no jobs, every schedule still due.
       expect(await jobTotal(t.admin, t.schema)).toBe(0)
       expect(await dueCount(t.admin, t.schema, clock.now())).toBe(ids.length)
       await blocker.query('commit')

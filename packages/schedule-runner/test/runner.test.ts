@@ -242,6 +242,39 @@ describe('ScheduleRunner: jobs the database refuses', () => {
   })
 })
 
+describe("ScheduleRunner: a tenant's open transaction", () => {
+  it('defers only the schedules whose fair clock another transaction holds, without waiting, and fires them once it ends', async () => {
+    const [held, sameTenantOtherQueue, other] = await insertSchedules(t, [
+      { tenant: 'acme', key: 'held', queue: 'busy', everyMs: 1000, nextRunAt: T0 },
+      { tenant: 'acme', key: 'free', queue: 'quiet', everyMs: 1000, nextRunAt: T0 },
+      { tenant: 'beta', key: 'b', queue: 'busy', everyMs: 1000, nextRunAt: T0 },
+    ])
+    // Stands in for a producer's push into acme/busy left uncommitted: it holds that clock row.
+    await t.admin.query(`insert into "${t.schema}".queue_clocks (tenant_id, queue, last_vt) values ('acme', 'busy', 0)`)
+    const holder = await t.admin.connect()
+    try {
+      await holder.query('begin')
+      await holder.query(`select 1 from "${t.schema}".queue_clocks where tenant_id = 'acme' and queue = 'busy' for update`)
+      const clock = new ManualClock(T0)
+      const r = runner(clock, { lockTimeoutMs: 60_000 })
+      const started = performance.now()
+      expect(await r.tick()).toMatchObject({ claimed: 3, fired: 2, deferred: 1 })
+      // Never waited on the lock: only the few short looks before deferring.
+      expect(performance.now() - started).toBeLessThan(1_000)
+      let counts = await jobCounts(t.admin, t.schema)
+      expect([counts.get(held!) ?? 0, counts.get(sameTenantOtherQueue!), counts.get(other!)]).toEqual([0, 1, 1])
+      expect((await schedule(held!)).next_run_at.toISOString()).toBe(T0.toISOString())
+      await holder.query('commit')
+      expect(await r.tick()).toMatchObject({ claimed: 1, fired: 1, deferred: 0 })
+      counts = await jobCounts(t.admin, t.schema)
+      expect(counts.get(held!)).toBe(1)
+    } finally {
+      await holder.query('rollback').catch(() => {})
+      holder.release()
+    }
+  })
+})
+
 describe('ScheduleRunner: daylight saving time', () => {
   /** Fires a schedule by moving the clock to each next_run_at in turn; returns the due times that fired. */
   async function fireSeries(id: string, runs: number, clock: ManualClock, r: ScheduleRunner): Promise<string[]> {

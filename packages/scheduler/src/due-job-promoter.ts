@@ -1,6 +1,7 @@
 import type pg from 'pg'
-import { jobHoldMany, jobLockDue, jobNotify, jobStampPending } from './queries/jobs.js'
-import { inTransaction } from './transaction.js'
+import { sleep } from '@pgqueue/core'
+import { jobHoldMany, jobLockDue, jobNotify, jobStampPending, type Pair } from './queries/jobs.js'
+import { inTransaction, type TransactionTimeouts } from './transaction.js'
 
 /** What one promotion pass did. */
 export interface PromoteResult {
@@ -8,32 +9,67 @@ export interface PromoteResult {
   promoted: number
   /** Due jobs parked in held because their (tenant, queue) is paused or capped. */
   held: number
+  /** Pairs whose due jobs were left scheduled because another transaction holds their fair clock. */
+  blocked: number
   /** True when the batch was full: more may be due right now. */
   more: boolean
 }
 
+/** Batches one pass may take in a row while it finds pairs with a held clock to leave out. */
+const MAX_BATCHES_PER_PASS = 8
+/** Pause before a second pass over pairs whose clock was busy. */
+const RELOOK_MS = 20
+
 /**
  * Promotes due delayed, retried and rescued jobs. They wait in `scheduled` without a virtual time so
  * an old vt never jumps the queue; when due they are stamped with fresh fair times (or parked in held
- * for a paused or capped pair), all in one transaction with the row locks taken by SKIP LOCKED.
+ * for a paused or capped pair), in one transaction per batch with the row locks taken by SKIP LOCKED.
+ *
+ * Nothing waits on a tenant: a pair whose fair clock another transaction holds (a producer's push left
+ * open with `{ tx }`) keeps its due jobs scheduled until a later round (after one more look a moment
+ * later, since most clocks are busy for milliseconds only), and the next batch of the same
+ * pass leaves that pair out, so its backlog cannot crowd other tenants' due jobs out of the pass.
  */
 export class DueJobPromoter {
-  constructor(private readonly options: { schema: string; batchSize: number; channel: string }) {}
+  constructor(private readonly options: { schema: string; batchSize: number; channel: string; timeouts: TransactionTimeouts }) {}
 
   async run(pool: pg.Pool): Promise<PromoteResult> {
-    const { schema, batchSize, channel } = this.options
-    return inTransaction(pool, async (client) => {
-      const due = await jobLockDue(client, { schema, limit: batchSize })
-      if (due.length === 0) return { promoted: 0, held: 0, more: false }
-      const open = due.filter((d) => !d.throttled)
-      const throttled = due.filter((d) => d.throttled)
-      const promoted = await jobStampPending(client, {
-        schema,
-        jobs: open.map((d) => ({ tenantId: d.tenant_id, id: d.id, queue: d.queue, priority: d.priority, runAt: d.run_at })),
+    const total = await this.pass(pool)
+    if (total.blocked === 0) return total
+    // A clock is mostly busy for milliseconds (a push committing, the ScheduleRunner's batch): look
+    // once more before leaving those pairs to a later round.
+    await sleep(RELOOK_MS)
+    const again = await this.pass(pool)
+    return { promoted: total.promoted + again.promoted, held: total.held + again.held, blocked: again.blocked, more: total.more || again.more }
+  }
+
+  private async pass(pool: pg.Pool): Promise<PromoteResult> {
+    const { schema, batchSize, channel, timeouts } = this.options
+    const exclude: Pair[] = []
+    const total: PromoteResult = { promoted: 0, held: 0, blocked: 0, more: false }
+    for (let batch = 0; batch < MAX_BATCHES_PER_PASS; batch++) {
+      const r = await inTransaction(pool, timeouts, async (client) => {
+        const due = await jobLockDue(client, { schema, limit: batchSize, exclude })
+        if (due.length === 0) return { promoted: 0, held: 0, blocked: [] as Pair[], full: false }
+        const open = due.filter((d) => !d.throttled)
+        const throttled = due.filter((d) => d.throttled)
+        const stamp = await jobStampPending(client, {
+          schema,
+          jobs: open.map((d) => ({ tenantId: d.tenant_id, id: d.id, queue: d.queue, priority: d.priority, runAt: d.run_at })),
+        })
+        const held = await jobHoldMany(client, { schema, tenantIds: throttled.map((d) => d.tenant_id), ids: throttled.map((d) => d.id) })
+        if (stamp.stamped > 0) await jobNotify(client, { channel })
+        return { promoted: stamp.stamped, held, blocked: stamp.blocked, full: due.length >= batchSize }
       })
-      const held = await jobHoldMany(client, { schema, tenantIds: throttled.map((d) => d.tenant_id), ids: throttled.map((d) => d.id) })
-      if (promoted > 0) await jobNotify(client, { channel })
-      return { promoted, held, more: due.length >= batchSize }
-    })
+      total.promoted += r.promoted
+      total.held += r.held
+      total.blocked += r.blocked.length
+      exclude.push(...r.blocked)
+      // A full batch that left pairs out may have kept other due jobs from this batch: take the next
+      // one now, without those pairs. A full batch that left nothing out is the round's `more`.
+      total.more = r.full && r.blocked.length === 0
+      if (!r.full || r.blocked.length === 0) break
+    }
+    return total
   }
 }

@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import { jobListHeldPairs, jobLockReleasable, jobNotify, jobStampPending } from './queries/jobs.js'
-import { queueTryLockMany } from './queries/queues.js'
-import { inTransaction } from './transaction.js'
+import { queueLockForRelease } from './queries/queues.js'
+import { inTransaction, type TransactionTimeouts } from './transaction.js'
 
 /** What one release pass did. */
 export interface ReleaseResult {
@@ -19,16 +19,17 @@ export interface ReleaseResult {
  * Releases held jobs of pairs that are no longer paused, up to their concurrency cap. Pairs are found
  * by a skip-scan over the held index from a rotating cursor, at most `pairsPerRound` per pass, so the
  * cost of a pass does not grow with the number of tenants and every pair gets its turn. Each pair is
- * taken under a transaction-scoped advisory lock (skipped when another Scheduler has it), so two
- * Schedulers never release the same pair's room twice.
+ * taken by locking its queues row with SKIP LOCKED (see queueLockForRelease()), so two Schedulers never
+ * release the same pair's room twice, and a pair whose row or fair clock another transaction holds is
+ * skipped until a later pass instead of stalling the others.
  */
 export class HeldJobReleaser {
   private cursor = { tenant: '', queue: '' }
 
-  constructor(private readonly options: { schema: string; pairsPerRound: number; perPair: number; channel: string }) {}
+  constructor(private readonly options: { schema: string; pairsPerRound: number; perPair: number; channel: string; timeouts: TransactionTimeouts }) {}
 
   async run(pool: pg.Pool): Promise<ReleaseResult> {
-    const { schema, pairsPerRound, perPair, channel } = this.options
+    const { schema, pairsPerRound, perPair, channel, timeouts } = this.options
     let pairs = await jobListHeldPairs(pool, { schema, afterTenant: this.cursor.tenant, afterQueue: this.cursor.queue, limit: pairsPerRound })
     if (pairs.length < pairsPerRound && (this.cursor.tenant !== '' || this.cursor.queue !== '')) {
       // Wrap around: the pairs before the cursor get their turn in the same pass.
@@ -39,16 +40,21 @@ export class HeldJobReleaser {
     const last = pairs[pairs.length - 1]
     this.cursor = pairs.length >= pairsPerRound && last ? { tenant: last.tenant_id, queue: last.queue } : { tenant: '', queue: '' }
     if (pairs.length === 0) return { released: 0, pairs: 0, holding: false, more: false }
-    return inTransaction(pool, async (client) => {
-      const locked = await queueTryLockMany(client, { schema, tenantIds: pairs.map((p) => p.tenant_id), queues: pairs.map((p) => p.queue) })
+    return inTransaction(pool, timeouts, async (client) => {
+      const locked = await queueLockForRelease(client, { schema, pairs })
       if (locked.length === 0) return { released: 0, pairs: pairs.length, holding: true, more: false }
       const jobs = await jobLockReleasable(client, { schema, tenantIds: locked.map((p) => p.tenant_id), queues: locked.map((p) => p.queue), perPair })
-      const released = await jobStampPending(client, { schema, jobs })
-      if (released > 0) await jobNotify(client, { channel })
+      const { stamped, blocked } = await jobStampPending(client, { schema, jobs })
+      if (stamped > 0) await jobNotify(client, { channel })
+      // A pair whose clock is held released nothing: it must not ask for another round at once.
+      const skip = new Set(blocked.map((p) => `${p.tenant_id}\u0000${p.queue}`))
       const perPairCount = new Map<string, number>()
-      for (const j of jobs) perPairCount.set(`${j.tenantId}\u0000${j.queue}`, (perPairCount.get(`${j.tenantId}\u0000${j.queue}`) ?? 0) + 1)
+      for (const j of jobs) {
+        const k = `${j.tenantId}\u0000${j.queue}`
+        if (!skip.has(k)) perPairCount.set(k, (perPairCount.get(k) ?? 0) + 1)
+      }
       return {
-        released,
+        released: stamped,
         pairs: pairs.length,
         holding: true,
         more: pairs.length >= pairsPerRound || [...perPairCount.values()].some((n) => n >= perPair),

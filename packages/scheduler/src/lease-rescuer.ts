@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { jobRescueExpired } from './queries/jobs.js'
+import { inTransaction, type TransactionTimeouts } from './transaction.js'
 
 /** What one rescue pass did. */
 export interface RescueResult {
@@ -13,13 +14,15 @@ export interface RescueResult {
 /**
  * Rescues jobs whose worker stopped renewing their lease (crash, kill -9, network partition). The
  * attempt was counted by the claim, so a job that keeps killing its worker ends in failed history
- * after max_attempts instead of looping forever.
+ * after max_attempts instead of looping forever. Its own transaction, apart from promotion and
+ * release, so nothing a tenant holds there can hold up a rescue.
  */
 export class LeaseRescuer {
-  constructor(private readonly options: { schema: string; batchSize: number }) {}
+  constructor(private readonly options: { schema: string; batchSize: number; timeouts: TransactionTimeouts }) {}
 
   async run(pool: pg.Pool): Promise<RescueResult> {
-    const r = await jobRescueExpired(pool, { schema: this.options.schema, limit: this.options.batchSize })
-    return { ...r, more: r.rescued + r.failed >= this.options.batchSize }
+    const { schema, batchSize, timeouts } = this.options
+    const r = await inTransaction(pool, timeouts, (client) => jobRescueExpired(client, { schema, limit: batchSize }))
+    return { ...r, more: r.rescued + r.failed >= batchSize }
   }
 }

@@ -9,8 +9,9 @@ export interface SchedulerOptions {
   /** Pause between rounds when a round found nothing to do, in ms (a due job or a notification wakes
    *  the Scheduler sooner). Default 1,000. */
   pollMs?: number
-  /** Pause between rounds while jobs are held by a concurrency cap, in ms: how soon room freed by a
-   *  finishing job is used. Default 200. */
+  /** Pause between rounds while jobs are held by a concurrency cap, or due jobs were left behind
+   *  because another transaction held their fair clock, in ms: how soon room freed by a finishing job
+   *  is used, and a clock freed by a commit. Default 200. */
   heldPollMs?: number
   /** Due jobs promoted per transaction. Default 1,000. */
   promoteBatchSize?: number
@@ -35,6 +36,12 @@ export interface SchedulerOptions {
    *  notify on every commit, and only those into paused or capped queues leave this Scheduler work.
    *  Default 100. */
   notifyGapMs?: number
+  /** Longest wait for a lock in any of the Scheduler's transactions, in ms: a backstop, since no step
+   *  waits on a lock a tenant can hold (rows and fair clocks are taken with SKIP LOCKED). A step that
+   *  times out fails its round, which is retried with backoff. Default 2,000. */
+  lockTimeoutMs?: number
+  /** Longest run of any of the Scheduler's statements, in ms. Default 30,000. */
+  statementTimeoutMs?: number
   /** Connections in the pool when a URL is given. Default 2. */
   poolSize?: number
   /** The pgqueue schema. Default 'pgqueue'. */
@@ -57,6 +64,8 @@ export interface ResolvedSchedulerOptions {
   listenUrl: string | undefined
   listen: boolean
   notifyGapMs: number
+  lockTimeoutMs: number
+  statementTimeoutMs: number
   poolSize: number
   schema: string
   logger: Logger
@@ -84,6 +93,8 @@ export function resolveSchedulerOptions(options: SchedulerOptions = {}): Resolve
     listenUrl: options.listenUrl,
     listen: options.listen ?? true,
     notifyGapMs: validateOptionalInt('notifyGapMs', options.notifyGapMs, 100, 0, 60_000),
+    lockTimeoutMs: validateOptionalInt('lockTimeoutMs', options.lockTimeoutMs, 2_000, 1, 600_000),
+    statementTimeoutMs: validateOptionalInt('statementTimeoutMs', options.statementTimeoutMs, 30_000, 1, 3600_000),
     poolSize: validateOptionalInt('poolSize', options.poolSize, 2, 1, 100),
     schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
     logger: options.logger ?? silentLogger,

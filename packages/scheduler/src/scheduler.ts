@@ -4,7 +4,7 @@ import { DueJobPromoter } from './due-job-promoter.js'
 import { HeldJobReleaser } from './held-job-releaser.js'
 import { LeaseRescuer } from './lease-rescuer.js'
 import { resolveSchedulerOptions, type ResolvedSchedulerOptions, type SchedulerOptions } from './options.js'
-import { jobNextDueAt } from './queries/jobs.js'
+import { jobNextDueInMs } from './queries/jobs.js'
 
 /** What one round did. */
 export interface RoundStats {
@@ -14,6 +14,9 @@ export interface RoundStats {
   promoted: number
   held: number
   released: number
+  /** (tenant, queue) pairs whose due jobs stayed scheduled because another transaction (a producer's
+   *  open push) holds their fair clock; they are tried again by a later round. */
+  blocked: number
 }
 
 /** Events a Scheduler emits. */
@@ -38,15 +41,17 @@ export class Scheduler extends LoopService<SchedulerEvents> {
   private readonly promoter: DueJobPromoter
   private readonly releaser: HeldJobReleaser
   private readonly rescuer: LeaseRescuer
-  private lastNodeBeat = 0
-  private lastRescueAt = 0
+  // Intervals are measured on the monotonic clock (performance.now()): a wall clock stepped back must
+  // not stop rescues or heartbeats, nor one stepped forward bunch them.
+  private lastNodeBeat = Number.NEGATIVE_INFINITY
+  private lastRescueAt = Number.NEGATIVE_INFINITY
   private rescueMore = false
   /** The one pending wake-up (a due job, held jobs to look at, or a notification), and when it fires. */
   private wakeTimer: NodeJS.Timeout | undefined
   private wakeAt = Number.POSITIVE_INFINITY
   private closed = false
   /** When the last round started (notifyGapMs counts from it). */
-  private lastRoundAt = 0
+  private lastRoundAt = Number.NEGATIVE_INFINITY
 
   private constructor(target: Connectable, options: SchedulerOptions) {
     const o = resolveSchedulerOptions(options)
@@ -57,9 +62,10 @@ export class Scheduler extends LoopService<SchedulerEvents> {
     this.options = o
     this.target = target
     const channel = jobsChannel(o.schema)
-    this.promoter = new DueJobPromoter({ schema: o.schema, batchSize: o.promoteBatchSize, channel })
-    this.releaser = new HeldJobReleaser({ schema: o.schema, pairsPerRound: o.releasePairsPerRound, perPair: o.releaseBatchSize, channel })
-    this.rescuer = new LeaseRescuer({ schema: o.schema, batchSize: o.rescueBatchSize })
+    const timeouts = { lockTimeoutMs: o.lockTimeoutMs, statementTimeoutMs: o.statementTimeoutMs }
+    this.promoter = new DueJobPromoter({ schema: o.schema, batchSize: o.promoteBatchSize, channel, timeouts })
+    this.releaser = new HeldJobReleaser({ schema: o.schema, pairsPerRound: o.releasePairsPerRound, perPair: o.releaseBatchSize, channel, timeouts })
+    this.rescuer = new LeaseRescuer({ schema: o.schema, batchSize: o.rescueBatchSize, timeouts })
   }
 
   /** Validates the options (throwing PgQueueValidationError) and returns a Scheduler that is not started yet. */
@@ -95,7 +101,7 @@ export class Scheduler extends LoopService<SchedulerEvents> {
    * not one round (five statements) per push.
    */
   private onNotify(): void {
-    const wait = this.lastRoundAt + this.options.notifyGapMs - Date.now()
+    const wait = this.lastRoundAt + this.options.notifyGapMs - performance.now()
     // A wake() during a round is kept by LoopService: the next round follows that one at once.
     if (wait <= 0) this.wake()
     else this.wakeIn(wait)
@@ -103,7 +109,7 @@ export class Scheduler extends LoopService<SchedulerEvents> {
 
   /** Wakes the loop in `ms`, unless a wake-up is already due sooner. */
   private wakeIn(ms: number): void {
-    const at = Date.now() + ms
+    const at = performance.now() + ms
     if (this.wakeTimer && this.wakeAt <= at) return
     this.clearWake()
     this.wakeAt = at
@@ -130,8 +136,8 @@ export class Scheduler extends LoopService<SchedulerEvents> {
       await this.conn.close()
       this.conn = undefined
     }
-    this.lastNodeBeat = 0
-    this.lastRescueAt = 0
+    this.lastNodeBeat = Number.NEGATIVE_INFINITY
+    this.lastRescueAt = Number.NEGATIVE_INFINITY
   }
 
   /**
@@ -147,7 +153,7 @@ export class Scheduler extends LoopService<SchedulerEvents> {
   async round(): Promise<RoundStats & { more: boolean }> {
     const o = this.options
     const pool = this.pool()
-    const now = Date.now()
+    const now = performance.now()
     this.lastRoundAt = now
     // This round does what a pending wake-up was for; one set while it runs (a notification) stays.
     this.clearWake()
@@ -155,29 +161,52 @@ export class Scheduler extends LoopService<SchedulerEvents> {
       await nodeHeartbeat(pool, { schema: o.schema, nodeId: o.nodeId, kind: 'scheduler', info: { pid: process.pid } })
       this.lastNodeBeat = now
     }
+    // Each step runs on its own: one that fails (a timeout, say) does not keep the others from running
+    // for every other tenant; the round then reports the first error and the loop backs off.
+    let failure: unknown
+    const step = async <T>(fn: () => Promise<T>, none: T): Promise<T> => {
+      try {
+        return await fn()
+      } catch (err) {
+        failure ??= err
+        return none
+      }
+    }
     // Rescue first: rescued jobs are due at once, so the promotion below puts them back in line.
     const rescueDue = !this.isRunning || this.rescueMore || now - this.lastRescueAt >= o.rescueIntervalMs
-    const rescue = rescueDue ? await this.rescuer.run(pool) : { rescued: 0, failed: 0, more: false }
+    const rescue = rescueDue ? await step(() => this.rescuer.run(pool), { rescued: 0, failed: 0, more: false }) : { rescued: 0, failed: 0, more: false }
     if (rescueDue) {
       this.lastRescueAt = now
       this.rescueMore = rescue.more
     }
-    const promote = await this.promoter.run(pool)
-    const release = await this.releaser.run(pool)
-    const stats: RoundStats = { rescued: rescue.rescued, failed: rescue.failed, promoted: promote.promoted, held: promote.held, released: release.released }
+    const promote = await step(() => this.promoter.run(pool), { promoted: 0, held: 0, blocked: 0, more: false })
+    const release = await step(() => this.releaser.run(pool), { released: 0, pairs: 0, holding: true, more: false })
+    const stats: RoundStats = {
+      rescued: rescue.rescued,
+      failed: rescue.failed,
+      promoted: promote.promoted,
+      held: promote.held,
+      released: release.released,
+      blocked: promote.blocked,
+    }
     if (stats.rescued + stats.failed + stats.promoted + stats.held + stats.released > 0) this.untypedEmit('round', stats)
+    if (failure !== undefined) throw failure
     const more = rescue.more || promote.more || release.more
-    if (!more && this.isRunning) await this.scheduleWake(pool, release.holding)
+    // Held jobs, or due jobs left behind because a clock was busy (usually a push committing within
+    // milliseconds), are looked at again after heldPollMs rather than pollMs.
+    if (!more && this.isRunning) await this.scheduleWake(pool, release.holding || promote.blocked > 0)
     return { ...stats, more }
   }
 
-  /** Wakes the loop for the next due job, or soon while a cap holds jobs back, if that is before pollMs. */
+  /** Wakes the loop for the next due job, or soon while jobs are held back (a cap, a busy clock), if that is before pollMs. */
   private async scheduleWake(pool: pg.Pool, holding: boolean): Promise<void> {
     const o = this.options
     let wait = holding ? o.heldPollMs : o.pollMs
     if (wait > 10) {
-      const next = await jobNextDueAt(pool, { schema: o.schema })
-      if (next) wait = Math.min(wait, Math.max(0, next.getTime() - Date.now()) + 5)
+      // Measured by the database's clock, which wrote run_at: the host's clock may be off. Jobs already
+      // due but left behind (a tenant holds them) are retried by the next poll, not by a spin.
+      const next = await jobNextDueInMs(pool, { schema: o.schema })
+      if (next !== null) wait = Math.min(wait, Math.max(0, next) + 5)
     }
     // A sooner wake-up set by a notification during this round stays.
     if (wait < o.pollMs) this.wakeIn(wait)

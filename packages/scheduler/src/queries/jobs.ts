@@ -23,12 +23,19 @@ export interface DueRow {
   throttled: boolean
 }
 
+/** A (tenant, queue) pair. */
+export interface Pair {
+  tenant_id: string
+  queue: string
+}
+
 /**
- * Locks up to `limit` due scheduled jobs, oldest due first, over jobs_due_idx. SKIP LOCKED lets several
- * Schedulers take disjoint slices of the same due set. The queues row is joined (not locked) to tell
- * which pairs must go to held.
+ * Locks up to `limit` due scheduled jobs, oldest due first, over jobs_due_idx, leaving out the pairs
+ * in `exclude` (their fair clock is held by another transaction this round). SKIP LOCKED lets several
+ * Schedulers take disjoint slices of the same due set, and never waits on a row a tenant holds. The
+ * queues row is joined (not locked) to tell which pairs must go to held.
  */
-export async function jobLockDue(db: Queryable, p: { schema: string; limit: number }): Promise<DueRow[]> {
+export async function jobLockDue(db: Queryable, p: { schema: string; limit: number; exclude: Pair[] }): Promise<DueRow[]> {
   const s = quoteIdent(p.schema)
   const { rows } = await db.query<DueRow>(
     `select j.tenant_id, j.id, j.queue, j.priority, j.run_at,
@@ -36,31 +43,35 @@ export async function jobLockDue(db: Queryable, p: { schema: string; limit: numb
        from ${s}.jobs j
        left join ${s}.queues q on q.tenant_id = j.tenant_id and q.queue = j.queue
       where j.state = 'scheduled' and j.run_at <= now()
+        and not exists (select 1 from unnest($2::text[], $3::text[]) as x(tenant_id, queue)
+                         where x.tenant_id = j.tenant_id and x.queue = j.queue)
       order by j.run_at
       limit $1
       for update of j skip locked`,
-    [p.limit],
+    [p.limit, p.exclude.map((x) => x.tenant_id), p.exclude.map((x) => x.queue)],
   )
   return rows
 }
 
 /**
- * Moves locked jobs into the fair order: one fair_clock_advance(tenant, queue, n) per pair, called in
- * (tenant, queue) order under the database collation (the order push_jobs() uses, so concurrent
- * advances cannot deadlock; the OFFSET 0 keeps the sorted subquery from being flattened away), then
- * the n jobs of a pair take the n virtual times below the new clock value, in the order given
- * (priority, then due time). Joins through unnest arrays, not a CTE of the table (PERF-NOTES 6).
+ * Moves locked jobs into the fair order: one fair_clock_try_advance(tenant, queue, n) per pair, in
+ * (tenant, queue) order (the OFFSET 0 keeps the sorted subquery from being flattened away), then the n
+ * jobs of a pair take the n virtual times below the new clock value, in the order given (priority, then
+ * due time). A pair whose clock another transaction holds (a producer's open push) gets null and its
+ * jobs are left as they were: nothing here waits on a lock a tenant can hold. Returns how many jobs
+ * were stamped and the pairs left out. Joins through unnest arrays, not a CTE of the table
+ * (PERF-NOTES 6).
  */
-export async function jobStampPending(db: Queryable, p: { schema: string; jobs: StampInput[] }): Promise<number> {
-  if (p.jobs.length === 0) return 0
+export async function jobStampPending(db: Queryable, p: { schema: string; jobs: StampInput[] }): Promise<{ stamped: number; blocked: Pair[] }> {
+  if (p.jobs.length === 0) return { stamped: 0, blocked: [] }
   const s = quoteIdent(p.schema)
   const jobs = [...p.jobs].sort((a, b) => b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime())
-  const { rowCount } = await db.query(
+  const { rows } = await db.query<{ stamped: number; blocked_tenants: string[]; blocked_queues: string[] }>(
     `with input as (
        select * from unnest($1::text[], $2::uuid[], $3::text[]) with ordinality as i(tenant_id, id, queue, ord)
      ),
-     clocks as (
-       select c.tenant_id, c.queue, c.n, ${s}.fair_clock_advance(c.tenant_id, c.queue, c.n) as last_vt
+     clocks as materialized (
+       select c.tenant_id, c.queue, c.n, ${s}.fair_clock_try_advance(c.tenant_id, c.queue, c.n) as last_vt
          from (select tenant_id, queue, count(*) as n from input group by tenant_id, queue
                 order by tenant_id, queue offset 0) c
      ),
@@ -68,13 +79,22 @@ export async function jobStampPending(db: Queryable, p: { schema: string; jobs: 
        select i.tenant_id, i.id,
               c.last_vt - c.n + row_number() over (partition by i.tenant_id, i.queue order by i.ord) as vt
          from input i join clocks c on c.tenant_id = i.tenant_id and c.queue = i.queue
+        where c.last_vt is not null
+     ),
+     done as (
+       update ${s}.jobs j set state = 'pending', vt = st.vt, updated_at = now()
+         from stamped st
+        where j.tenant_id = st.tenant_id and j.id = st.id
+       returning 1
      )
-     update ${s}.jobs j set state = 'pending', vt = st.vt, updated_at = now()
-       from stamped st
-      where j.tenant_id = st.tenant_id and j.id = st.id`,
+     select (select count(*) from done)::int as stamped,
+            coalesce(array_agg(c.tenant_id) filter (where c.last_vt is null), '{}') as blocked_tenants,
+            coalesce(array_agg(c.queue) filter (where c.last_vt is null), '{}') as blocked_queues
+       from clocks c`,
     [jobs.map((j) => j.tenantId), jobs.map((j) => j.id), jobs.map((j) => j.queue)],
   )
-  return rowCount ?? 0
+  const r = rows[0]!
+  return { stamped: r.stamped, blocked: r.blocked_tenants.map((tenant_id, i) => ({ tenant_id, queue: r.blocked_queues[i]! })) }
 }
 
 /** Parks locked jobs of paused or capped pairs in held, where the releaser picks them up. */
@@ -210,10 +230,18 @@ export async function jobRescueExpired(db: Queryable, p: { schema: string; limit
   return rows[0] ?? { rescued: 0, failed: 0 }
 }
 
-/** When the next scheduled job is due (over jobs_due_idx), or null. */
-export async function jobNextDueAt(db: Queryable, p: { schema: string }): Promise<Date | null> {
-  const { rows } = await db.query<{ next: Date | null }>(`select min(run_at) as next from ${quoteIdent(p.schema)}.jobs where state = 'scheduled'`)
-  return rows[0]?.next ?? null
+/**
+ * Milliseconds until the next scheduled job that is not due yet, or null when there is none. Computed
+ * with the database's now(), the clock run_at was written and is compared with, so a host clock that
+ * runs ahead or behind changes nothing. Due jobs left behind (a tenant holds their row or clock) are
+ * not counted: the next poll retries them, where counting them would make the Scheduler spin.
+ */
+export async function jobNextDueInMs(db: Queryable, p: { schema: string }): Promise<number | null> {
+  const { rows } = await db.query<{ ms: number | null }>(
+    `select ceil(extract(epoch from (min(run_at) - now())) * 1000)::float8 as ms
+       from ${quoteIdent(p.schema)}.jobs where state = 'scheduled' and run_at > now()`,
+  )
+  return rows[0]?.ms ?? null
 }
 
 /** Wakes idle workers: one empty notification per transaction (payloads name nothing). */

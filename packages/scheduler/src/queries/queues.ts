@@ -1,19 +1,32 @@
-import type { Queryable } from './jobs.js'
+import { quoteIdent } from '@pgqueue/core'
+import type { Pair, Queryable } from './jobs.js'
 
 /**
- * Takes transaction-scoped advisory locks on (tenant, queue) pairs without waiting and returns the
- * pairs obtained. Transaction-scoped, so it is safe behind PgBouncer in transaction mode; it only
- * serialises releases of one pair between Schedulers (a cap must not be overshot by two releasing at
- * once). The key includes the schema, since advisory locks are database-wide.
+ * Takes the (tenant, queue) pairs whose held jobs this transaction may release, without waiting, and
+ * returns them. A pair with a queues row is taken by locking that row (FOR UPDATE SKIP LOCKED) until
+ * the transaction ends: that serialises releases of one pair between Schedulers (a cap must not be
+ * overshot by two releasing at once), and only roles that may update queues rows can take that lock,
+ * unlike an advisory lock, which any login can take and hold. A pair whose row is locked elsewhere
+ * (another Scheduler, or the tenant editing its queue) is skipped this round. A pair with no queues
+ * row has no pause or cap to respect: it is returned without a lock (its held jobs are still taken
+ * with SKIP LOCKED, so no job is released twice).
  */
-export async function queueTryLockMany(
-  db: Queryable,
-  p: { schema: string; tenantIds: string[]; queues: string[] },
-): Promise<{ tenant_id: string; queue: string }[]> {
-  const { rows } = await db.query<{ tenant_id: string; queue: string }>(
-    `select tenant_id, queue from unnest($2::text[], $3::text[]) as i(tenant_id, queue)
-      where pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || tenant_id || chr(31) || queue, 7243))`,
-    [p.schema, p.tenantIds, p.queues],
+export async function queueLockForRelease(db: Queryable, p: { schema: string; pairs: Pair[] }): Promise<Pair[]> {
+  const s = quoteIdent(p.schema)
+  const { rows } = await db.query<Pair>(
+    `with input as (
+       select * from unnest($1::text[], $2::text[]) as i(tenant_id, queue)
+     ),
+     locked as (
+       select q.tenant_id, q.queue from ${s}.queues q
+         join input i on i.tenant_id = q.tenant_id and i.queue = q.queue
+        for update of q skip locked
+     )
+     select tenant_id, queue from locked
+     union all
+     select i.tenant_id, i.queue from input i
+      where not exists (select 1 from ${s}.queues q where q.tenant_id = i.tenant_id and q.queue = i.queue)`,
+    [p.pairs.map((x) => x.tenant_id), p.pairs.map((x) => x.queue)],
   )
   return rows
 }
