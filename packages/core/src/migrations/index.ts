@@ -7,6 +7,7 @@ import fairClockPlans from './0008_fair_clock_plans.js'
 import statsRollups from './0009_stats_rollups.js'
 import historyFinishedBrin from './0010_history_finished_brin.js'
 import jobsStateIndex from './0011_jobs_state_index.js'
+import limitsAndLocks from './0013_limits_and_locks.js'
 
 /** One forward-only schema change. `sql` is a template; see renderMigration(). */
 export interface Migration {
@@ -26,4 +27,5 @@ export const migrations: readonly Migration[] = [
   { version: 9, name: 'stats_rollups', sql: statsRollups },
   { version: 10, name: 'history_finished_brin', sql: historyFinishedBrin },
   { version: 11, name: 'jobs_state_index', sql: jobsStateIndex },
+  { version: 13, name: 'limits_and_locks', sql: limitsAndLocks },
 ]
