@@ -39,8 +39,9 @@ export function historyPartitionName(start: Date): string {
  * When neighbouring partitions of another granularity overlap the period (the granularity was changed),
  * the new partition is clipped to the gap between them, so every instant can still get a partition.
  * The new table gets no privileges (default privileges are revoked): policies act through the parent.
- * Runs under an advisory lock, in its own transaction, or inside `db` when it is a transaction, so
- * concurrent callers do not collide. Needs the schema owner.
+ * Runs holding the `partitions` row of the schema's locks table (see lockCoordinationRow()), in its
+ * own transaction, or inside `db` when it is a transaction, so concurrent callers do not collide.
+ * Needs the schema owner.
  * Returns the partition, and whether it was created by this call.
  */
 export async function createHistoryPartition(
@@ -52,7 +53,7 @@ export async function createHistoryPartition(
   const granularity = options.granularity ?? 'day'
   const s = quoteIdent(schema)
   const work = async (trx: Kysely<any>) => {
-    await sql`select pg_advisory_xact_lock(hashtext(${`pgqueue.partitions:${schema}`}))`.execute(trx)
+    await lockCoordinationRow(trx, schema, PARTITIONS_LOCK, { wait: true })
     const existing = await listHistoryPartitions(trx, { schema })
     const covering = existing.find((p) => p.from <= at && p.to > at)
     if (covering) return { ...covering, created: false, movedRows: 0 }
@@ -84,6 +85,28 @@ export async function createHistoryPartition(
     return { name, from, to, created: true, movedRows: Number(moved.numAffectedRows ?? 0n) }
   }
   return db.isTransaction ? work(db) : db.transaction().execute(work)
+}
+
+/** The locks row that partition creation, Maintenance's partitions task and its retention task share. */
+export const PARTITIONS_LOCK = 'partitions'
+
+/**
+ * Locks one row of the schema's `locks` table (migration 13) for the rest of the transaction and
+ * returns true; with `wait: false`, returns false at once when another transaction holds it (SKIP
+ * LOCKED). FOR UPDATE needs UPDATE on the table, which only its owner has, so no other login can hold
+ * pgqueue's coordination hostage the way any login can take an advisory lock. A missing row is
+ * created (and held until commit).
+ */
+export async function lockCoordinationRow(trx: Kysely<any>, schema: string, name: string, options: { wait: boolean }): Promise<boolean> {
+  const t = sql.raw(`${quoteIdent(schema)}.locks`)
+  const mode = sql.raw(options.wait ? 'for update' : 'for update skip locked')
+  const { rows } = await sql<{ name: string }>`select name from ${t} where name = ${name} ${mode}`.execute(trx)
+  if (rows.length > 0) return true
+  const { rows: inserted } = await sql<{ name: string }>`insert into ${t} (name) values (${name}) on conflict do nothing returning name`.execute(trx)
+  if (inserted.length > 0) return true
+  if (!options.wait) return false
+  // Inserted meanwhile by another transaction, which has committed by now: wait for its row.
+  return (await sql`select name from ${t} where name = ${name} for update`.execute(trx)).rows.length > 0
 }
 
 /** The range partitions of job_history (the default partition excluded), oldest first. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import type pg from 'pg'
 import { connect, type Connectable } from './connect.js'
 import { PgQueueMigrationError, PgQueueRoleSetupError, isInsufficientPrivilege } from './errors.js'
+import { validateOptionalInt } from './validate.js'
 import { migrations as allMigrations, type Migration } from './migrations/index.js'
 import { jobsChannel } from './listener.js'
 import { tenantSecretGet, tenantSecretSet } from './queries/tenant-secret.js'
@@ -19,6 +20,11 @@ export interface MigrateOptions extends SchemaOptions {
    * the current one (migration 12 makes a random one). See docs/THREAT-MODEL.md.
    */
   tenantSecret?: string
+  /**
+   * How long each step waits for the lock on `<schema>.migrations` while another migrate() holds it,
+   * before failing with PgQueueMigrationError. Default 60 s.
+   */
+  lockTimeoutMs?: number
 }
 
 export interface MigrateResult {
@@ -37,8 +43,8 @@ export interface MigrateResult {
 /** The migration that creates the tenant secret. */
 const TENANT_SECRET_VERSION = 12
 
-/** A global lock key: schema and role setup are rare, so one lock for every installation is enough. */
-const MIGRATE_LOCK_KEY = 'pgqueue.migrate'
+/** Default of MigrateOptions.lockTimeoutMs. */
+const DEFAULT_LOCK_TIMEOUT_MS = 60_000
 
 /** sha256 of a migration's template text, so renaming the schema or roles does not change it. */
 export function migrationChecksum(migration: Migration): string {
@@ -63,33 +69,39 @@ export function renderMigration(sqlText: string, opts: ResolvedSchemaOptions): s
 }
 
 /**
- * Brings the schema up to date. Idempotent and safe to run from several processes at once: every
- * step runs in its own transaction under a transaction-scoped advisory lock (so it also works behind
- * PgBouncer in transaction mode), and each migration is recorded with its checksum. A recorded
- * migration whose checksum differs from this build's, or one this build does not know, is an error.
+ * Brings the schema up to date. Idempotent and safe to run from several processes at once: the schema
+ * and its `migrations` table are created first (if missing; a concurrent creator is tolerated), then
+ * every step runs in its own transaction holding `LOCK TABLE <schema>.migrations IN EXCLUSIVE MODE`
+ * (so it also works behind PgBouncer in transaction mode). Only the schema's owner (or a superuser)
+ * may take that lock: unlike an advisory lock, no other login can hold it to stall initialize().
+ * Each migration is recorded with its checksum; a recorded migration whose checksum differs from this
+ * build's, or one this build does not know, is an error. The worker and user roles must be two
+ * different roles, neither a member of the other (PgQueueRoleSetupError otherwise).
  */
 export async function migrate(target: Connectable, options: MigrateOptions = {}): Promise<MigrateResult> {
   const opts = resolveSchemaOptions(options)
   // Validated before anything is written.
   const wantedSecret = tenantSecretFrom(options.tenantSecret)
+  const lockTimeoutMs = validateOptionalInt('lockTimeoutMs', options.lockTimeoutMs, DEFAULT_LOCK_TIMEOUT_MS, 1, 3_600_000)
+  if (opts.workerRole === opts.userRole) {
+    throw new PgQueueRoleSetupError(
+      `workerRole and userRole are both ${opts.workerRole}: the worker role sees every tenant, so a user would too; give them two different roles`,
+    )
+  }
   const list = [...(options.migrations ?? allMigrations)].sort((a, b) => a.version - b.version)
   const conn = connect(target, { max: 1, applicationName: 'pgqueue-migrate' })
   const s = quoteIdent(opts.schema)
   const applied: number[] = []
   try {
-    await inLockedTransaction(conn.pool, async (client) => {
-      await client.query(`create schema if not exists ${s}`)
-      await client.query(`create table if not exists ${s}.migrations (
-        version integer primary key,
-        name text not null,
-        checksum text not null,
-        applied_at timestamptz not null default now())`)
+    await ensureSchema(conn.pool, s)
+    await inLockedTransaction(conn.pool, opts.schema, lockTimeoutMs, async (client) => {
       if (options.createRoles !== false) await ensureRoles(client, opts)
       else await checkRolesExist(client, opts)
+      await checkRolesApart(client, opts)
     })
 
     for (const migration of list) {
-      await inLockedTransaction(conn.pool, async (client) => {
+      await inLockedTransaction(conn.pool, opts.schema, lockTimeoutMs, async (client) => {
         const recorded = await readRecorded(client, s)
         verifyRecorded(recorded, list)
         if (recorded.has(migration.version)) return
@@ -121,11 +133,36 @@ export async function migrate(target: Connectable, options: MigrateOptions = {})
   }
 }
 
-async function inLockedTransaction(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+/** SQLSTATEs of two sessions creating the same catalog entry at once (the loser's unique index check). */
+const CONCURRENT_CREATE = new Set(['23505', '42P06', '42P07', '42710'])
+
+/**
+ * Creates the schema and its migrations table when missing, before any lock exists to take. Two first
+ * installs at once may both find them missing; the one that loses the race retries and finds them.
+ */
+async function ensureSchema(pool: pg.Pool, s: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await inTransaction(pool, async (client) => {
+        await client.query(`create schema if not exists ${s}`)
+        await client.query(`create table if not exists ${s}.migrations (
+          version integer primary key,
+          name text not null,
+          checksum text not null,
+          applied_at timestamptz not null default now())`)
+      })
+      return
+    } catch (err) {
+      const code = (err as { code?: unknown }).code
+      if (attempt >= 3 || typeof code !== 'string' || !CONCURRENT_CREATE.has(code)) throw err
+    }
+  }
+}
+
+async function inTransaction(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<void>): Promise<void> {
   const client = await pool.connect()
   try {
     await client.query('begin')
-    await client.query('select pg_advisory_xact_lock(hashtext($1))', [MIGRATE_LOCK_KEY])
     await fn(client)
     await client.query('commit')
   } catch (err) {
@@ -134,6 +171,29 @@ async function inLockedTransaction(pool: pg.Pool, fn: (client: pg.PoolClient) =>
   } finally {
     client.release()
   }
+}
+
+/**
+ * Runs fn in a transaction that first locks the migrations table. LOCK TABLE in EXCLUSIVE mode needs
+ * UPDATE, DELETE or TRUNCATE on the table, which only its owner has; the wait is bounded by
+ * lockTimeoutMs, and the session's own lock_timeout applies again to the migration's statements.
+ */
+async function inLockedTransaction(pool: pg.Pool, schema: string, lockTimeoutMs: number, fn: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+  await inTransaction(pool, async (client) => {
+    const { rows } = await client.query<{ prev: string }>(`select current_setting('lock_timeout') as prev, set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`])
+    try {
+      await client.query(`lock table ${quoteIdent(schema)}.migrations in exclusive mode`)
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== '55P03') throw err
+      throw new PgQueueMigrationError(
+        `could not lock ${schema}.migrations within ${lockTimeoutMs} ms: another migrate() is still running (or a session of the schema owner holds a lock on that table); try again, or raise lockTimeoutMs`,
+        undefined,
+        err,
+      )
+    }
+    await client.query(`select set_config('lock_timeout', $1, true)`, [rows[0]!.prev])
+    await fn(client)
+  })
 }
 
 async function readRecorded(client: pg.Pool | pg.PoolClient, s: string): Promise<Map<number, string>> {
@@ -169,6 +229,25 @@ async function ensureRoles(client: pg.PoolClient, opts: ResolvedSchemaOptions): 
         err,
       )
     }
+  }
+}
+
+/**
+ * Refuses a worker role that is a member of the user role or the other way round (directly or through
+ * other roles): the policies of both would then apply to one session, and the worker's sees every tenant.
+ */
+async function checkRolesApart(client: pg.PoolClient, opts: ResolvedSchemaOptions): Promise<void> {
+  const { rows } = await client.query<{ w_in_u: boolean; u_in_w: boolean }>(
+    `select pg_has_role($1::name, $2::name, 'member') as w_in_u, pg_has_role($2::name, $1::name, 'member') as u_in_w`,
+    [opts.workerRole, opts.userRole],
+  )
+  const r = rows[0]!
+  if (r.w_in_u || r.u_in_w) {
+    const [member, group] = r.u_in_w ? [opts.userRole, opts.workerRole] : [opts.workerRole, opts.userRole]
+    throw new PgQueueRoleSetupError(
+      `role ${member} is a member of ${group} (or a superuser): a session of the user role would get the worker role's view of every tenant; ` +
+        `run REVOKE ${quoteIdent(group)} FROM ${quoteIdent(member)} (or use two unrelated NOLOGIN roles) and initialize again`,
+    )
   }
 }
 

@@ -1,6 +1,7 @@
 import { CronExpressionParser } from 'cron-parser'
 import { PgQueueValidationError } from './errors.js'
 import { timeZoneOffsetMinutes } from './time-zone.js'
+import { LIMITS, utf8Length } from './validate.js'
 
 /** How a caller describes a schedule: a cron expression in an IANA time zone, or a fixed interval. */
 export type ScheduleSpec = { cron: string; timezone?: string } | { every: string | number }
@@ -62,6 +63,7 @@ export function parseSchedule(spec: unknown, options: { minIntervalMs?: number; 
   if (typeof s.cron !== 'string' || s.cron.trim() === '') throw new PgQueueValidationError(`${field}.cron`, 'must be a cron expression', s.cron)
   const timezone = validateTimezone(s.timezone ?? 'UTC', `${field}.timezone`)
   const cron = s.cron.trim()
+  if (utf8Length(cron) > LIMITS.cron) throw new PgQueueValidationError(`${field}.cron`, `must be at most ${LIMITS.cron} bytes`, s.cron)
   // cron-parser reads a 4-field string as if the seconds were left off the end ("*/5 * * *" ran every 5
   // hours): take only the two standard shapes, and the @daily-style macros.
   const fields = cron.split(/\s+/).length

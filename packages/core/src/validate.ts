@@ -1,24 +1,49 @@
 import { PgQueueValidationError } from './errors.js'
 
-/** Input limits shared by every package. */
+/**
+ * Input limits shared by every package. Names are limited in UTF-8 bytes, not characters: the database
+ * indexes them, and a B-tree index row must stay far below its limit of about 2,700 bytes whatever the
+ * script (a CJK character takes 3 bytes, an emoji 4). Migration 13 enforces the same limits in the
+ * database, so raw SQL cannot go past them either.
+ */
 export const LIMITS = Object.freeze({
+  tenantId: 256,
   queueName: 128,
   type: 128,
   key: 512,
   payloadType: 255,
-  /** Default payload limit; producers may lower or raise it. */
+  /** Default payload limit; producers may lower it, or raise it up to DATABASE_LIMITS.payloadBytes. */
   payloadBytes: 16 * 1024 * 1024,
   targetBytes: 1024 * 1024,
   priority: 1_000_000,
+  /** A schedule's cron expression, in bytes. */
+  cron: 1024,
 })
 
-/** A non-empty string without NUL, at most `max` characters. */
-export function validateName(field: string, value: unknown, max: number): string {
+/**
+ * Hard caps the database itself enforces (migration 13), above anything a client may configure:
+ * payloads and results in bytes, and the stored (possibly compressed) size of a JSON column.
+ */
+export const DATABASE_LIMITS = Object.freeze({
+  payloadBytes: 64 * 1024 * 1024,
+  jsonStoredBytes: 8 * 1024 * 1024,
+})
+
+/** The length of `value` in UTF-8 bytes. */
+export function utf8Length(value: string): number {
+  return Buffer.byteLength(value, 'utf8')
+}
+
+/** A non-empty string without NUL, at most `maxBytes` bytes in UTF-8. */
+export function validateName(field: string, value: unknown, maxBytes: number): string {
   if (typeof value !== 'string' || value.length === 0) throw new PgQueueValidationError(field, 'must be a non-empty string', value)
-  if (value.length > max) throw new PgQueueValidationError(field, `must be at most ${max} characters`, value)
   if (value.includes('\u0000')) throw new PgQueueValidationError(field, 'must not contain NUL characters', value)
   // A lone UTF-16 surrogate would reach PostgreSQL as U+FFFD, so two different names could match one row.
   if (!isWellFormed(value)) throw new PgQueueValidationError(field, 'must be well-formed Unicode (no lone surrogates)', value)
+  // A UTF-16 unit is at most 3 UTF-8 bytes, so short names skip the count.
+  if (value.length * 3 > maxBytes && utf8Length(value) > maxBytes) {
+    throw new PgQueueValidationError(field, `must be at most ${maxBytes} bytes in UTF-8 (got ${utf8Length(value)})`, value)
+  }
   return value
 }
 

@@ -30,6 +30,7 @@ describe('migrate', () => {
       'job_history_default',
       'jobs',
       'live_counts',
+      'locks',
       'migrations',
       'nodes',
       'queue_clocks',

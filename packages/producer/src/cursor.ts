@@ -31,3 +31,17 @@ export function validateLimit(value: unknown): number {
   }
   return value
 }
+
+/** Microseconds since the epoch of 0001-01-01T00:00:00Z and of the last microsecond of 9999. */
+const FIRST_US = BigInt(new Date('0001-01-01T00:00:00Z').getTime()) * 1000n
+const LAST_US = BigInt(Date.UTC(9999, 11, 31, 23, 59, 59, 999)) * 1000n + 999n
+
+/**
+ * True for a cursor part holding an instant in whole microseconds within the years 1 to 9999 (the
+ * range the database accepts), so a forged cursor is a validation error, not a database error.
+ */
+export function isCursorMicros(part: string | undefined): boolean {
+  if (part === undefined || !/^-?\d{1,19}$/.test(part)) return false
+  const us = BigInt(part)
+  return us >= FIRST_US && us <= LAST_US
+}

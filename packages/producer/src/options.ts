@@ -1,6 +1,7 @@
 import {
   DEFAULT_MIN_INTERVAL_MS,
   DEFAULT_SCHEMA,
+  DATABASE_LIMITS,
   LIMITS,
   PgQueueValidationError,
   TenantKey,
@@ -21,7 +22,7 @@ export interface ProducerOptions {
    * tenant. Required; default the PGQUEUE_TENANT_SECRET environment variable.
    */
   tenantSecret?: string
-  /** Largest payload accepted by push, in bytes. Default LIMITS.payloadBytes (16 MiB). */
+  /** Largest payload accepted by push, in bytes, at most DATABASE_LIMITS.payloadBytes (64 MiB). Default LIMITS.payloadBytes (16 MiB). */
   payloadLimitBytes?: number
   /** Pool size when a URL is given (ignored for a pg.Pool you pass). Default 10. */
   poolSize?: number
@@ -62,7 +63,7 @@ export function resolveProducerOptions(options: ProducerOptions = {}): ResolvedP
   return {
     schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
     tenantKey: TenantKey.resolve(options.tenantSecret),
-    payloadLimitBytes: validateInt('payloadLimitBytes', options.payloadLimitBytes ?? LIMITS.payloadBytes, 0, 1024 * 1024 * 1024),
+    payloadLimitBytes: validateInt('payloadLimitBytes', options.payloadLimitBytes ?? LIMITS.payloadBytes, 0, DATABASE_LIMITS.payloadBytes),
     poolSize: validateInt('poolSize', options.poolSize ?? 10, 1, 1000),
     applicationName,
     pushChunkSize: validateInt('pushChunkSize', options.pushChunkSize ?? 1000, 1, 50_000),

@@ -5,6 +5,7 @@ import {
   PgQueueValidationError,
   isUuid,
   uuidv7,
+  validateDate as validateCoreDate,
   validateInt,
   validateName,
   validateRetryPolicy,
@@ -16,7 +17,7 @@ import {
 import type { Kysely } from 'kysely'
 import pg from 'pg'
 import type { ProducerContext } from './context.js'
-import { decodeCursor, encodeCursor, validateLimit } from './cursor.js'
+import { decodeCursor, encodeCursor, isCursorMicros, validateLimit } from './cursor.js'
 import { mapTenantErrors } from './db-errors.js'
 import { validateJobId, validateJobRef, validatePushItem, type PushRow } from './push-input.js'
 import { jobHistoryGetById, jobHistoryList } from './queries/job-history.js'
@@ -206,7 +207,7 @@ export class TenantQueues {
     this.ctx.assertOpen()
     const f = validateFilters(options, HISTORY_STATES)
     const limit = validateLimit(options.limit)
-    const cursor = decodeCursor(options.cursor, 2, (p) => /^-?\d{1,19}$/.test(p[0]!) && isUuid(p[1]))
+    const cursor = decodeCursor(options.cursor, 2, (p) => isCursorMicros(p[0]) && isUuid(p[1]))
     const rows = await this.inTenant((trx) =>
       jobHistoryList(trx, {
         schema: this.ctx.schema,
@@ -333,9 +334,7 @@ function validateTx(options: PushOptions): Kysely<Database> | pg.ClientBase | un
 }
 
 function validateDate(field: string, value: unknown): Date | undefined {
-  if (value === undefined) return undefined
-  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new PgQueueValidationError(field, 'must be a valid Date', value)
-  return value
+  return value === undefined ? undefined : validateCoreDate(field, value)
 }
 
 function validateFilters<S extends string>(

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import { connect, jitOffSetLocal, latencyPercentile, PgQueueValidationError, validateName, validateTenantId, withTenantTransaction, LATENCY_BUCKET_COUNT, LIMITS, type Connectable, type Connection, type Database } from '@pgqueue/core'
+import { connect, jitOffSetLocal, latencyPercentile, PgQueueValidationError, validateDate, validateName, validateTenantId, withTenantTransaction, LATENCY_BUCKET_COUNT, LIMITS, type Connectable, type Connection, type Database } from '@pgqueue/core'
 import { historyCountByQueue, historyHistogram, historyLatencyByQueue, type HistoryCountRow } from './queries/history.js'
 import { historyCountByQueueFromRollups, historyHistogramFromRollups, historyLatencyBucketsFromRollups } from './queries/history-rollups.js'
 import { jobsCountByQueue } from './queries/jobs.js'
@@ -142,10 +142,11 @@ export class Stats {
   /** Completed, failed and cancelled per minute, hour or day over [from, to), with empty buckets as zeros. */
   async histogram(options: WithTenant<HistogramOptions>): Promise<HistogramPoint[]> {
     const { from, to, bucket } = options
-    if (!(from instanceof Date) || Number.isNaN(from.getTime())) throw new PgQueueValidationError('from', 'must be a valid Date', from)
-    if (!(to instanceof Date) || Number.isNaN(to.getTime())) throw new PgQueueValidationError('to', 'must be a valid Date', to)
+    validateDate('from', from)
+    validateDate('to', to)
     if (to <= from) throw new PgQueueValidationError('to', 'must be after from', to)
-    if (!(bucket in BUCKET_MS)) throw new PgQueueValidationError('bucket', "must be 'minute', 'hour' or 'day'", bucket)
+    // Own keys only: `in` would accept inherited names such as 'constructor' and pass them to SQL.
+    if (typeof bucket !== 'string' || !Object.hasOwn(BUCKET_MS, bucket)) throw new PgQueueValidationError('bucket', "must be 'minute', 'hour' or 'day'", bucket)
     if ((to.getTime() - from.getTime()) / BUCKET_MS[bucket] > MAX_BUCKETS) {
       throw new PgQueueValidationError('bucket', `gives more than ${MAX_BUCKETS} buckets over this range; use a larger bucket`, bucket)
     }

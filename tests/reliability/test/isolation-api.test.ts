@@ -207,18 +207,23 @@ describe('tenant A, through the public API, against tenant B', () => {
 describe('hostile strings through the API', () => {
   const strings = [`a'b`, `a\\b`, `"; drop table jobs; --`, `' or '1'='1`, `%`, `_`, `ümlaut`, 'e\u0301', '\u00e9', '🦀', '\u202e', 'tab\tline\n', ' trail ', '$1', "set_config('pgqueue.tenant','tenant-b',true)"]
 
+  /** Tenant ids with edge whitespace, controls or invisible characters are refused (core README); the others are stored literally. */
+  const refusedAsTenant = new Set(['\u202e', 'tab\tline\n', ' trail '])
+
   it('stores and matches tenants, queues and keys literally', async () => {
     for (const s of strings) {
       attempts.add('hostile strings')
-      const tq = producer.queues.withTenant(s)
+      if (refusedAsTenant.has(s)) expect(() => producer.queues.withTenant(s)).toThrow(PgQueueValidationError)
+      const tenant = refusedAsTenant.has(s) ? `visible:${encodeURIComponent(s)}` : s
+      const tq = producer.queues.withTenant(tenant)
       const pushed = await tq.push({ queue: s, type: s, key: s, payload: s, target: { s } })
       const got = await tq.get({ queue: s, key: s })
-      expect(got).toMatchObject({ id: pushed.id, tenantId: s, queue: s, type: s, key: s, target: { s } })
+      expect(got).toMatchObject({ id: pushed.id, tenantId: tenant, queue: s, type: s, key: s, target: { s } })
       expect(got!.payload!.toString('utf8')).toBe(s)
-      expect((await tq.list()).items.map((j) => j.tenantId)).toEqual([s])
+      expect((await tq.list()).items.map((j) => j.tenantId)).toEqual([tenant])
       attempts.add('hostile strings')
-      const sc = await producer.schedules.withTenant(s).create({ key: s, queue: s, type: s, schedule: { every: '1h' }, target: { s } })
-      expect(sc).toMatchObject({ key: s, queue: s, type: s, tenantId: s })
+      const sc = await producer.schedules.withTenant(tenant).create({ key: s, queue: s, type: s, schedule: { every: '1h' }, target: { s } })
+      expect(sc).toMatchObject({ key: s, queue: s, type: s, tenantId: tenant })
       attempts.add('hostile strings')
       await tq.workerMetadata.set(s, s)
       expect(await tq.workerMetadata.get(s)).toBe(s)

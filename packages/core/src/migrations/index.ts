@@ -8,6 +8,7 @@ import statsRollups from './0009_stats_rollups.js'
 import historyFinishedBrin from './0010_history_finished_brin.js'
 import jobsStateIndex from './0011_jobs_state_index.js'
 import tenantCredential from './0012_tenant_credential.js'
+import limitsAndLocks from './0013_limits_and_locks.js'
 import fairClockTry from './0014_fair_clock_try.js'
 
 /** One forward-only schema change. `sql` is a template; see renderMigration(). */
@@ -29,5 +30,6 @@ export const migrations: readonly Migration[] = [
   { version: 10, name: 'history_finished_brin', sql: historyFinishedBrin },
   { version: 11, name: 'jobs_state_index', sql: jobsStateIndex },
   { version: 12, name: 'tenant_credential', sql: tenantCredential },
+  { version: 13, name: 'limits_and_locks', sql: limitsAndLocks },
   { version: 14, name: 'fair_clock_try', sql: fairClockTry },
 ]

@@ -1,30 +1,20 @@
 import { sql, type Kysely } from 'kysely'
+import { lockCoordinationRow, PARTITIONS_LOCK } from '@pgqueue/core'
 
 /**
- * The advisory lock key core's createHistoryPartition() takes. The partition and retention tasks take
- * the same key, so creating, attaching and dropping partitions never interleave, whoever calls.
- */
-export function partitionLockKey(schema: string): string {
-  return `pgqueue.partitions:${schema}`
-}
-
-/**
- * Tries the transaction-scoped advisory lock of a partition task; false when another instance holds it.
- * Transaction-scoped (never session-level), so it is released at commit and safe behind PgBouncer.
+ * Tries the lock of the partition tasks: the `partitions` row of the schema's locks table, which core's
+ * createHistoryPartition() locks too, so creating, attaching and dropping partitions never interleave,
+ * whoever calls. False when another instance holds it. A row lock lasts until the transaction ends
+ * (safe behind PgBouncer), and only the schema owner may take it: no other login can make these tasks
+ * skip by holding it.
  */
 export async function lockTryPartitions(trx: Kysely<any>, schema: string): Promise<boolean> {
-  const { rows } = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtext(${partitionLockKey(schema)})) as ok`.execute(trx)
-  return rows[0]?.ok === true
+  return lockCoordinationRow(trx, schema, PARTITIONS_LOCK, { wait: false })
 }
 
-/**
- * Tries the transaction-scoped advisory lock of a housekeeping task. The two-key form keeps these
- * keys apart from the single-key locks of migrations and partitions.
- */
+/** Tries the lock of a housekeeping task (the `maintenance:<task>` row of the locks table); false when another instance holds it. */
 export async function lockTryTask(trx: Kysely<any>, schema: string, task: string): Promise<boolean> {
-  const { rows } = await sql<{ ok: boolean }>`
-    select pg_try_advisory_xact_lock(hashtext('pgqueue.maintenance'), hashtext(${`${schema}:${task}`})) as ok`.execute(trx)
-  return rows[0]?.ok === true
+  return lockCoordinationRow(trx, schema, `maintenance:${task}`, { wait: false })
 }
 
 /** Bounds how long the rest of this transaction's statements wait for table locks (SQLSTATE 55P03 on timeout). */
