@@ -93,7 +93,15 @@ export abstract class LoopService<Events extends Record<keyof Events, unknown[]>
     if (this.running) return
     this.running = true
     this.stopController = new AbortController()
-    await this.onStart()
+    try {
+      await this.onStart()
+    } catch (err) {
+      // A component that cannot start (wrong role, schema missing) releases what it opened and can be
+      // started again once the cause is fixed.
+      this.running = false
+      await this.onStop().catch(() => {})
+      throw err
+    }
     this.loop = this.runLoop()
     this.untypedEmit('started')
   }

@@ -1,4 +1,4 @@
-import { connect, LoopService, PgQueueError, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core'
+import { checkInstallation, connect, LoopService, PgQueueError, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core'
 import { resolveMaintenanceOptions, type MaintenanceOptions, type MaintenanceTaskName, type ResolvedMaintenanceOptions } from './options.js'
 import type { TaskContext } from './tasks/context.js'
 import { runPartitionsTask, type PartitionsResult } from './tasks/history-partitions.js'
@@ -59,8 +59,9 @@ const TASKS: readonly MaintenanceTaskName[] = ['partitions', 'retention', 'nodes
 export class Maintenance extends LoopService<MaintenanceEvents> {
   /** The options in force, defaults filled in. */
   readonly options: ResolvedMaintenanceOptions
-  private readonly conn: Connection
-  private readonly ctx: TaskContext
+  private readonly target: Connectable
+  /** Open while started or running tasks; stop() and close() release it, the next use reopens it. */
+  private open: { conn: Connection; ctx: TaskContext } | undefined
   private readonly nextAt = new Map<MaintenanceTaskName, number>()
 
   private constructor(target: Connectable, options: ResolvedMaintenanceOptions, logger: MaintenanceOptions['logger']) {
@@ -73,8 +74,27 @@ export class Maintenance extends LoopService<MaintenanceEvents> {
     ]
     super({ name: 'maintenance', idleMs: Math.min(...everyMs.filter(Number.isFinite), options.partitionsEveryMs), ...(logger ? { logger } : {}) })
     this.options = options
-    this.conn = connect(target, { max: options.poolSize, applicationName: 'pgqueue-maintenance' })
-    this.ctx = { db: this.conn.db, pool: this.conn.pool, options, logger: this.logger }
+    this.target = target
+  }
+
+  private get ctx(): TaskContext {
+    if (this.open === undefined) {
+      const conn = connect(this.target, { max: this.options.poolSize, applicationName: 'pgqueue-maintenance' })
+      this.open = { conn, ctx: { db: conn.db, pool: conn.pool, options: this.options, logger: this.logger } }
+    }
+    return this.open.ctx
+  }
+
+  /** Checks the schema and the login's role before the loop starts (PgQueueSetupError says what to do). */
+  protected override async onStart(): Promise<void> {
+    await checkInstallation(this.ctx.pool, { schema: this.options.schema, component: 'Maintenance', accepted: ['owner'] })
+  }
+
+  /** Releases the pool pgqueue opened, so a stopped process exits at once. */
+  protected override async onStop(): Promise<void> {
+    const open = this.open
+    this.open = undefined
+    await open?.conn.close()
   }
 
   /** Creates a Maintenance over an admin URL or pool. Options are validated here (PgQueueValidationError). */
@@ -108,7 +128,7 @@ export class Maintenance extends LoopService<MaintenanceEvents> {
   /** Stops the loop (if started) and closes the pool when it was created from a URL. */
   async close(): Promise<void> {
     await this.stop()
-    await this.conn.close()
+    await this.onStop()
   }
 
   /** One loop iteration: the tasks whose interval has passed on the injected clock. */

@@ -281,11 +281,24 @@ describe('housekeeping', () => {
     await m.close()
 
     const broken = Maintenance.create(t.adminUrl, { schema: 'pgq_no_such_schema', tasks: { vacuum: false, partitions: false, retention: false } })
-    const errors: Error[] = []
-    broken.on('error', (e) => errors.push(e))
-    await broken.start()
-    while (errors.length === 0) await new Promise((r) => setTimeout(r, 20))
+    await expect(broken.start()).rejects.toThrow(/Maintenance: pgqueue is not installed in schema "pgq_no_such_schema"/)
+    expect(broken.isRunning).toBe(false)
     await broken.close()
+    // A task failing in a running loop is an error event, and the loop goes on.
+    const failing = Maintenance.create(t.adminUrl, { ...t.schemaOptions, clock, housekeepingEveryMs: 100, tasks: { vacuum: false, partitions: false, retention: false, rollup: false, liveCounts: false } })
+    const errors: Error[] = []
+    failing.on('error', (e) => errors.push(e))
+    await failing.start()
+    await t.admin.query(`alter table "${t.schema}".nodes rename to nodes_away`)
+    try {
+      clock.add(1_000)
+      failing.wake()
+      while (errors.length === 0) await new Promise((r) => setTimeout(r, 20))
+    } finally {
+      await t.admin.query(`alter table "${t.schema}".nodes_away rename to nodes`)
+    }
+    expect(failing.isRunning).toBe(true)
+    await failing.close()
     expect(errors[0]).toBeInstanceOf(PgQueueMaintenanceError)
     await expect(Maintenance.runOnce(t.adminUrl, { schema: 'pgq_no_such_schema', tasks: { vacuum: false } })).rejects.toBeInstanceOf(PgQueueMaintenanceError)
   })

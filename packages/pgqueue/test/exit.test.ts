@@ -36,4 +36,8 @@ describe('a script that uses pgqueue', () => {
     expect(delay).toBeLessThan(1000)
   })
 
+  it('exits within a second of stopping a Worker, a Scheduler, a ScheduleRunner and Maintenance', async () => {
+    const delay = await exitDelay('components-stop.ts', [t.adminUrl, t.workerUrl, t.schema])
+    expect(delay).toBeLessThan(1000)
+  })
 })

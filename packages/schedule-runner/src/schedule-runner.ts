@@ -1,5 +1,5 @@
 import { sql, type Transaction } from 'kysely'
-import { connect, LoopService, PgQueueValidationError, sleep, uuidv7, type Connectable, type Connection, type Database, type ServiceEvents } from '@pgqueue/core'
+import { checkInstallation, connect, LoopService, PgQueueValidationError, sleep, uuidv7, type Connectable, type Connection, type Database, type ServiceEvents } from '@pgqueue/core'
 import { resolveScheduleRunnerOptions, type ResolvedScheduleRunnerOptions, type ScheduleRunnerOptions } from './options.js'
 import { checkScheduleRow, planFire, type MissedPolicy } from './plan.js'
 import {
@@ -275,6 +275,11 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
     // Deferred schedules are still due: counting them as progress would poll them in a tight loop
     // for as long as the tenant keeps its transaction open. They wait for the next poll instead.
     return result.claimed > result.deferred
+  }
+
+  /** Checks the schema and the login's role before the loop starts (PgQueueSetupError says what to do). */
+  protected override async onStart(): Promise<void> {
+    await checkInstallation(this.connection().pool, { schema: this.options.schema, component: 'ScheduleRunner', accepted: ['worker', 'owner'] })
   }
 
   protected override async onStop(): Promise<void> {

@@ -193,13 +193,25 @@ describe('ScheduleRunner: lifecycle', () => {
     await byUrl.close()
   })
 
+  it('refuses to start before initialize(), saying so, and can start once it ran', async () => {
+    const r = runner(workerPool('sr-setup'), { pollIntervalMs: 20, schema: 'no_such_schema' })
+    await expect(r.start()).rejects.toThrow(/ScheduleRunner: pgqueue is not installed in schema "no_such_schema" .* run pgqueue.initialize/)
+    expect(r.isRunning).toBe(false)
+  })
+
   it('keeps running through a database error and reports it as an event', async () => {
-    const r = runner(workerPool('sr-errors'), { pollIntervalMs: 20, schema: 'no_such_schema' })
+    const r = runner(workerPool('sr-errors'), { pollIntervalMs: 20 })
     const errors: Error[] = []
     r.on('error', (e) => errors.push(e))
     await r.start()
-    await waitFor(() => errors.length >= 2, { message: 'two errors reported' })
-    expect(r.isRunning).toBe(true)
+    // The schedules table vanishes under the running loop (renamed by the owner), then comes back.
+    await t.admin.query(`alter table "${t.schema}".schedules rename to schedules_away`)
+    try {
+      await waitFor(() => errors.length >= 2, { message: 'two errors reported' })
+      expect(r.isRunning).toBe(true)
+    } finally {
+      await t.admin.query(`alter table "${t.schema}".schedules_away rename to schedules`)
+    }
     await r.stop()
   })
 })

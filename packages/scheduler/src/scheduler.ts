@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { LoopService, NotificationListener, PgQueueStoppedError, PgQueueValidationError, connect, jobsChannel, listenUrlFor, nodeDelete, nodeHeartbeat, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core'
+import { checkInstallation, LoopService, NotificationListener, PgQueueStoppedError, PgQueueValidationError, connect, jobsChannel, listenUrlFor, nodeDelete, nodeHeartbeat, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core'
 import { DueJobPromoter } from './due-job-promoter.js'
 import { HeldJobReleaser } from './held-job-releaser.js'
 import { LeaseRescuer } from './lease-rescuer.js'
@@ -86,6 +86,7 @@ export class Scheduler extends LoopService<SchedulerEvents> {
   protected override async onStart(): Promise<void> {
     this.closed = false
     const o = this.options
+    await checkInstallation(this.pool(), { schema: o.schema, component: 'Scheduler', accepted: ['worker', 'owner'] })
     const url = o.listen ? listenUrlFor(this.target, o.listenUrl) : undefined
     if (url) {
       // push_jobs() notifies when due jobs arrive, including jobs parked in held by a pause or cap.
