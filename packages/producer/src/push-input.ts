@@ -1,5 +1,6 @@
 import {
   LIMITS,
+  JSON_TYPE,
   PgQueueValidationError,
   isUuid,
   serializeJson,
@@ -35,7 +36,10 @@ export interface PushRow {
   retryOf: string | null
 }
 
-/** Checks a payload and turns it into bytes; a string defaults its type to UTF-8 text. */
+/**
+ * Checks a payload and turns it into bytes: a string defaults its type to UTF-8 text, any other JSON
+ * value (object, array, number, boolean) is serialised and typed application/json.
+ */
 export function validatePayload(field: string, payload: Payload | null | undefined, payloadType: unknown, limit: number): { payload: Buffer | null; payloadType: string | null } {
   let bytes: Buffer | null
   let defaultType: string | null = null
@@ -45,7 +49,10 @@ export function validatePayload(field: string, payload: Payload | null | undefin
     defaultType = 'text/plain; charset=utf-8'
   } else if (Buffer.isBuffer(payload)) bytes = payload
   else if (payload instanceof Uint8Array) bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-  else throw new PgQueueValidationError(`${field}.payload`, 'must be a Buffer, a Uint8Array or a string', payload)
+  else {
+    bytes = Buffer.from(serializeJson(`${field}.payload`, payload, limit), 'utf8')
+    defaultType = JSON_TYPE
+  }
   if (bytes !== null && bytes.byteLength > limit) throw new PgQueueValidationError(`${field}.payload`, `must be at most ${limit} bytes (payloadLimitBytes)`, bytes.byteLength)
   let type: string | null = defaultType
   if (payloadType !== undefined && payloadType !== null) type = validateName(`${field}.payloadType`, payloadType, LIMITS.payloadType)

@@ -1,4 +1,4 @@
-import type { RetryPolicy } from '@pgqueue/core'
+import { decodeBody, type RetryPolicy } from '@pgqueue/core'
 import type { HistoryRow } from './queries/job-history.js'
 import type { JobRow } from './queries/jobs.js'
 import type { MetadataRow } from './queries/worker-metadata.js'
@@ -20,6 +20,7 @@ export function toJob(r: JobRow): Job {
     runAt: r.run_at,
     payload: r.payload,
     payloadType: r.payload_type,
+    data: decodeBody(r.payload, r.payload_type),
     target: r.target,
     attempt: r.attempt,
     maxAttempts: r.max_attempts,
@@ -48,9 +49,11 @@ export function toHistoryEntry(r: HistoryRow): HistoryEntry {
     priority: r.priority,
     payload: r.payload,
     payloadType: r.payload_type,
+    data: decodeBody(r.payload, r.payload_type),
     target: r.target,
     result: r.result,
     resultType: r.result_type,
+    resultData: decodeBody(r.result, r.result_type),
     error: r.error,
     attempt: r.attempt,
     maxAttempts: r.max_attempts,

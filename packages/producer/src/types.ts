@@ -3,7 +3,11 @@ import type { Kysely, Transaction } from 'kysely'
 import type pg from 'pg'
 
 /** Bytes, or a string stored as UTF-8. */
-export type Payload = Buffer | Uint8Array | string
+/**
+ * A job's payload: bytes as they are, a string (stored as UTF-8 text), or any other JSON value (stored as
+ * application/json and given back decoded as `data`).
+ */
+export type Payload = Buffer | Uint8Array | string | number | boolean | readonly unknown[] | { readonly [key: string]: unknown }
 
 /** One job to push. */
 export interface PushItem {
@@ -77,6 +81,8 @@ export interface Job {
   runAt: Date
   payload: Buffer | null
   payloadType: string | null
+  /** The payload decoded by its type: the JSON value for application/json, text for text/*, else the bytes. */
+  data: unknown
   target: unknown
   /** Runs started so far. */
   attempt: number
@@ -107,9 +113,13 @@ export interface HistoryEntry {
   priority: number
   payload: Buffer | null
   payloadType: string | null
+  /** The payload decoded by its type (see Job.data). */
+  data: unknown
   target: unknown
   result: Buffer | null
   resultType: string | null
+  /** The result decoded by its type: a handler's JSON result comes back as the value it returned. */
+  resultData: unknown
   error: unknown
   attempt: number
   maxAttempts: number

@@ -124,7 +124,7 @@ describe('bad input', () => {
       [{ queue: 'q', type: 't', priority: 10_000_000 }, 'item.priority'],
       [{ queue: 'q', type: 't', target: { f: () => 1 } }, 'item.target'],
       [{ queue: 'q', type: 't', target: 10n }, 'item.target'],
-      [{ queue: 'q', type: 't', payload: 42 }, 'item.payload'],
+      [{ queue: 'q', type: 't', payload: (() => 42) as never }, 'item.payload'],
       [{ queue: 'q', type: 't', payload: 'x'.repeat(11) }, 'item.payload'],
       [{ queue: 'q', type: 't', payloadType: '' }, 'item.payloadType'],
       [{ queue: 'q', type: 't', retryPolicy: { type: 'fibonacci', delayMs: 1, maxAttempts: 2 } }, 'item.retryPolicy.type'],

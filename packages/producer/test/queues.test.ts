@@ -53,6 +53,25 @@ describe('push', () => {
     expect(row.vt).toBeNull()
   })
 
+  it('stores a JSON value as application/json and gives it back decoded as data', async () => {
+    const value = { user: 42, tags: ['a', 'ß'], nested: { ok: true } }
+    const pushed = await acme.push({ queue: 'json', type: 't', payload: value })
+    const [row] = await rows(t, 'select payload, payload_type from S.jobs where id = $1', [pushed.id])
+    expect(row.payload_type).toBe('application/json')
+    expect(JSON.parse(row.payload.toString('utf8'))).toEqual(value)
+    const job = await acme.get(pushed.id)
+    expect(job).toMatchObject({ kind: 'live', data: value })
+    const text = await acme.push({ queue: 'json', type: 't', payload: 'plain' })
+    expect(await acme.get(text.id)).toMatchObject({ data: 'plain' })
+    const bytes = await acme.push({ queue: 'json', type: 't', payload: Buffer.from([1, 2]) })
+    expect(((await acme.get(bytes.id)) as { data: Buffer }).data).toEqual(Buffer.from([1, 2]))
+    await expect(acme.push({ queue: 'json', type: 't', payload: { f: () => 1 } as never })).rejects.toMatchObject({ field: 'item.payload' })
+    await expect(acme.push({ queue: 'json', type: 't', payload: { big: 'x'.repeat(100) } }, {})).resolves.toBeDefined()
+    const small = Queues.create(userPool, { schema: t.schema, payloadLimitBytes: 10 })
+    await expect(small.withTenant('acme').push({ queue: 'json', type: 't', payload: { big: 'x'.repeat(100) } })).rejects.toMatchObject({ field: 'item.payload' })
+    await small.close()
+  })
+
   it('takes max_attempts from the queue policy, else the default', async () => {
     const plain = await acme.push({ queue: 'defaults', type: 't' })
     await acme.configureQueue('with-policy', { retryPolicy: { type: 'linear', delayMs: 10, maxAttempts: 2 } })
