@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { retryDelayMs, sleep, type Logger } from '@pgqueue/core'
 import { isTransientError } from './completion-errors.js'
 import { errorJson, type ErrorInfo } from './error-info.js'
-import { jobFinishMany, rowKey, type FinishInput, type Queryable } from './queries/jobs.js'
+import { jobFinishMany, jobLockedAmong, rowKey, type FinishInput, type Queryable } from './queries/jobs.js'
 import { RetryPolicies } from './retry-policies.js'
 import type { Run } from './run.js'
 
@@ -44,6 +44,8 @@ export interface JobCompleterOptions {
   /** Largest batch in bytes (results and errors), one outcome at least. */
   maxBytes: number
   delayMs: number
+  /** Longest row lock wait of a completion statement (see jobFinishMany). */
+  lockTimeoutMs: number
   logger: Logger
   onRecorded: (batch: RecordedOutcome[]) => void
   onError: (err: unknown) => void
@@ -56,6 +58,8 @@ interface Entry {
   chunk?: number
   /** Failures of this outcome recorded alone. */
   strikes: number
+  /** Times it was set aside because another transaction held its row (not its fault: no strike). */
+  waits?: number
   /** Recorded batches (of others) when it first failed alone. */
   epoch: number
   /** Not tried again before this time (performance.now()). */
@@ -192,12 +196,24 @@ export class JobCompleter {
   private async flush(): Promise<void> {
     const { batch, alone } = this.take()
     if (batch.length === 0) return
+    // An outcome set aside for a locked row is only tried again once the row is free.
+    if (alone && batch[0]!.waits && (await this.setAsideLocked(batch)) !== undefined) return
     try {
       await this.record(batch)
       this.failures = 0
       this.epoch += 1
     } catch (err) {
       this.options.onError(err)
+      // A lock wait ran out (55P03): set aside the outcomes whose rows another transaction holds (a
+      // tenant's open transaction on its own running job) and record the rest at once. With no such
+      // row the wait was on something else (a partition being rewritten): retry all with backoff.
+      if ((err as { code?: unknown }).code === '55P03') {
+        const rest = await this.setAsideLocked(batch)
+        if (rest !== undefined) {
+          this.queue.unshift(...rest)
+          return
+        }
+      }
       if (isTransientError(err)) {
         // Keep the batch: it is retried first. If its leases expire meanwhile, the Scheduler reruns the
         // jobs and this batch's rows are then discarded by the owner check.
@@ -215,6 +231,38 @@ export class JobCompleter {
       }
       this.strike(batch[0]!, err)
     }
+  }
+
+  /**
+   * Sets aside the outcomes of `batch` whose rows are locked by another transaction now, with backoff
+   * and no strike. Returns the others, or undefined when none was locked (or the check failed).
+   */
+  private async setAsideLocked(batch: Entry[]): Promise<Entry[] | undefined> {
+    let locked: Set<string>
+    try {
+      locked = await jobLockedAmong(this.db, {
+        schema: this.options.schema,
+        tenantIds: batch.map((e) => e.outcome.tenantId),
+        ids: batch.map((e) => e.outcome.id),
+        owners: batch.map((e) => e.outcome.owner),
+      })
+    } catch (err) {
+      this.options.onError(err)
+      return undefined
+    }
+    if (locked.size === 0) return undefined
+    const rest: Entry[] = []
+    const now = performance.now()
+    for (const e of batch) {
+      if (!locked.has(rowKey(e.outcome.tenantId, e.outcome.id))) {
+        rest.push(e)
+        continue
+      }
+      e.waits = (e.waits ?? 0) + 1
+      e.notBefore = now + backoffMs(e.waits)
+      this.quarantine.push(e)
+    }
+    return rest
   }
 
   /** One more failure of an outcome recorded alone: set it aside, degrade it, or give it up. */
@@ -260,7 +308,7 @@ export class JobCompleter {
         delayMs: delays.get(o) ?? 0,
       }
     })
-    const recorded = await jobFinishMany(this.db, { schema: this.options.schema, nodeId: this.options.nodeId, items })
+    const recorded = await jobFinishMany(this.db, { schema: this.options.schema, nodeId: this.options.nodeId, items, lockTimeoutMs: this.options.lockTimeoutMs })
     const now = Date.now()
     this.options.onRecorded(
       items.map((item, i) => ({

@@ -48,6 +48,10 @@ export interface WorkerEvents {
   'job:released': [event: { job: Job }]
 }
 
+/** Longest row lock wait of a completion statement: past it, the outcomes whose rows another
+ *  transaction holds are set aside and the rest recorded (see JobCompleter). */
+const COMPLETE_LOCK_TIMEOUT_MS = 1_000
+
 /** A buffered job older than this halves the claim size. */
 const BUFFER_WAIT_SHRINK_MS = 500
 
@@ -196,6 +200,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       batchSize: o.completeBatchSize,
       maxBytes: o.completeMaxBytes,
       delayMs: o.completeDelayMs,
+      lockTimeoutMs: COMPLETE_LOCK_TIMEOUT_MS,
       logger: o.logger,
       onRecorded: (batch) => this.onRecorded(batch),
       onError: (err) => this.reportError(err),

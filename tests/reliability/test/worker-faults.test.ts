@@ -305,12 +305,50 @@ describe('worker leases', () => {
     await w.stop()
     await s.stop()
     const { rows } = await t.admin.query(q(`select type, state, attempt from S.job_history where queue = $1 order by type`), [queue])
+    // A's own lease could not be renewed while its row was held: it may have been rescued and rerun.
     expect(rows).toEqual([
-      { type: 'a', state: 'completed', attempt: 1 },
+      { type: 'a', state: 'completed', attempt: expect.any(Number) },
       { type: 'b', state: 'completed', attempt: 1 },
     ])
     expect(starts.filter((x) => x === 'b')).toHaveLength(1)
     reportFigure('worker: tenant row lock during renewal', { bRuns: starts.filter((x) => x === 'b').length, bDoneMs: bDone })
+  })
+
+  it("a row lock on a finished job's row does not hold back the worker's other completions", async () => {
+    const queue = 'row-lock-finish'
+    const [a] = await rawPush(pool, t.schema, 'tenant-a', [{ queue, type: 'a' }])
+    await rawPush(pool, t.schema, 'tenant-b', Array.from({ length: 5 }, () => ({ queue, type: 'b' })))
+    let aGo!: () => void
+    let bGo!: () => void
+    const aGate = new Promise<void>((r) => (aGo = r))
+    const bGate = new Promise<void>((r) => (bGo = r))
+    let started = 0
+    const errors: Error[] = []
+    const w = Worker.create(t.workerUrl, { schema: t.schema, queues: [queue], concurrency: 10, completeDelayMs: 20 }, async (job) => {
+      started += 1
+      await (job.type === 'a' ? aGate : bGate)
+    })
+    w.on('error', (e) => errors.push(e))
+    await w.start()
+    await waitFor(() => started === 6)
+    const holder = await t.admin.connect()
+    await holder.query('begin')
+    await holder.query(q(`select 1 from S.jobs where tenant_id = 'tenant-a' and id = $1 for update`), [a!.id])
+    let bRecordedWhileLocked = false
+    try {
+      aGo() // A finishes: its completion meets the lock
+      await sleep(300)
+      bGo()
+      await waitFor(async () => (await t.admin.query(q(`select count(*)::int n from S.job_history where queue = $1 and type = 'b'`), [queue])).rows[0].n === 5, { timeoutMs: 8_000, message: "B's outcomes recorded" })
+      bRecordedWhileLocked = (await t.admin.query(q(`select 1 from S.jobs where id = $1 and state = 'running'`), [a!.id])).rowCount === 1
+    } finally {
+      await holder.query('rollback')
+      holder.release()
+    }
+    await waitFor(async () => (await t.admin.query(q(`select 1 from S.job_history where queue = $1 and type = 'a' and state = 'completed' and attempt = 1`), [queue])).rowCount === 1, { timeoutMs: 10_000, message: "A recorded once the lock is gone" })
+    await w.stop()
+    expect(bRecordedWhileLocked).toBe(true)
+    expect(errors.every((e) => (e as { code?: string }).code === '55P03')).toBe(true)
   })
 
   it('after an event-loop stall, buffered jobs whose lease lapsed are released, not started', async () => {

@@ -142,9 +142,18 @@ export async function jobListPendingQueues(db: Queryable, p: { schema: string; l
  * running job of this node through an index of running rows once per input row, quadratic in the local
  * buffer.
  * Each DML unnests the arrays itself, so the function scan drives one primary-key probe per row.
+ * Row lock waits are bounded by `lockTimeoutMs`; see jobLockedAmong() for finding the rows at fault.
  */
-export async function jobFinishMany(db: Queryable, p: { schema: string; nodeId: string; items: FinishInput[] }): Promise<Set<string>> {
+export async function jobFinishMany(
+  db: Queryable,
+  p: { schema: string; nodeId: string; items: FinishInput[]; lockTimeoutMs: number },
+): Promise<Set<string>> {
   const s = quoteIdent(p.schema)
+  // A lock wait of this statement is bounded (55P03 past it): a row held by a tenant's open transaction
+  // (a push by key on a running job locks it) must not stall every completion of the worker. The
+  // setting is made by a one-time filter (an InitPlan, run before the first row is locked) and lasts
+  // for this statement's transaction only.
+  const waitAtMost = `(select set_config('lock_timeout', '${Math.max(1, Math.floor(p.lockTimeoutMs))}', true)) is not null`
   const it = p.items
   const n = it.length
   // Columns, built in one pass. uuid[], bigint[] and the outcome words go as array literals (their
@@ -192,6 +201,7 @@ export async function jobFinishMany(db: Queryable, p: { schema: string; nodeId: 
               as i(tenant_id, id, owner, outcome, error, delay_ms)
         where j.tenant_id = i.tenant_id and j.id = i.id and j.lease_owner = i.owner
           and ((i.outcome = 'retry' and not j.cancel_requested) or i.outcome = 'release')
+          and ${waitAtMost}
        returning j.tenant_id, j.id, i.owner
      )`
     : ''
@@ -202,6 +212,7 @@ export async function jobFinishMany(db: Queryable, p: { schema: string; nodeId: 
               as i(tenant_id, id, owner, outcome, result, result_type, error)
         where j.tenant_id = i.tenant_id and j.id = i.id and j.lease_owner = i.owner
           and (i.outcome in ('completed', 'failed') or (i.outcome = 'retry' and j.cancel_requested))
+          and ${waitAtMost}
        returning j.*, i.outcome, i.result, i.result_type, i.error
      ),
      hist as (
@@ -244,6 +255,28 @@ function ownersLiteral(owners: string[]): string | string[] {
   return unquotedArrayLiteral(owners)
 }
 const SAFE_OWNER = /^[A-Za-z0-9_.:\-\/]+$/
+
+/**
+ * Of the given runs, those whose row is still theirs but locked by another transaction right now
+ * (never waits: SKIP LOCKED). Used after a completion hit its lock timeout, to set those outcomes
+ * aside and record the others; none found means the wait was on something else (a table or partition).
+ */
+export async function jobLockedAmong(db: Queryable, p: { schema: string; tenantIds: string[]; ids: string[]; owners: string[] }): Promise<Set<string>> {
+  const s = quoteIdent(p.schema)
+  const { rows } = await db.query<{ tenant_id: string; id: string }>(
+    `with i as (
+       select * from unnest($1::text[], $2::uuid[], $3::text[]) as i(tenant_id, id, owner)
+     ),
+     free as (
+       select l.tenant_id, l.id from ${s}.jobs l join i on l.tenant_id = i.tenant_id and l.id = i.id and l.lease_owner = i.owner
+          for update of l skip locked
+     )
+     select j.tenant_id, j.id from i join ${s}.jobs j on j.tenant_id = i.tenant_id and j.id = i.id and j.lease_owner = i.owner
+      where not exists (select 1 from free f where f.tenant_id = j.tenant_id and f.id = j.id)`,
+    [p.tenantIds, unquotedArrayLiteral(p.ids), p.owners],
+  )
+  return new Set(rows.map((r) => rowKey(r.tenant_id, r.id)))
+}
 
 /** One run's answer to a lease renewal. */
 export interface LeaseState {
