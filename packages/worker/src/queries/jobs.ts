@@ -85,8 +85,9 @@ export async function jobClaimMany(
   const typeFilter = p.types ? 'and type = any($6::text[])' : ''
   const text = `
     with picked as (
-      select array_agg(ctid) as ctids, set_config('synchronous_commit', 'off', true) as commit_mode from (
-        select ctid, sum(bytes) over (rows between unbounded preceding and current row) - bytes as before from (
+      select array_agg(ctid) filter (where before is null or before < $5) as ctids,
+             set_config('synchronous_commit', 'off', true) as commit_mode from (
+        select ctid, sum(bytes) over (rows between unbounded preceding and 1 preceding) as before from (
           select ctid,
                  coalesce(octet_length(payload), 0)
                  + case when target is null then 0
@@ -96,8 +97,7 @@ export async function jobClaimMany(
            where queue = $1 and state = 'pending' ${typeFilter}
            order by priority desc, vt
            limit $2
-           for update skip locked) l) x
-       where before < $5)
+           for update skip locked) l) x)
     update ${s}.jobs j
        set state = 'running', attempt = j.attempt + 1, lease_owner = $3,
            lease_expires_at = now() + $4 * interval '1 millisecond', started_at = now(), updated_at = now()
