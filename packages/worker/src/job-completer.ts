@@ -314,7 +314,7 @@ export class JobCompleter {
       items.map((item, i) => ({
         outcome: batch[i]!.outcome,
         final: item.outcome,
-        recorded: recorded.has(`${rowKey(item.tenantId, item.id)}\u0000${item.owner}`),
+        recorded: recorded.has(i),
         ...(item.outcome === 'retry' ? { retryAt: new Date(now + item.delayMs) } : {}),
         ...(replaced.has(i) ? { error: replaced.get(i)! } : {}),
       })),

@@ -136,7 +136,8 @@ export async function jobListPendingQueues(db: Queryable, p: { schema: string; l
  * plus claim token), which is what discards the late result of a run whose lease was lost: a rescued
  * job has no owner, and a re-claimed or replaced one has another token, even when its attempt number
  * came round again. A cancel_requested job that did not complete is recorded as cancelled instead of
- * being retried. Returns rowKey(tenant, id) + NUL + owner of each run recorded.
+ * being retried. Returns the positions in `items` of the runs recorded (the unnest's ordinality, so
+ * the answer carries small integers rather than keys to rebuild).
  * Rows are matched by primary key and lease owner only (the owner is set exactly while a job runs, a
  * constraint since migration 0007): with a `state = 'running'` condition the planner walked every
  * running job of this node through an index of running rows once per input row, quadratic in the local
@@ -147,7 +148,7 @@ export async function jobListPendingQueues(db: Queryable, p: { schema: string; l
 export async function jobFinishMany(
   db: Queryable,
   p: { schema: string; nodeId: string; items: FinishInput[]; lockTimeoutMs: number },
-): Promise<Set<string>> {
+): Promise<Set<number>> {
   const s = quoteIdent(p.schema)
   // A lock wait of this statement is bounded (55P03 past it): a row held by a tenant's open transaction
   // (a push by key on a running job locks it) must not stall every completion of the worker. The
@@ -197,23 +198,23 @@ export async function jobFinishMany(
               last_error = coalesce(i.error, j.last_error),
               started_at = case when i.outcome = 'retry' then j.started_at else null end,
               lease_owner = null, lease_expires_at = null, updated_at = now()
-         from unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $8::jsonb[], $9::int8[])
-              as i(tenant_id, id, owner, outcome, error, delay_ms)
+         from unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $8::jsonb[], $9::int8[]) with ordinality
+              as i(tenant_id, id, owner, outcome, error, delay_ms, n)
         where j.tenant_id = i.tenant_id and j.id = i.id and j.lease_owner = i.owner
           and ((i.outcome = 'retry' and not j.cancel_requested) or i.outcome = 'release')
           and ${waitAtMost}
-       returning j.tenant_id, j.id, i.owner
+       returning i.n::int4 as n
      )`
     : ''
-  const { rows } = await db.query<{ tenant_id: string; id: string; owner: string }>(
+  const { rows } = await db.query<{ n: number }>(
     `with done as (
        delete from ${s}.jobs j
-        using unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::jsonb[])
-              as i(tenant_id, id, owner, outcome, result, result_type, error)
+        using unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::jsonb[]) with ordinality
+              as i(tenant_id, id, owner, outcome, result, result_type, error, n)
         where j.tenant_id = i.tenant_id and j.id = i.id and j.lease_owner = i.owner
           and (i.outcome in ('completed', 'failed') or (i.outcome = 'retry' and j.cancel_requested))
           and ${waitAtMost}
-       returning j.*, i.outcome, i.result, i.result_type, i.error
+       returning j.*, i.outcome, i.result, i.result_type, i.error, i.n::int4 as n
      ),
      hist as (
        insert into ${s}.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
@@ -225,7 +226,7 @@ export async function jobFinishMany(
               d.max_attempts, d.schedule_id, d.retry_of, $1, d.created_at, d.run_at, d.started_at, now()
          from done d
      )${moved}
-     select tenant_id, id, lease_owner as owner from done${anyMove ? ' union all select tenant_id, id, owner from moved' : ''}`,
+     select n from done${anyMove ? ' union all select n from moved' : ''}`,
     [
       p.nodeId,
       tenantIds,
@@ -238,8 +239,8 @@ export async function jobFinishMany(
       ...(anyMove ? [unquotedArrayLiteral(delays)] : []),
     ],
   )
-  const recorded = new Set<string>()
-  for (const r of rows) recorded.add(`${rowKey(r.tenant_id, r.id)}\u0000${r.owner}`)
+  const recorded = new Set<number>()
+  for (const r of rows) recorded.add(r.n - 1)
   return recorded
 }
 
