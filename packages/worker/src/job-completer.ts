@@ -60,8 +60,9 @@ interface Entry {
   strikes: number
   /** Times it was set aside because another transaction held its row (not its fault: no strike). */
   waits?: number
-  /** Recorded batches (of others) when it first failed alone. */
-  epoch: number
+  /** Batches recorded (of others) when a statement holding it first failed: later ones show the
+   *  database takes other outcomes, so this one is at fault. */
+  epoch?: number
   /** Not tried again before this time (performance.now()). */
   notBefore: number
   /** Replaced by a plain failure: the real result or error could not be stored. */
@@ -106,6 +107,9 @@ export class JobCompleter {
   private immediate: NodeJS.Immediate | undefined
   private flushing: Promise<void> | undefined
   private failures = 0
+  /** Statements failed in a row on non-transient errors: past a few, the database probably refuses
+   *  everything (a detached partition), not one outcome, so each further try waits with backoff. */
+  private streak = 0
   /** Batches recorded so far: tells an outcome at fault from a database refusing everything. */
   private epoch = 0
   private readonly policies: RetryPolicies
@@ -123,7 +127,7 @@ export class JobCompleter {
   }
 
   add(outcome: RunOutcome): void {
-    this.queue.push({ outcome, strikes: 0, epoch: 0, notBefore: 0 })
+    this.queue.push({ outcome, strikes: 0, notBefore: 0 })
     this.schedule()
   }
 
@@ -201,6 +205,7 @@ export class JobCompleter {
     try {
       await this.record(batch)
       this.failures = 0
+      this.streak = 0
       this.epoch += 1
     } catch (err) {
       this.options.onError(err)
@@ -223,13 +228,14 @@ export class JobCompleter {
         await sleep(backoffMs(this.failures))
         return
       }
+      for (const e of batch) e.epoch ??= this.epoch
       if (batch.length > 1) {
         const half = Math.ceil(batch.length / 2)
         for (const e of batch) e.chunk = half
         this.queue.unshift(...batch)
-        return
-      }
-      this.strike(batch[0]!, err)
+      } else this.strike(batch[0]!, err)
+      // Outcomes set aside wait on their own backoff; batches of the queue failing in a row wait here.
+      if (!alone && ++this.streak > 3) await sleep(backoffMs(this.streak - 3))
     }
   }
 
@@ -268,7 +274,6 @@ export class JobCompleter {
   /** One more failure of an outcome recorded alone: set it aside, degrade it, or give it up. */
   private strike(e: Entry, err: unknown): void {
     e.strikes += 1
-    if (e.strikes === 1) e.epoch = this.epoch
     const message = err instanceof Error ? err.message : String(err)
     if (e.degraded !== undefined) {
       if (e.strikes - e.degradedAtStrike! >= ABANDON_AFTER) {
@@ -276,7 +281,7 @@ export class JobCompleter {
         this.options.onRecorded([{ outcome: e.outcome, final: 'failed', recorded: false }])
         return
       }
-    } else if (e.strikes >= DEGRADE_ANYWAY_AFTER || (e.strikes >= DEGRADE_AFTER && this.epoch > e.epoch)) {
+    } else if (e.strikes >= DEGRADE_ANYWAY_AFTER || (e.strikes >= DEGRADE_AFTER && this.epoch > e.epoch!)) {
       e.degraded = message
       e.degradedAtStrike = e.strikes
     }

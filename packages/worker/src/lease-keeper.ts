@@ -10,6 +10,8 @@ export interface LeaseKeeperOptions {
   heartbeatMs: number
   /** Makes the keeper's own connection (not from the worker's pool). */
   newClient: () => pg.Client
+  /** Borrowed from for a round when the keeper's own connection cannot be made (a connection limit). */
+  pool: pg.Pool
   logger: Logger
   /** The runs whose leases to keep (buffered, running and finishing ones). */
   runs: () => Iterable<Run>
@@ -109,7 +111,17 @@ export class LeaseKeeper {
   }
 
   private async renewNow(runs: Run[], ms: number): Promise<Map<string, LeaseState>> {
-    const client = await this.connection()
+    let client: pg.ClientBase
+    let borrowed: pg.PoolClient | undefined
+    try {
+      client = await this.connection()
+    } catch (err) {
+      // No connection of its own (the server's connection limit, say): this round borrows one from
+      // the pool rather than letting every lease lapse. Rows are still locked SKIP LOCKED.
+      this.o.onError(err)
+      borrowed = await this.o.pool.connect()
+      client = borrowed
+    }
     const timeoutMs = this.statementTimeoutMs + this.lockTimeoutMs + 1_000
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<never>((_, reject) => {
@@ -138,10 +150,16 @@ export class LeaseKeeper {
       return await Promise.race([attempt, timedOut])
     } catch (err) {
       // An unanswered statement or a broken connection leaves it in an unknown state: drop it.
-      if (!(err instanceof pg.DatabaseError)) this.dropConnection(client)
+      if (!(err instanceof pg.DatabaseError)) {
+        if (borrowed) {
+          borrowed.release(err as Error)
+          borrowed = undefined
+        } else this.dropConnection(client as pg.Client)
+      }
       throw err
     } finally {
       clearTimeout(timer)
+      borrowed?.release()
     }
   }
 

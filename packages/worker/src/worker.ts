@@ -221,6 +221,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       leaseMs: o.leaseMs,
       heartbeatMs: o.heartbeatMs,
       newClient: () => this.newLeaseClient(),
+      pool: this.conn.pool,
       logger: o.logger,
       runs: () => this.active.values(),
       onLost: (run) => this.markLost(run),

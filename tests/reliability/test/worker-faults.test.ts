@@ -95,6 +95,27 @@ describe('worker faults', () => {
     }
   })
 
+  it('a database refusing every outcome for a while costs few statements and destroys no result', async () => {
+    const queue = 'refuse-all'
+    await pushJobs(pool, t.schema, 'acme', queue, 20)
+    // Stands in for a transient data-class refusal of every insert (today's partition detached, say).
+    await t.admin.query(q(`alter table S.job_history add constraint refuse_all check (queue <> 'refuse-all') not valid`))
+    const errors: Error[] = []
+    const w = Worker.create(t.workerUrl, { schema: t.schema, queues: [queue], concurrency: 20, completeDelayMs: 30 }, async () => 'kept')
+    w.on('error', (e) => errors.push(e))
+    await w.start()
+    await waitFor(() => errors.length > 0)
+    await sleep(2_500)
+    const during = errors.length
+    await t.admin.query(q(`alter table S.job_history drop constraint refuse_all`))
+    await waitFor(async () => (await t.admin.query(q(`select count(*)::int n from S.job_history where queue = $1`), [queue])).rows[0].n === 20, { timeoutMs: 15_000 })
+    await w.stop()
+    const { rows } = await t.admin.query(q(`select count(*)::int n from S.job_history where queue = $1 and state = 'completed' and result = '"kept"'::bytea`), [queue])
+    expect(rows[0].n).toBe(20)
+    expect(during).toBeLessThan(30)
+    reportFigure('worker: every outcome refused for 2.5 s', { failedStatements: during, resultsKept: rows[0].n })
+  })
+
   it('an error without SQLSTATE (RangeError building the statement) is not retried forever', async () => {
     const queue = 'range-error'
     await pushJobs(pool, t.schema, 'acme', queue, 1, { type: 'poison' })
@@ -349,6 +370,36 @@ describe('worker leases', () => {
     await w.stop()
     expect(bRecordedWhileLocked).toBe(true)
     expect(errors.every((e) => (e as { code?: string }).code === '55P03')).toBe(true)
+  })
+
+  it('at the connection limit, leases are renewed through the pool', async () => {
+    const queue = 'conn-limit'
+    await pushJobs(pool, t.schema, 'acme', queue, 1)
+    const login = decodeURIComponent(new URL(t.workerUrl).username)
+    const { rows: open } = await t.admin.query(`select count(*)::int n from pg_stat_activity where usename = $1`, [login])
+    // Room for one pool connection (an idle worker with one job needs no more), not for the lease connection.
+    await t.admin.query(`alter role "${login}" connection limit ${open[0].n + 1}`)
+    const s = Scheduler.create(t.adminUrl, { schema: t.schema, pollMs: 100, rescueIntervalMs: 100 })
+    let runs = 0
+    const errors: Error[] = []
+    const w = Worker.create(t.workerUrl, { schema: t.schema, queues: [queue], poolSize: 2, listen: false, pollMs: 100, leaseMs: 1_000, heartbeatMs: 200 }, async () => {
+      runs += 1
+      await sleep(2_500)
+    })
+    w.on('error', (e) => errors.push(e))
+    try {
+      await s.start()
+      await w.start()
+      await waitFor(async () => (await t.admin.query(q(`select 1 from S.job_history where queue = $1`), [queue])).rowCount === 1, { timeoutMs: 10_000 })
+      await w.stop()
+      await s.stop()
+    } finally {
+      await t.admin.query(`alter role "${login}" connection limit -1`)
+    }
+    const { rows } = await t.admin.query(q(`select state, attempt from S.job_history where queue = $1`), [queue])
+    expect(rows).toEqual([{ state: 'completed', attempt: 1 }])
+    expect(runs).toBe(1)
+    expect(errors.some((e) => (e as { code?: string }).code === '53300')).toBe(true)
   })
 
   it('after an event-loop stall, buffered jobs whose lease lapsed are released, not started', async () => {
