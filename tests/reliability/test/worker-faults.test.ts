@@ -167,11 +167,9 @@ describe('worker faults', () => {
       if (typeof args[0] === 'string' && args[0].includes("set state = 'running'")) claimed.push(r.rows.length)
       return r
     }
-    let maxBuffered = 0
     const w = Worker.create(wpool, { schema: t.schema, queues: [queue], concurrency: 1, batchSize: 100, claimMaxBytes: 1_000_000 }, async () => {
       await sleep(20)
     })
-    w.on('job:started', () => void (maxBuffered = Math.max(maxBuffered, 0)))
     await w.start()
     await waitFor(async () => (await t.admin.query(q(`select count(*)::int n from S.job_history where queue = $1`), [queue])).rows[0].n === 12)
     await w.stop()
