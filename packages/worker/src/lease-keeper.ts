@@ -8,8 +8,9 @@ export interface LeaseKeeperOptions {
   schema: string
   leaseMs: number
   heartbeatMs: number
-  /** Makes the keeper's own connection (not from the worker's pool). */
-  newClient: () => pg.Client
+  /** Makes the keeper's own connection (not from the worker's pool), giving up connecting after
+   *  `connectTimeoutMs`. */
+  newClient: (connectTimeoutMs: number) => pg.Client
   /** Borrowed from for a round when the keeper's own connection cannot be made (a connection limit). */
   pool: pg.Pool
   logger: Logger
@@ -40,10 +41,12 @@ export class LeaseKeeper {
   private tail: Promise<unknown> = Promise.resolve()
   private readonly statementTimeoutMs: number
   private readonly lockTimeoutMs: number
+  private readonly connectTimeoutMs: number
 
   constructor(private readonly o: LeaseKeeperOptions) {
     this.statementTimeoutMs = Math.max(200, Math.min(o.heartbeatMs, 5_000))
     this.lockTimeoutMs = Math.max(50, Math.min(Math.floor(o.heartbeatMs / 2), 1_000))
+    this.connectTimeoutMs = Math.max(500, Math.min(o.heartbeatMs, 5_000))
   }
 
   start(): void {
@@ -53,9 +56,13 @@ export class LeaseKeeper {
   async stop(): Promise<void> {
     this.stopper.abort()
     await this.loop
+    await this.tail
     const c = this.client
     this.client = undefined
-    await c?.end().catch(() => {})
+    if (!c) return
+    // A graceful end, unless the connection is dead: then it is cut.
+    const ended = await Promise.race([c.end().then(() => true, () => true), sleep(1_000).then(() => false)])
+    if (!ended) this.dropConnection(c)
   }
 
   private async run(): Promise<void> {
@@ -111,61 +118,67 @@ export class LeaseKeeper {
   }
 
   private async renewNow(runs: Run[], ms: number): Promise<Map<string, LeaseState>> {
-    let client: pg.ClientBase
-    let borrowed: pg.PoolClient | undefined
-    try {
-      client = await this.connection()
-    } catch (err) {
-      // No connection of its own (the server's connection limit, say): this round borrows one from
-      // the pool rather than letting every lease lapse. Rows are still locked SKIP LOCKED.
-      this.o.onError(err)
-      borrowed = await this.o.pool.connect()
-      client = borrowed
-    }
-    const timeoutMs = this.statementTimeoutMs + this.lockTimeoutMs + 1_000
+    // One deadline for connecting, borrowing and the transaction: a silent network cannot hold the
+    // keeper (and every extendLease() behind it) for longer.
+    const timeoutMs = this.connectTimeoutMs + this.statementTimeoutMs + this.lockTimeoutMs + 1_000
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new PgQueueError(`lease renewal got no answer in ${timeoutMs} ms; reconnecting`)), timeoutMs)
     })
+    let client: pg.ClientBase | undefined
+    let borrowed: pg.PoolClient | undefined
     const transaction = async () => {
-      await client.query(`begin; set local lock_timeout = ${this.lockTimeoutMs}; set local statement_timeout = ${this.statementTimeoutMs}`)
       try {
-        const states = await jobRenewLeaseMany(client, {
+        client = await this.connection()
+      } catch (err) {
+        // No connection of its own (the server's connection limit, say): this round borrows one from
+        // the pool rather than letting every lease lapse. Rows are still locked SKIP LOCKED.
+        this.o.onError(err)
+        borrowed = await this.o.pool.connect()
+        client = borrowed
+      }
+      const c = client
+      await c.query(`begin; set local lock_timeout = ${this.lockTimeoutMs}; set local statement_timeout = ${this.statementTimeoutMs}`)
+      try {
+        const states = await jobRenewLeaseMany(c, {
           schema: this.o.schema,
           leaseMs: ms,
           tenantIds: runs.map((r) => r.row.tenant_id),
           ids: runs.map((r) => r.row.id),
           owners: runs.map((r) => r.owner),
         })
-        await client.query('commit')
+        await c.query('commit')
         return states
       } catch (err) {
-        await client.query('rollback').catch(() => {})
+        await c.query('rollback').catch(() => {})
         throw err
       }
     }
     const attempt = transaction()
     attempt.catch(() => {})
+    let broken = false
     try {
       return await Promise.race([attempt, timedOut])
     } catch (err) {
       // An unanswered statement or a broken connection leaves it in an unknown state: drop it.
-      if (!(err instanceof pg.DatabaseError)) {
-        if (borrowed) {
-          borrowed.release(err as Error)
-          borrowed = undefined
-        } else this.dropConnection(client as pg.Client)
+      broken = !(err instanceof pg.DatabaseError)
+      if (broken && !borrowed) {
+        // Still connecting (no answer to the handshake) counts too: that connection is cut as well.
+        const own = (client as pg.Client | undefined) ?? this.client
+        if (own) this.dropConnection(own)
       }
       throw err
     } finally {
       clearTimeout(timer)
-      borrowed?.release()
+      // A pool client borrowed late (after the deadline) is given back when it arrives.
+      if (borrowed) borrowed.release(broken ? true : undefined)
+      else if (broken) void attempt.then(() => borrowed?.release(true), () => borrowed?.release(true))
     }
   }
 
   private async connection(): Promise<pg.Client> {
     if (this.client) return this.client
-    const client = this.o.newClient()
+    const client = this.o.newClient(this.connectTimeoutMs)
     client.on('error', (err) => {
       this.o.logger.warn(`lease connection error: ${err.message}`)
       this.dropConnection(client)

@@ -220,7 +220,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       schema: o.schema,
       leaseMs: o.leaseMs,
       heartbeatMs: o.heartbeatMs,
-      newClient: () => this.newLeaseClient(),
+      newClient: (connectTimeoutMs) => this.newLeaseClient(connectTimeoutMs),
       pool: this.conn.pool,
       logger: o.logger,
       runs: () => this.active.values(),
@@ -554,9 +554,14 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   // ---- heartbeat ------------------------------------------------------------------------------
 
   /** The lease keeper's own connection: made from the URL, or from the given pool's settings. */
-  private newLeaseClient(): pg.Client {
+  private newLeaseClient(connectTimeoutMs: number): pg.Client {
     const base: pg.ClientConfig = typeof this.target === 'string' ? { connectionString: this.target } : { ...((this.target as { options?: pg.ClientConfig }).options ?? {}) }
-    return new pg.Client({ ...base, application_name: 'pgqueue-worker-lease', keepAlive: true })
+    return new pg.Client({
+      ...base,
+      application_name: 'pgqueue-worker-lease',
+      keepAlive: true,
+      connectionTimeoutMillis: connectTimeoutMs,
+    })
   }
 
   private async heartbeatNode(): Promise<void> {

@@ -3,6 +3,7 @@
  * of tenant containment, each with what a user can observe: history rows, live rows, events.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import pg from 'pg'
 import { createIsolatedDatabase, pushJobs, waitFor, type IsolatedDatabase } from '@pgqueue/testing'
 import { jobsChannel, migrate, PgQueueStoppedError, uuidv7 } from '@pgqueue/core'
@@ -398,6 +399,46 @@ describe('worker leases', () => {
     expect(rows).toEqual([{ state: 'completed', attempt: 1 }])
     expect(runs).toBe(1)
     expect(errors.some((e) => (e as { code?: string }).code === '53300')).toBe(true)
+  })
+
+  it('a lease connection that never answers (silent network) falls back to the pool in time', async () => {
+    const queue = 'black-hole'
+    await pushJobs(pool, t.schema, 'acme', queue, 1)
+    // A server that accepts connections and never says a word.
+    const sockets: Socket[] = []
+    const hole = createServer((sock) => void sockets.push(sock))
+    await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r))
+    const port = (hole.address() as AddressInfo).port
+    // The worker's pool connects for real first; then its settings point at the black hole, which is
+    // where the lease connection (made from those settings) goes.
+    const u = new URL(t.workerUrl)
+    const wpool = new pg.Pool({ host: u.hostname, port: Number(u.port || 5432), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), database: u.pathname.slice(1), max: 2, idleTimeoutMillis: 0 })
+    wpool.on('error', () => {})
+    const warm = await Promise.all([wpool.connect(), wpool.connect()])
+    for (const c of warm) c.release()
+    ;(wpool as unknown as { options: { port: number } }).options.port = port
+    const s = Scheduler.create(t.adminUrl, { schema: t.schema, pollMs: 100, rescueIntervalMs: 100 })
+    let runs = 0
+    const w = Worker.create(wpool, { schema: t.schema, queues: [queue], listen: false, pollMs: 100, leaseMs: 2_000, heartbeatMs: 500 }, async () => {
+      runs += 1
+      await sleep(5_000)
+    })
+    w.on('error', () => {})
+    try {
+      await s.start()
+      await w.start()
+      await waitFor(async () => (await t.admin.query(q(`select 1 from S.job_history where queue = $1`), [queue])).rowCount === 1, { timeoutMs: 15_000 })
+      await w.stop()
+      await s.stop()
+    } finally {
+      for (const sock of sockets) sock.destroy()
+      hole.close()
+      await wpool.end()
+    }
+    const { rows } = await t.admin.query(q(`select state, attempt from S.job_history where queue = $1`), [queue])
+    expect(rows).toEqual([{ state: 'completed', attempt: 1 }])
+    expect(runs).toBe(1)
+    expect(sockets.length).toBeGreaterThan(0)
   })
 
   it('after an event-loop stall, buffered jobs whose lease lapsed are released, not started', async () => {
