@@ -41,7 +41,7 @@ export interface WorkerOptions {
   pollMs?: number
   /** While idle, claims woken by notifications are spaced at least this far apart after a short burst,
    *  so a flood of notifications (any login may send them) costs a bounded number of claims. A claim
-   *  that finds work does not count. Default 50. */
+   *  that finds work does not count, nor the empty one that usually follows it. Default 50. */
   wakeGapMs?: number
   /** With no `queues` option: how often the list of queues with pending work is refreshed. Default 2,000. */
   queueRefreshMs?: number

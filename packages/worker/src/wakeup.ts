@@ -29,8 +29,9 @@ export class Wakeup {
 
 /**
  * Spaces the claims of an idle worker (a token bucket): `burst` claims at once, then one per `gapMs`.
- * A claim that found work gives its token back, so only claims that come back empty are paced: a flood
- * of notifications with nothing behind them costs a bounded number of statements, real work none.
+ * A claim that found work gives its token back and one more, for the empty claim that usually follows
+ * it (the buffer ran dry), so only claims with nothing behind them are paced: a flood of notifications
+ * that announce nothing costs a bounded number of statements, real work none.
  */
 export class IdleClaimPacer {
   private tokens: number
@@ -53,7 +54,8 @@ export class IdleClaimPacer {
     }
     return Math.ceil((1 - this.tokens) * this.gapMs)
   }
-  refund(): void {
-    this.tokens = Math.min(this.burst, this.tokens + 1)
+  /** The claim found work. */
+  credit(): void {
+    this.tokens = Math.min(this.burst, this.tokens + 2)
   }
 }

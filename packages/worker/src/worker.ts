@@ -325,7 +325,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
         claimed = await this.claimOnce(Math.min(this.claimSize, room))
         // Handlers ran dry while the claim was on its way: claims are too small for their pace.
         if (this.starved && claimed > 0) this.claimSize = Math.min(o.batchSize, this.claimSize * 2)
-        if (this.idle && claimed > 0) this.pacer.refund()
+        if (claimed > 0) this.pacer.credit()
         this.idle = claimed === 0
         failures = 0
       } catch (err) {
