@@ -101,7 +101,7 @@ describe('faults', () => {
     await waitFor(() => startedInChild >= 30, { timeoutMs: 30_000 })
     child.kill('SIGKILL')
     await new Promise((r) => child.once('exit', r))
-    const held = await t.admin.query(q(`select count(*)::int n from S.jobs where queue = $1 and state = 'running' and lease_owner = 'doomed'`), [queue])
+    const held = await t.admin.query(q(`select count(*)::int n from S.jobs where queue = $1 and state = 'running' and split_part(lease_owner, '/', 1) = 'doomed'`), [queue])
     expect(held.rows[0].n).toBeGreaterThan(0)
     const s = Scheduler.create(t.workerUrl, { schema: t.schema, pollMs: 100 })
     const w = Worker.create(t.workerUrl, { schema: t.schema, queues: [queue], concurrency: 10 }, async () => 'ok')

@@ -39,10 +39,21 @@ export interface WorkerOptions {
   heartbeatMs?: number
   /** Pause between claims when nothing was pending (notifications usually wake the worker first). Default 1,000. */
   pollMs?: number
+  /** While idle, claims woken by notifications are spaced at least this far apart after a short burst,
+   *  so a flood of notifications (any login may send them) costs a bounded number of claims. A claim
+   *  that finds work does not count, nor the empty one that usually follows it. Default 50. */
+  wakeGapMs?: number
   /** With no `queues` option: how often the list of queues with pending work is refreshed. Default 2,000. */
   queueRefreshMs?: number
+  /** Largest claim in bytes (payloads plus targets, as stored): a claim stops adding jobs once the jobs
+   *  before reach this, and takes one job at least. Also bounds the bytes of payloads waiting in the
+   *  local buffer. Default 32 MiB. */
+  claimMaxBytes?: number
   /** Finished jobs recorded per statement. Default 500. */
   completeBatchSize?: number
+  /** Largest completion statement in bytes of results and errors (a batch is cut short to stay below,
+   *  one outcome at least). Default 32 MiB. */
+  completeMaxBytes?: number
   /** How long a finished job may wait for others to share its completion statement, in ms. 0 flushes on
    *  the next tick. Default 1. */
   completeDelayMs?: number
@@ -75,8 +86,11 @@ export interface ResolvedWorkerOptions {
   leaseMs: number
   heartbeatMs: number
   pollMs: number
+  wakeGapMs: number
   queueRefreshMs: number
+  claimMaxBytes: number
   completeBatchSize: number
+  completeMaxBytes: number
   completeDelayMs: number
   handlerTimeoutMs: number | undefined
   stopTimeoutMs: number
@@ -118,8 +132,11 @@ export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorke
     leaseMs,
     heartbeatMs,
     pollMs: validateOptionalInt('pollMs', options.pollMs, 1_000, 10, 3600_000),
+    wakeGapMs: validateOptionalInt('wakeGapMs', options.wakeGapMs, 50, 0, 60_000),
     queueRefreshMs: validateOptionalInt('queueRefreshMs', options.queueRefreshMs, 2_000, 10, 3600_000),
+    claimMaxBytes: validateOptionalInt('claimMaxBytes', options.claimMaxBytes, 32 * 1024 * 1024, 1, 1024 * 1024 * 1024),
     completeBatchSize: validateOptionalInt('completeBatchSize', options.completeBatchSize, 500, 1, 10_000),
+    completeMaxBytes: validateOptionalInt('completeMaxBytes', options.completeMaxBytes, 32 * 1024 * 1024, 1, 256 * 1024 * 1024),
     completeDelayMs: validateOptionalInt('completeDelayMs', options.completeDelayMs, 1, 0, 10_000),
     handlerTimeoutMs: options.handlerTimeoutMs === undefined ? undefined : validateInt('handlerTimeoutMs', options.handlerTimeoutMs, 1, 2 ** 31 - 1),
     stopTimeoutMs: validateOptionalInt('stopTimeoutMs', options.stopTimeoutMs, 30_000, 0, 2 ** 31 - 1),

@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events'
-import type pg from 'pg'
+import { performance } from 'node:perf_hooks'
+import pg from 'pg'
 import {
   NotificationListener,
+  PgQueueStoppedError,
   PgQueueValidationError,
   connect,
   jobsChannel,
@@ -16,9 +18,13 @@ import {
 import { errorInfo, type ErrorInfo } from './error-info.js'
 import { JobAbortedError, type AbortReason, type Job, type JobContext, type JobHandler } from './job.js'
 import { JobCompleter, type RecordedOutcome, type RunOutcome } from './job-completer.js'
+import { LeaseKeeper } from './lease-keeper.js'
+import { LeaseOwners } from './lease-owner.js'
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js'
-import { jobClaimMany, jobExtendLease, jobListPendingQueues, jobRenewLeaseMany, type ClaimedRow } from './queries/jobs.js'
+import { jobClaimMany, jobListPendingQueues, rowKey, type ClaimedRow } from './queries/jobs.js'
 import { encodeResult } from './result.js'
+import type { Run } from './run.js'
+import { IdleClaimPacer, Wakeup } from './wakeup.js'
 
 /** Events a Worker emits. Listeners must not throw. */
 export interface WorkerEvents {
@@ -33,63 +39,21 @@ export interface WorkerEvents {
   'job:failed': [event: { job: Job; error: ErrorInfo; willRetry: boolean; retryAt?: Date }]
   /** The job was cancelled while running and is recorded as cancelled. */
   'job:cancelled': [event: { job: Job }]
-  /** The lease was lost (the job may run elsewhere); this run's outcome is discarded. */
+  /** The lease was lost (the job may run elsewhere); this run's outcome is discarded. `job` is the lost
+   *  run's job (its attempt, payload), even when the same job id runs again here meanwhile. */
   'job:lost': [event: { job: Job }]
-  /** The job went back to pending unfinished (claimed but not started, or interrupted by stop()). */
+  /** The job went back to pending unfinished (claimed but not started, or interrupted by stop()), its
+   *  attempt not counted. A buffered job whose lease could lapse before its next renewal is released
+   *  this way instead of being started. */
   'job:released': [event: { job: Job }]
 }
 
-type Phase = 'buffered' | 'running' | 'finishing' | 'done' | 'lost'
-
-/** One claimed run of a job, from claim until its outcome is recorded. */
-interface Run {
-  job: Job
-  row: ClaimedRow
-  phase: Phase
-  /** Made on the handler's first read of ctx.signal: most handlers never read it, and an
-   *  AbortController per job was a measurable share of the worker's CPU. */
-  controller?: AbortController
-  abortReason?: AbortReason
-  /** Set once the run is aborted; later aborts are ignored. */
-  abortError?: JobAbortedError
-  /** Rejects the handler's race while the handler runs. */
-  interrupt?: (err: JobAbortedError) => void
-  startedAt: number
-  /** When the claim returned it (Date.now()), to notice jobs waiting long in the buffer. */
-  claimedAt: number
-  /** The handlerTimeoutMs timer while the handler runs. */
-  timer?: NodeJS.Timeout
-}
+/** Longest row lock wait of a completion statement: past it, the outcomes whose rows another
+ *  transaction holds are set aside and the rest recorded (see JobCompleter). */
+const COMPLETE_LOCK_TIMEOUT_MS = 1_000
 
 /** A buffered job older than this halves the claim size. */
 const BUFFER_WAIT_SHRINK_MS = 500
-
-/** Resolves waiters when woken; a wake with no waiter is remembered for the next wait. */
-class Wakeup {
-  private pending = false
-  private resolve: (() => void) | undefined
-  wake(): void {
-    this.pending = true
-    this.resolve?.()
-  }
-  wait(ms: number): Promise<void> {
-    if (this.pending) {
-      this.pending = false
-      return Promise.resolve()
-    }
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms)
-      const self = this
-      function done() {
-        clearTimeout(timer)
-        self.resolve = undefined
-        self.pending = false
-        resolve()
-      }
-      this.resolve = done
-    })
-  }
-}
 
 /** The run's AbortSignal, made on first use (already aborted when the run was). */
 function signalOf(run: Run): AbortSignal {
@@ -158,7 +122,19 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
   private stopPromise: Promise<void> | undefined
   private readonly buffer: Run[] = []
+  /** Payload bytes of the runs in the buffer (see claimMaxBytes). */
+  private bufferedBytes = 0
+  /** Every run whose lease this worker holds, by rowKey(tenant, id). */
   private readonly active = new Map<string, Run>()
+  private readonly owners: LeaseOwners
+  private keeper: LeaseKeeper | undefined
+  /** A buffered run starts only if its lease surely lasts this long: until the next renewal at least. */
+  private readonly startMarginMs: number
+  private readonly pacer: IdleClaimPacer
+  /** The last claim came back empty: the next one is paced (see wakeGapMs). */
+  private idle = false
+  private readonly stopSignal = new AbortController()
+  private nodeBeat: Promise<void> | undefined
   /** Handlers running now, and who waits for that to reach zero (stop()). */
   private inFlight = 0
   private idleWaiters: (() => void)[] = []
@@ -171,9 +147,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   private starved = false
   private minClaimSize = 0
   private readonly claimWake = new Wakeup()
-  private readonly heartbeatStop = new AbortController()
   private claimLoop: Promise<void> | undefined
-  private heartbeatLoop: Promise<void> | undefined
   private knownQueues: string[] = []
   private queuesRefreshedAt = 0
   private queuesStale = true
@@ -190,6 +164,9 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     this.claimSize = this.minClaimSize
     this.target = target
     this.handler = handler
+    this.owners = new LeaseOwners(this.options.nodeId)
+    this.startMarginMs = Math.min(this.options.heartbeatMs, this.options.leaseMs / 2)
+    this.pacer = new IdleClaimPacer(this.options.wakeGapMs)
   }
 
   /** Validates the options (throwing PgQueueValidationError) and returns a worker that is not started yet. */
@@ -206,9 +183,14 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     return this.state === 'running' || this.state === 'stopping'
   }
 
-  /** Starts claiming. Never throws for an unreachable database: that is reported as 'error' and retried. */
+  /**
+   * Starts claiming. Never throws for an unreachable database: that is reported as 'error' and retried.
+   * A second call while running does nothing; a Worker that was stopped cannot start again (throws
+   * PgQueueStoppedError): create a new one.
+   */
   async start(): Promise<void> {
-    if (this.state !== 'new') return
+    if (this.state === 'running') return
+    if (this.state !== 'new') throw new PgQueueStoppedError(`Worker ${this.options.nodeId} (create a new Worker to start again)`)
     const o = this.options
     this.state = 'running'
     this.conn = connect(this.target, { max: o.poolSize, applicationName: 'pgqueue-worker' })
@@ -216,7 +198,9 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       schema: o.schema,
       nodeId: o.nodeId,
       batchSize: o.completeBatchSize,
+      maxBytes: o.completeMaxBytes,
       delayMs: o.completeDelayMs,
+      lockTimeoutMs: COMPLETE_LOCK_TIMEOUT_MS,
       logger: o.logger,
       onRecorded: (batch) => this.onRecorded(batch),
       onError: (err) => this.reportError(err),
@@ -232,9 +216,22 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       })
       this.listener.start()
     }
+    this.keeper = new LeaseKeeper({
+      schema: o.schema,
+      leaseMs: o.leaseMs,
+      heartbeatMs: o.heartbeatMs,
+      newClient: (connectTimeoutMs) => this.newLeaseClient(connectTimeoutMs),
+      pool: this.conn.pool,
+      logger: o.logger,
+      runs: () => this.active.values(),
+      onLost: (run) => this.markLost(run),
+      onCancelRequested: (run) => this.abort(run, 'cancelled'),
+      onError: (err) => this.reportError(err),
+      onTick: () => this.beatNode(),
+    })
     await this.heartbeatNode().catch((err) => this.reportError(err))
     this.claimLoop = this.runClaimLoop()
-    this.heartbeatLoop = this.runHeartbeatLoop()
+    this.keeper.start()
     this.emit('started')
   }
 
@@ -255,9 +252,11 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
 
   private async shutdown(timeoutMs: number): Promise<void> {
     this.state = 'stopping'
+    this.stopSignal.abort()
     this.claimWake.wake()
     await this.claimLoop
-    for (const run of this.buffer.splice(0)) if (run.phase === 'buffered') this.finish(run, { kind: 'release', result: null, resultType: null, error: null })
+    this.bufferedBytes = 0
+    for (const run of this.buffer.splice(0)) if (run.phase === 'buffered') this.finish(run, RELEASE)
     if (this.inFlight > 0) {
       const timeout = new AbortController()
       await Promise.race([this.handlersIdle(), sleep(timeoutMs, timeout.signal)])
@@ -266,8 +265,8 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       await this.handlersIdle()
     }
     await this.completer?.drain(Math.max(5_000, this.options.leaseMs))
-    this.heartbeatStop.abort()
-    await this.heartbeatLoop
+    await this.keeper?.stop()
+    await this.nodeBeat
     await this.listener?.stop()
     await nodeDelete(this.conn!.pool, { schema: this.options.schema, nodeId: this.options.nodeId }).catch((err) => this.reportError(err))
     await this.conn?.close()
@@ -307,9 +306,18 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       // the room, so a slow database slows claiming instead of letting unrecorded jobs pile up.
       const unrecorded = Math.max(0, (this.completer?.size ?? 0) - 2 * o.completeBatchSize)
       const room = o.concurrency + this.claimSize - this.inFlight - this.buffer.length - unrecorded
-      if (this.buffer.length > lowWater || room <= 0) {
+      // The byte budget bounds the payloads held in the buffer as well as those of one claim.
+      if (this.buffer.length > lowWater || room <= 0 || this.bufferedBytes >= o.claimMaxBytes) {
         await this.claimWake.wait(o.pollMs)
         continue
+      }
+      if (this.idle) {
+        // After an empty claim, wake-ups are paced: a flood of notifications costs few claims.
+        const wait = this.pacer.take()
+        if (wait > 0) {
+          await sleep(wait, this.stopSignal.signal)
+          continue
+        }
       }
       let claimed: number
       try {
@@ -317,6 +325,8 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
         claimed = await this.claimOnce(Math.min(this.claimSize, room))
         // Handlers ran dry while the claim was on its way: claims are too small for their pace.
         if (this.starved && claimed > 0) this.claimSize = Math.min(o.batchSize, this.claimSize * 2)
+        if (claimed > 0) this.pacer.credit()
+        this.idle = claimed === 0
         failures = 0
       } catch (err) {
         failures += 1
@@ -352,16 +362,24 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     const start = this.queueCursor++
     for (let i = 0; i < queues.length && got < want && this.state === 'running'; i++) {
       const queue = queues[(start + i) % queues.length]!
-      const rows = await jobClaimMany(this.conn!.pool, { schema: o.schema, queue, nodeId: o.nodeId, leaseMs: o.leaseMs, limit: want - got, types: o.types })
+      const owner = this.owners.next()
+      const sentAt = performance.now()
+      const maxBytes = Math.max(1, o.claimMaxBytes - this.bufferedBytes)
+      const rows = await jobClaimMany(this.conn!.pool, { schema: o.schema, queue, owner, leaseMs: o.leaseMs, limit: want - got, maxBytes, types: o.types })
       if (this.buffer.length === 0 && this.inFlight < o.concurrency) this.starved = true
       got += rows.length
       const claimedAt = Date.now()
+      const leaseUntil = sentAt + o.leaseMs
       for (const row of rows) {
-        const run: Run = { job: toJob(row, queue), row, phase: 'buffered', startedAt: 0, claimedAt }
-        this.active.set(row.id, run)
+        const key = rowKey(row.tenant_id, row.id)
+        const bytes = row.payload?.length ?? 0
+        const run: Run = { job: toJob(row, queue), row, owner, key, phase: 'buffered', startedAt: 0, claimedAt, leaseUntil, bytes }
+        this.active.set(key, run)
         this.buffer.push(run)
+        this.bufferedBytes += bytes
       }
       this.pump()
+      if (this.bufferedBytes >= o.claimMaxBytes) break
     }
     if (got === 0 && !o.queues && Date.now() - this.queuesRefreshedAt > 250) this.queuesStale = true
     return got
@@ -376,9 +394,16 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     try {
       while (this.inFlight < this.options.concurrency && this.buffer.length > 0) {
         const run = this.buffer.shift()!
+        this.bufferedBytes -= run.bytes
         if (run.phase !== 'buffered') continue
         // A job that sat in the buffer for long means claims outpace the handlers: claim less.
         if (Date.now() - run.claimedAt > BUFFER_WAIT_SHRINK_MS) this.claimSize = Math.max(this.minClaimSize, Math.floor(this.claimSize / 2))
+        // Its lease may lapse before the next renewal (an event-loop stall, renewals failing): it may run
+        // elsewhere soon, so it goes back unstarted, its attempt given back if the row is still ours.
+        if (run.leaseUntil - performance.now() < this.startMarginMs) {
+          this.finish(run, RELEASE)
+          continue
+        }
         this.execute(run)
       }
     } finally {
@@ -460,6 +485,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       tenantId: r.tenant_id,
       id: r.id,
       queue: run.job.queue,
+      owner: run.owner,
       attempt: r.attempt,
       maxAttempts: r.max_attempts,
       retryPolicy: r.retry_policy,
@@ -467,6 +493,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       result: outcome.result,
       resultType: outcome.resultType,
       error: outcome.error,
+      run,
     })
   }
 
@@ -478,10 +505,15 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     run.interrupt?.(run.abortError)
   }
 
+  /** Forgets a run whose row is no longer its own; a later run of the same job id stays. */
+  private forget(run: Run): void {
+    if (this.active.get(run.key) === run) this.active.delete(run.key)
+  }
+
   private markLost(run: Run): void {
     if (run.phase === 'lost' || run.phase === 'done') return
     run.phase = 'lost'
-    this.active.delete(run.row.id)
+    this.forget(run)
     this.abort(run, 'lease-lost')
     this.safeEmit('job:lost', { job: run.job })
   }
@@ -489,14 +521,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   private async extendLease(run: Run, ms: number): Promise<void> {
     validateInt('ms', ms, 1, 2 ** 31 - 1)
     if (run.phase !== 'running' && run.phase !== 'buffered') throw new JobAbortedError(run.abortReason ?? 'lease-lost')
-    const ok = await jobExtendLease(this.conn!.pool, {
-      schema: this.options.schema,
-      nodeId: this.options.nodeId,
-      tenantId: run.row.tenant_id,
-      id: run.row.id,
-      attempt: run.row.attempt,
-      ms,
-    })
+    const ok = await this.keeper!.extend(run, ms)
     if (!ok) {
       if (run.phase === 'running') this.markLost(run)
       throw new JobAbortedError('lease-lost')
@@ -508,14 +533,11 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     // notification or the poll interval starts the next one, or an idle worker would claim in vain
     // after every job it finishes.
     if (!this.exhausted) this.claimWake.wake()
-    for (const { outcome, final, recorded, retryAt } of batch) {
-      const run = this.active.get(outcome.id)
-      if (run && run.row.attempt === outcome.attempt) {
-        this.active.delete(outcome.id)
-        run.phase = 'done'
-      }
-      const job = run?.job
-      if (!job) continue
+    for (const { outcome, final, recorded, retryAt, error } of batch) {
+      const run = outcome.run
+      this.forget(run)
+      run.phase = 'done'
+      const job = run.job
       if (!recorded) {
         this.safeEmit('job:lost', { job })
         continue
@@ -525,11 +547,22 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       }
       else if (final === 'release') this.safeEmit('job:released', { job })
       else if (run.abortReason === 'cancelled') this.safeEmit('job:cancelled', { job })
-      else this.safeEmit('job:failed', { job, error: outcome.error!, willRetry: final === 'retry', ...(retryAt ? { retryAt } : {}) })
+      else this.safeEmit('job:failed', { job, error: error ?? outcome.error ?? errorInfo('failed', run.job.attempt), willRetry: final === 'retry', ...(retryAt ? { retryAt } : {}) })
     }
   }
 
   // ---- heartbeat ------------------------------------------------------------------------------
+
+  /** The lease keeper's own connection: made from the URL, or from the given pool's settings. */
+  private newLeaseClient(connectTimeoutMs: number): pg.Client {
+    const base: pg.ClientConfig = typeof this.target === 'string' ? { connectionString: this.target } : { ...((this.target as { options?: pg.ClientConfig }).options ?? {}) }
+    return new pg.Client({
+      ...base,
+      application_name: 'pgqueue-worker-lease',
+      keepAlive: true,
+      connectionTimeoutMillis: connectTimeoutMs,
+    })
+  }
 
   private async heartbeatNode(): Promise<void> {
     const o = this.options
@@ -541,44 +574,13 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     })
   }
 
-  private async runHeartbeatLoop(): Promise<void> {
-    const o = this.options
-    let lastNodeBeat = Date.now()
-    while (!this.heartbeatStop.signal.aborted) {
-      await sleep(o.heartbeatMs, this.heartbeatStop.signal)
-      if (this.heartbeatStop.signal.aborted) break
-      try {
-        await this.renewLeases()
-        if (Date.now() - lastNodeBeat >= Math.min(o.heartbeatMs, 10_000)) {
-          await this.heartbeatNode()
-          lastNodeBeat = Date.now()
-        }
-      } catch (err) {
-        this.reportError(err)
-      }
-    }
-  }
-
-  /** One statement renews every lease this worker holds; runs missing from the answer lost theirs. */
-  private async renewLeases(): Promise<void> {
-    const runs = [...this.active.values()]
-    if (runs.length === 0) return
-    const renewed = await jobRenewLeaseMany(this.conn!.pool, {
-      schema: this.options.schema,
-      nodeId: this.options.nodeId,
-      leaseMs: this.options.leaseMs,
-      tenantIds: runs.map((r) => r.row.tenant_id),
-      ids: runs.map((r) => r.row.id),
-      attempts: runs.map((r) => r.row.attempt),
-    })
-    for (const run of runs) {
-      const got = renewed.get(run.row.id)
-      // A run that finished meanwhile may have been recorded (and its row deleted): not a loss.
-      if (!got) {
-        if (run.phase === 'running' || run.phase === 'buffered') this.markLost(run)
-      } else if (got.cancelRequested && run.phase === 'running') {
-        this.abort(run, 'cancelled')
-      }
-    }
+  /** The node row's heartbeat, one at a time and never in the way of lease renewals. */
+  private beatNode(): void {
+    if (this.nodeBeat || this.state !== 'running') return
+    this.nodeBeat = this.heartbeatNode()
+      .catch((err) => this.reportError(err))
+      .finally(() => (this.nodeBeat = undefined))
   }
 }
+
+const RELEASE: Settled = { kind: 'release', result: null, resultType: null, error: null }

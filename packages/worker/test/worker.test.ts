@@ -25,6 +25,10 @@ describe('Worker', () => {
     expect(() => Worker.create(t.workerUrl, { leaseMs: 1000, heartbeatMs: 1000 }, async () => {})).toThrow(/heartbeatMs/)
     expect(() => Worker.create(t.workerUrl, { queues: [] }, async () => {})).toThrow(/queues/)
     expect(() => Worker.create(t.workerUrl, {}, 'nope' as never)).toThrow(/handler/)
+    expect(() => Worker.create(t.workerUrl, { claimMaxBytes: 0 }, async () => {})).toThrow(/claimMaxBytes/)
+    expect(() => Worker.create(t.workerUrl, { completeMaxBytes: 0 }, async () => {})).toThrow(/completeMaxBytes/)
+    expect(() => Worker.create(t.workerUrl, { wakeGapMs: -1 }, async () => {})).toThrow(/wakeGapMs/)
+    expect(Worker.create(t.workerUrl, {}, async () => {}).options).toMatchObject({ claimMaxBytes: 32 * 1024 * 1024, completeMaxBytes: 32 * 1024 * 1024, wakeGapMs: 50 })
   })
 
   it('runs jobs, records results and registers its node', async () => {

@@ -30,9 +30,10 @@ export interface ClaimedRow {
 export interface FinishInput {
   tenantId: string
   id: string
-  /** The run's attempt number: with the lease owner it identifies the run, so a late result of an
-   *  earlier run of the same job on this same node is discarded too. */
-  attempt: number
+  /** The run's lease owner as its claim wrote it (node id plus a claim token): it identifies the run,
+   *  so a late result of an earlier run of the same job (rescued, replaced by key, claimed again by
+   *  this same node) matches no row and is discarded. */
+  owner: string
   /** completed / failed: to history. retry: back to scheduled after delayMs. release: back to pending
    *  at its old fair position, the attempt not counted (shutdown). */
   outcome: 'completed' | 'failed' | 'retry' | 'release'
@@ -40,7 +41,13 @@ export interface FinishInput {
   resultType: string | null
   /** ErrorInfo JSON text. */
   error: string | null
+  /** Retry backoff in ms; may exceed 2^31 (policies allow a year), so it travels as bigint. */
   delayMs: number
+}
+
+/** The key of a run's row in the answers below: ids are unique per tenant only. */
+export function rowKey(tenantId: string, id: string): string {
+  return `${tenantId}\u0000${id}`
 }
 
 const CLAIM_COLUMNS = `j.tenant_id, j.id, j.type, j.key, j.payload, j.payload_type, j.target, j.attempt,
@@ -49,13 +56,21 @@ const CLAIM_COLUMNS = `j.tenant_id, j.id, j.type, j.key, j.payload, j.payload_ty
 
 /**
  * Claims up to `limit` pending jobs of one queue in fair order (priority, then virtual time) and
- * leases them to `nodeId`. Strategy: the inner SELECT walks jobs_claim_idx (queue, priority desc, vt)
- * and locks with SKIP LOCKED, so concurrent workers take disjoint rows without waiting; the UPDATE
- * then reaches the locked rows by ctid (a TID scan over an InitPlan array), not by a primary-key probe
- * each: about 7 us less per claimed job, measured. The ctids stay valid because this statement holds
- * the row locks; a row whose newer version was locked after a concurrent change is invisible to the
- * statement's snapshot at that ctid and is simply not claimed this time. vt is kept, so a job released
- * at shutdown returns to the same fair position.
+ * leases them to `owner` (the node id plus a token unique to this claim, see FinishInput.owner).
+ * Strategy: the inner SELECT walks jobs_claim_idx (queue, priority desc, vt) and locks with SKIP
+ * LOCKED, so concurrent workers take disjoint rows without waiting; the UPDATE then reaches the locked
+ * rows by ctid (a TID scan over an InitPlan array), not by a primary-key probe each. The ctids stay
+ * valid because this statement holds the row locks; a row whose newer version was locked after a
+ * concurrent change is invisible to the statement's snapshot at that ctid and is simply not claimed
+ * this time. vt is kept, so a job released at shutdown returns to the same fair position.
+ * Byte budget: rows are taken in claim order while the bytes of the rows before them (payload plus
+ * target) stay under `maxBytes`, so one claim never carries more than about maxBytes plus one row
+ * into the worker's memory, and always at least one row. octet_length of a bytea reads the stored
+ * size without detoasting; a target is serialised for its size only when it is stored large
+ * (pg_column_size over 2 kB, where compression could hide its real size). Rows locked but left out
+ * are unlocked at commit, untouched. The running sum takes the rows in the order they come from the
+ * index scan: an ORDER BY in the window would add a sort, as the planner does not carry the order
+ * through the row locking.
  * The claim commits without waiting for its WAL flush (synchronous_commit off for this transaction
  * only), which takes about half a millisecond off every pickup. Losing a claim in a server crash
  * loses no job: the row is back to pending and runs again (delivery is at least once), and the
@@ -64,25 +79,32 @@ const CLAIM_COLUMNS = `j.tenant_id, j.id, j.type, j.key, j.payload, j.payload_ty
  */
 export async function jobClaimMany(
   db: Queryable,
-  p: { schema: string; queue: string; nodeId: string; leaseMs: number; limit: number; types: string[] | undefined },
+  p: { schema: string; queue: string; owner: string; leaseMs: number; limit: number; maxBytes: number; types: string[] | undefined },
 ): Promise<ClaimedRow[]> {
   const s = quoteIdent(p.schema)
-  const typeFilter = p.types ? 'and type = any($5::text[])' : ''
+  const typeFilter = p.types ? 'and type = any($6::text[])' : ''
   const text = `
     with picked as (
-      select array_agg(ctid) as ctids, set_config('synchronous_commit', 'off', true) as commit_mode from (
-        select ctid from ${s}.jobs
-         where queue = $1 and state = 'pending' ${typeFilter}
-         order by priority desc, vt
-         limit $2
-         for update skip locked) x)
+      select array_agg(ctid) filter (where before is null or before < $5) as ctids,
+             set_config('synchronous_commit', 'off', true) as commit_mode from (
+        select ctid, sum(bytes) over (rows between unbounded preceding and 1 preceding) as before from (
+          select ctid,
+                 coalesce(octet_length(payload), 0)
+                 + case when target is null then 0
+                        when pg_column_size(target) <= 2048 then pg_column_size(target)
+                        else octet_length(target::text) end as bytes
+            from ${s}.jobs
+           where queue = $1 and state = 'pending' ${typeFilter}
+           order by priority desc, vt
+           limit $2
+           for update skip locked) l) x)
     update ${s}.jobs j
        set state = 'running', attempt = j.attempt + 1, lease_owner = $3,
            lease_expires_at = now() + $4 * interval '1 millisecond', started_at = now(), updated_at = now()
      where j.ctid = any((select ctids from picked)::tid[])
        and j.state = 'pending'
     returning ${CLAIM_COLUMNS}`
-  const values: unknown[] = [p.queue, p.limit, p.nodeId, p.leaseMs]
+  const values: unknown[] = [p.queue, p.limit, p.owner, p.leaseMs, p.maxBytes]
   if (p.types) values.push(p.types)
   const { rows } = await db.query<ClaimedRow>(text, values)
   return rows
@@ -110,26 +132,37 @@ export async function jobListPendingQueues(db: Queryable, p: { schema: string; l
  * Records a batch of finished runs in one statement (so one transaction): completed and failed runs
  * are deleted from the live table and inserted into history together; retries go back to scheduled
  * with run_at = now() + backoff and no vt (the Scheduler stamps a fresh one when due); releases go back
- * to pending. Every branch requires lease_owner = this node, state = running and the run's attempt,
- * which is what discards the late result of a run whose lease was lost: a rescued job has no owner,
- * and a re-claimed one has a higher attempt. A cancel_requested job that did not complete is recorded
- * as cancelled instead of being retried. Returns the ids that were recorded.
+ * to pending with the attempt given back. Every branch requires the run's exact lease owner (node id
+ * plus claim token), which is what discards the late result of a run whose lease was lost: a rescued
+ * job has no owner, and a re-claimed or replaced one has another token, even when its attempt number
+ * came round again. A cancel_requested job that did not complete is recorded as cancelled instead of
+ * being retried. Returns the positions in `items` of the runs recorded (the unnest's ordinality, so
+ * the answer carries small integers rather than keys to rebuild).
  * Rows are matched by primary key and lease owner only (the owner is set exactly while a job runs, a
  * constraint since migration 0007): with a `state = 'running'` condition the planner walked every
  * running job of this node through an index of running rows once per input row, quadratic in the local
  * buffer.
  * Each DML unnests the arrays itself, so the function scan drives one primary-key probe per row.
+ * Row lock waits are bounded by `lockTimeoutMs`; see jobLockedAmong() for finding the rows at fault.
  */
-export async function jobFinishMany(db: Queryable, p: { schema: string; nodeId: string; items: FinishInput[] }): Promise<Set<string>> {
+export async function jobFinishMany(
+  db: Queryable,
+  p: { schema: string; nodeId: string; items: FinishInput[]; lockTimeoutMs: number },
+): Promise<Set<number>> {
   const s = quoteIdent(p.schema)
+  // A lock wait of this statement is bounded (55P03 past it): a row held by a tenant's open transaction
+  // (a push by key on a running job locks it) must not stall every completion of the worker. The
+  // setting is made by a one-time filter (an InitPlan, run before the first row is locked) and lasts
+  // for this statement's transaction only.
+  const waitAtMost = `(select set_config('lock_timeout', '${Math.max(1, Math.floor(p.lockTimeoutMs))}', true)) is not null`
   const it = p.items
   const n = it.length
-  // Columns, built in one pass. uuid[], int[] and the outcome words go as array literals (their text
-  // needs no quoting),
-  // and an all-null column as an empty array: a multi-argument unnest pads short arrays with nulls.
+  // Columns, built in one pass. uuid[], bigint[] and the outcome words go as array literals (their
+  // text needs no quoting), and an all-null column as an empty array: a multi-argument unnest pads
+  // short arrays with nulls.
   const tenantIds = new Array<string>(n)
   const ids = new Array<string>(n)
-  const attempts = new Array<number>(n)
+  const owners = new Array<string>(n)
   const outcomes = new Array<FinishInput['outcome']>(n)
   const results = new Array<Buffer | null>(n)
   const resultTypes = new Array<string | null>(n)
@@ -142,12 +175,12 @@ export async function jobFinishMany(db: Queryable, p: { schema: string; nodeId: 
     const x = it[k]!
     tenantIds[k] = x.tenantId
     ids[k] = x.id
-    attempts[k] = x.attempt
+    owners[k] = x.owner
     outcomes[k] = x.outcome
     results[k] = x.result
     resultTypes[k] = x.resultType
     errors[k] = x.error
-    delays[k] = x.delayMs
+    delays[k] = Math.max(0, Math.round(x.delayMs))
     if (x.result !== null || x.resultType !== null) anyResult = true
     if (x.error !== null) anyError = true
     if (x.outcome === 'retry' || x.outcome === 'release') anyMove = true
@@ -165,23 +198,23 @@ export async function jobFinishMany(db: Queryable, p: { schema: string; nodeId: 
               last_error = coalesce(i.error, j.last_error),
               started_at = case when i.outcome = 'retry' then j.started_at else null end,
               lease_owner = null, lease_expires_at = null, updated_at = now()
-         from unnest($2::text[], $3::uuid[], $4::int[], $5::text[], $8::jsonb[], $9::int[])
-              as i(tenant_id, id, attempt, outcome, error, delay_ms)
-        where j.tenant_id = i.tenant_id and j.id = i.id and j.attempt = i.attempt
-          and j.lease_owner = $1
+         from unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $8::jsonb[], $9::int8[]) with ordinality
+              as i(tenant_id, id, owner, outcome, error, delay_ms, n)
+        where j.tenant_id = i.tenant_id and j.id = i.id and j.lease_owner = i.owner
           and ((i.outcome = 'retry' and not j.cancel_requested) or i.outcome = 'release')
-       returning j.id
+          and ${waitAtMost}
+       returning i.n::int4 as n
      )`
     : ''
-  const { rows } = await db.query<{ id: string }>(
+  const { rows } = await db.query<{ n: number }>(
     `with done as (
        delete from ${s}.jobs j
-        using unnest($2::text[], $3::uuid[], $4::int[], $5::text[], $6::bytea[], $7::text[], $8::jsonb[])
-              as i(tenant_id, id, attempt, outcome, result, result_type, error)
-        where j.tenant_id = i.tenant_id and j.id = i.id and j.attempt = i.attempt
-          and j.lease_owner = $1
+        using unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::jsonb[]) with ordinality
+              as i(tenant_id, id, owner, outcome, result, result_type, error, n)
+        where j.tenant_id = i.tenant_id and j.id = i.id and j.lease_owner = i.owner
           and (i.outcome in ('completed', 'failed') or (i.outcome = 'retry' and j.cancel_requested))
-       returning j.*, i.outcome, i.result, i.result_type, i.error
+          and ${waitAtMost}
+       returning j.*, i.outcome, i.result, i.result_type, i.error, i.n::int4 as n
      ),
      hist as (
        insert into ${s}.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
@@ -193,12 +226,12 @@ export async function jobFinishMany(db: Queryable, p: { schema: string; nodeId: 
               d.max_attempts, d.schedule_id, d.retry_of, $1, d.created_at, d.run_at, d.started_at, now()
          from done d
      )${moved}
-     select id from done${anyMove ? ' union all select id from moved' : ''}`,
+     select n from done${anyMove ? ' union all select n from moved' : ''}`,
     [
       p.nodeId,
       tenantIds,
       unquotedArrayLiteral(ids),
-      unquotedArrayLiteral(attempts),
+      ownersLiteral(owners),
       unquotedArrayLiteral(outcomes),
       anyResult ? results : '{}',
       anyResult ? resultTypes : '{}',
@@ -206,43 +239,83 @@ export async function jobFinishMany(db: Queryable, p: { schema: string; nodeId: 
       ...(anyMove ? [unquotedArrayLiteral(delays)] : []),
     ],
   )
-  const recorded = new Set<string>()
-  for (const r of rows) recorded.add(r.id)
+  const recorded = new Set<number>()
+  for (const r of rows) recorded.add(r.n - 1)
   return recorded
 }
 
+/** Owners go as an unquoted literal when no character needs quoting there (the usual node ids), which
+ *  spares pg's per-element escaping on the hot path; an owner always holds a slash, so never reads as NULL. */
+function ownersLiteral(owners: string[]): string | string[] {
+  let checked = ''
+  for (const o of owners) {
+    if (o === checked) continue
+    if (!SAFE_OWNER.test(o)) return owners
+    checked = o
+  }
+  return unquotedArrayLiteral(owners)
+}
+const SAFE_OWNER = /^[A-Za-z0-9_.:\-\/]+$/
+
 /**
- * Renews the leases of all this node's live runs in one statement. Never shortens a lease that
- * ctx.extendLease() made longer. Returns the jobs still leased to this node (with their cancel flag);
- * any run missing from the answer has lost its lease.
+ * Of the given runs, those whose row is still theirs but locked by another transaction right now
+ * (never waits: SKIP LOCKED). Used after a completion hit its lock timeout, to set those outcomes
+ * aside and record the others; none found means the wait was on something else (a table or partition).
+ */
+export async function jobLockedAmong(db: Queryable, p: { schema: string; tenantIds: string[]; ids: string[]; owners: string[] }): Promise<Set<string>> {
+  const s = quoteIdent(p.schema)
+  const { rows } = await db.query<{ tenant_id: string; id: string }>(
+    `with i as (
+       select * from unnest($1::text[], $2::uuid[], $3::text[]) as i(tenant_id, id, owner)
+     ),
+     free as (
+       select l.tenant_id, l.id from ${s}.jobs l join i on l.tenant_id = i.tenant_id and l.id = i.id and l.lease_owner = i.owner
+          for update of l skip locked
+     )
+     select j.tenant_id, j.id from i join ${s}.jobs j on j.tenant_id = i.tenant_id and j.id = i.id and j.lease_owner = i.owner
+      where not exists (select 1 from free f where f.tenant_id = j.tenant_id and f.id = j.id)`,
+    [p.tenantIds, unquotedArrayLiteral(p.ids), p.owners],
+  )
+  return new Set(rows.map((r) => rowKey(r.tenant_id, r.id)))
+}
+
+/** One run's answer to a lease renewal. */
+export interface LeaseState {
+  /** The lease was made longer. False when another transaction held the row lock (skipped, not waited
+   *  for): the lease is still this run's and is tried again at the next heartbeat. */
+  renewed: boolean
+  cancelRequested: boolean
+}
+
+/**
+ * Renews the leases of runs, each matched by its exact owner, in one statement that never waits for a
+ * row lock: rows are locked FOR UPDATE SKIP LOCKED, so a row held by this worker's own completion
+ * (being deleted), by a tenant's open transaction (a push by key on a running job locks it) or by a
+ * rescuer is skipped instead of stalling every other lease behind it. Never shortens a lease that
+ * ctx.extendLease() made longer. Returns the runs whose row is still theirs (in the statement's
+ * snapshot), keyed by rowKey(); a run missing from the answer has lost its lease.
  */
 export async function jobRenewLeaseMany(
   db: Queryable,
-  p: { schema: string; nodeId: string; leaseMs: number; tenantIds: string[]; ids: string[]; attempts: number[] },
-): Promise<Map<string, { cancelRequested: boolean }>> {
+  p: { schema: string; leaseMs: number; tenantIds: string[]; ids: string[]; owners: string[] },
+): Promise<Map<string, LeaseState>> {
   const s = quoteIdent(p.schema)
-  const { rows } = await db.query<{ id: string; cancel_requested: boolean }>(
-    `update ${s}.jobs j
-        set lease_expires_at = greatest(j.lease_expires_at, now() + $2 * interval '1 millisecond')
-       from unnest($3::text[], $4::uuid[], $5::int[]) as i(tenant_id, id, attempt)
-      where j.tenant_id = i.tenant_id and j.id = i.id and j.attempt = i.attempt
-        and j.lease_owner = $1
-     returning j.id, j.cancel_requested`,
-    [p.nodeId, p.leaseMs, p.tenantIds, p.ids, p.attempts],
+  const { rows } = await db.query<{ tenant_id: string; id: string; cancel_requested: boolean; renewed: boolean }>(
+    `with i as (
+       select * from unnest($2::text[], $3::uuid[], $4::text[]) as i(tenant_id, id, owner)
+     ),
+     renewed as (
+       update ${s}.jobs j
+          set lease_expires_at = greatest(j.lease_expires_at, now() + $1 * interval '1 millisecond')
+         from (select l.tenant_id, l.id from ${s}.jobs l join i on l.tenant_id = i.tenant_id and l.id = i.id and l.lease_owner = i.owner
+                  for update of l skip locked) k
+        where j.tenant_id = k.tenant_id and j.id = k.id
+       returning j.tenant_id, j.id
+     )
+     select j.tenant_id, j.id, j.cancel_requested, (r.id is not null) as renewed
+       from i join ${s}.jobs j on j.tenant_id = i.tenant_id and j.id = i.id and j.lease_owner = i.owner
+       left join renewed r on r.tenant_id = j.tenant_id and r.id = j.id`,
+    [p.leaseMs, p.tenantIds, unquotedArrayLiteral(p.ids), p.owners],
   )
-  return new Map(rows.map((r) => [r.id, { cancelRequested: r.cancel_requested }]))
-}
-
-/** Makes one run's lease last at least `ms` from now. False when the lease is no longer this node's. */
-export async function jobExtendLease(
-  db: Queryable,
-  p: { schema: string; nodeId: string; tenantId: string; id: string; attempt: number; ms: number },
-): Promise<boolean> {
-  const s = quoteIdent(p.schema)
-  const { rowCount } = await db.query(
-    `update ${s}.jobs set lease_expires_at = greatest(lease_expires_at, now() + $5 * interval '1 millisecond')
-      where tenant_id = $2 and id = $3 and attempt = $4 and lease_owner = $1 and state = 'running'`,
-    [p.nodeId, p.tenantId, p.id, p.attempt, p.ms],
-  )
-  return (rowCount ?? 0) > 0
+  return new Map(rows.map((r) => [rowKey(r.tenant_id, r.id), { renewed: r.renewed, cancelRequested: r.cancel_requested }]))
 }
