@@ -72,7 +72,9 @@ const badValues: Record<string, fc.Arbitrary<unknown>> = {
   queue: fc.oneof(fc.constant(''), fc.constant('a\u0000'), fc.string({ minLength: 129, maxLength: 200 }), fc.integer(), fc.constant(null), fc.object()),
   type: fc.oneof(fc.constant(''), fc.constant('\u0000'), fc.string({ minLength: 129, maxLength: 200 }), fc.boolean(), fc.constant(undefined)),
   key: fc.oneof(fc.constant(''), fc.constant('k\u0000'), fc.string({ minLength: 513, maxLength: 600 }), fc.integer(), fc.array(fc.string(), { minLength: 1 })),
-  payload: fc.oneof(fc.integer(), fc.object(), fc.boolean(), fc.constant(Buffer.alloc(PAYLOAD_LIMIT + 1)), fc.constant('x'.repeat(PAYLOAD_LIMIT + 1))),
+  // Any JSON value is a payload (stored as application/json); what JSON cannot carry, or too much, is not.
+  payload: fc.oneof(fc.constant(() => 1), fc.constant(Symbol('p')), fc.constant({ n: Number.NaN }), fc.constant([1n]),
+    fc.constant({ big: 'x'.repeat(PAYLOAD_LIMIT) }), fc.constant(Buffer.alloc(PAYLOAD_LIMIT + 1)), fc.constant('x'.repeat(PAYLOAD_LIMIT + 1))),
   payloadType: fc.oneof(fc.constant(''), fc.constant('t\u0000'), fc.string({ minLength: 256, maxLength: 300 }), fc.integer()),
   target: fc.oneof(
     fc.constant(() => 1),
