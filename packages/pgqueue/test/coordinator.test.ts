@@ -50,3 +50,20 @@ describe('Coordinator', () => {
     expect(() => Coordinator.create({ worker: t.workerUrl }, { scheduler: { pollMs: -1 } })).toThrow(PgQueueValidationError)
   })
 })
+
+describe('start() with a wrong login or before initialize()', () => {
+  it('rejects with the fix in the message, for every long-running component', async () => {
+    const { Scheduler, ScheduleRunner, Maintenance } = await import('pgqueue')
+    const cases: Array<[string, { start(): Promise<void>; stop(): Promise<void> }, RegExp]> = [
+      ['Worker, user login', Worker.create(t.userUrl, { schema: t.schema, nodeId: 'w-wrong' }, async () => undefined), /Worker w-wrong: this login is a member of the user role .* connect as a member of the worker role/],
+      ['Scheduler, user login', Scheduler.create(t.userUrl, { schema: t.schema }), /Scheduler: this login is a member of the user role/],
+      ['ScheduleRunner, user login', ScheduleRunner.create(t.userUrl, { schema: t.schema }), /ScheduleRunner: this login is a member of the user role/],
+      ['Maintenance, worker login', Maintenance.create(t.workerUrl, { schema: t.schema }), /Maintenance: this login is a member of the worker role .* connect as the schema owner/],
+      ['Worker, no schema', Worker.create(t.workerUrl, { schema: 'pgq_not_here', nodeId: 'w-none' }, async () => undefined), /not installed in schema "pgq_not_here" .* run pgqueue.initialize/],
+    ]
+    for (const [label, component, message] of cases) {
+      await expect(component.start(), label).rejects.toThrow(message)
+      await component.stop()
+    }
+  })
+})

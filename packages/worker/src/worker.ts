@@ -5,6 +5,7 @@ import {
   NotificationListener,
   PgQueueStoppedError,
   PgQueueValidationError,
+  checkInstallation,
   connect,
   jobsChannel,
   listenUrlFor,
@@ -192,8 +193,17 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     if (this.state === 'running') return
     if (this.state !== 'new') throw new PgQueueStoppedError(`Worker ${this.options.nodeId} (create a new Worker to start again)`)
     const o = this.options
+    const conn = connect(this.target, { max: o.poolSize, applicationName: 'pgqueue-worker' })
+    try {
+      // A wrong login or a missing initialize() fails here, with the fix in the message, not as a stream
+      // of error events; the Worker can be started again once it is fixed.
+      await checkInstallation(conn.pool, { schema: o.schema, component: `Worker ${o.nodeId}`, accepted: ['worker', 'owner'] })
+    } catch (err) {
+      await conn.close()
+      throw err
+    }
     this.state = 'running'
-    this.conn = connect(this.target, { max: o.poolSize, applicationName: 'pgqueue-worker' })
+    this.conn = conn
     this.completer = new JobCompleter(this.conn.pool, {
       schema: o.schema,
       nodeId: o.nodeId,
