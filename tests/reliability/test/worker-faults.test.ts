@@ -216,7 +216,8 @@ describe('worker faults', () => {
     await t.admin.query(q(`update S.jobs set state = 'scheduled', lease_owner = null, lease_expires_at = null, run_at = now() where id = $1`), [pushed!.id])
     const [replaced] = await rawPush(pool, t.schema, 'acme', [{ queue, key: 'k', payload: Buffer.from('v2'), maxAttempts: 3 }])
     expect(replaced).toMatchObject({ id: pushed!.id, outcome: 'replaced' })
-    await t.admin.query(q(`update S.jobs set state = 'pending', vt = 0 where id = $1`), [pushed!.id])
+    // Make it claimable at once, unless the worker (woken by the push) has claimed it already.
+    await t.admin.query(q(`update S.jobs set state = 'pending', vt = 0 where id = $1 and state <> 'running'`), [pushed!.id])
     await waitFor(async () => (await t.admin.query(q(`select 1 from S.jobs where id = $1 and state = 'scheduled' and last_error->>'message' = 'v2 failed'`), [pushed!.id])).rowCount === 1, { message: 'v2 failure recorded' })
     await waitFor(() => lost.length === 1)
     await w.stop()
