@@ -30,6 +30,12 @@ export interface ProducerOptions {
   applicationName?: string
   /** Rows per push_jobs() call in pushMany. Default 1,000 (the fastest chunk size measured). */
   pushChunkSize?: number
+  /**
+   * Payload and target bytes per push_jobs() call in pushMany; a chunk closes early when the next item
+   * would pass it (one item always fits). Default 32 MiB: the statement's text form stays far below
+   * what one JavaScript string can hold.
+   */
+  pushChunkBytes?: number
   /** Shortest interval a schedule may use. Default 1 s. */
   minIntervalMs?: number
   /** Where "now" comes from for delays and schedule due times; tests inject one. Default the system clock. */
@@ -46,6 +52,7 @@ export interface ResolvedProducerOptions {
   poolSize: number
   applicationName: string
   pushChunkSize: number
+  pushChunkBytes: number
   minIntervalMs: number
   clock: Clock
   logger: Logger
@@ -67,6 +74,7 @@ export function resolveProducerOptions(options: ProducerOptions = {}): ResolvedP
     poolSize: validateInt('poolSize', options.poolSize ?? 10, 1, 1000),
     applicationName,
     pushChunkSize: validateInt('pushChunkSize', options.pushChunkSize ?? 1000, 1, 50_000),
+    pushChunkBytes: validateInt('pushChunkBytes', options.pushChunkBytes ?? 32 * 1024 * 1024, 1, 256 * 1024 * 1024),
     minIntervalMs: validateInt('minIntervalMs', options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS, 1, Number.MAX_SAFE_INTEGER),
     clock,
     logger: options.logger ?? warningsLogger,

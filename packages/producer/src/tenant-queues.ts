@@ -86,7 +86,8 @@ export class TenantQueues {
   }
 
   /**
-   * Pushes many jobs, all or nothing: chunks of `pushChunkSize` rows (default 1,000) per push_jobs() call,
+   * Pushes many jobs, all or nothing: chunks of at most `pushChunkSize` rows (default 1,000) and
+   * `pushChunkBytes` of payloads and targets (default 32 MiB) per push_jobs() call,
    * inside one transaction (the caller's with `{ tx }`). Every item is validated before anything is sent.
    * Results follow the input order. Per item, outcome 'running' means a running job holds its key and
    * nothing was written for it (no error is thrown); 'superseded' means a later item of this call had the
@@ -110,9 +111,7 @@ export class TenantQueues {
     // order: two concurrent pushMany calls of one tenant cannot deadlock. The sort is stable, so the
     // fair order within a queue stays the input order.
     kept.sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0))
-    const size = this.ctx.options.pushChunkSize
-    const chunks: PushRow[][] = []
-    for (let i = 0; i < kept.length; i += size) chunks.push(kept.slice(i, i + size))
+    const chunks = chunkRows(kept, this.ctx.options.pushChunkSize, this.ctx.options.pushChunkBytes)
 
     const params = (chunk: PushRow[]) => this.pushParams(chunk)
     const pushed: PushedRow[] = await mapTenantErrors(this.tenantId, async () => {
@@ -371,4 +370,23 @@ function validateQueueSettings(settings: unknown): QueueChanges {
   if (s.maxConcurrency !== undefined) changes.max_concurrency = s.maxConcurrency === null ? null : validateInt('settings.maxConcurrency', s.maxConcurrency, 1, MAX_CONCURRENCY)
   if (s.displayName !== undefined) changes.display_name = s.displayName === null ? null : validateName('settings.displayName', s.displayName, DISPLAY_NAME_LIMIT)
   return changes
+}
+
+/** Splits rows into chunks of at most `maxRows` rows and `maxBytes` of payloads and targets (one row always fits). */
+export function chunkRows(rows: readonly PushRow[], maxRows: number, maxBytes: number): PushRow[][] {
+  const chunks: PushRow[][] = []
+  let chunk: PushRow[] = []
+  let bytes = 0
+  for (const row of rows) {
+    const size = (row.payload?.byteLength ?? 0) + (row.target === null ? 0 : Buffer.byteLength(row.target))
+    if (chunk.length > 0 && (chunk.length >= maxRows || bytes + size > maxBytes)) {
+      chunks.push(chunk)
+      chunk = []
+      bytes = 0
+    }
+    chunk.push(row)
+    bytes += size
+  }
+  if (chunk.length > 0) chunks.push(chunk)
+  return chunks
 }

@@ -4,6 +4,7 @@ import { Kysely, PostgresDialect } from 'kysely'
 import type { IsolatedDatabase } from '@pgqueue/testing'
 import { PgQueueJobRunningError, PgQueueNotFoundError, PgQueueValidationError, type Database } from '@pgqueue/core'
 import { Queues, type TenantQueues } from '../src/index.js'
+import { chunkRows } from '../src/tenant-queues.js'
 import { insertHistory, markRunning, rows, setup } from './helpers.js'
 
 let t: IsolatedDatabase
@@ -70,6 +71,22 @@ describe('push', () => {
     const small = Queues.create(userPool, { schema: t.schema, payloadLimitBytes: 10 })
     await expect(small.withTenant('acme').push({ queue: 'json', type: 't', payload: { big: 'x'.repeat(100) } })).rejects.toMatchObject({ field: 'item.payload' })
     await small.close()
+  })
+
+  it('pushMany splits by bytes as well as rows, all or nothing, so large payloads never make one giant statement', async () => {
+    const q = Queues.create(userPool, { schema: t.schema, pushChunkBytes: 256 * 1024 })
+    try {
+      const items = Array.from({ length: 40 }, (_, i) => ({ queue: 'big', type: 't', payload: Buffer.alloc(100 * 1024, i) }))
+      const pushed = await q.withTenant('acme').pushMany(items)
+      expect(pushed).toHaveLength(40)
+      const [row] = await rows(t, `select count(*)::int as n, sum(octet_length(payload))::bigint as bytes from S.jobs where queue = 'big'`)
+      expect(row).toMatchObject({ n: 40, bytes: String(40 * 100 * 1024) })
+      const sizes = chunkRows(items.map((it, i) => ({ payload: it.payload, target: i === 0 ? '{"a":1}' : null }) as never), 1000, 256 * 1024).map((c) => c.length)
+      expect(sizes).toEqual([2, ...Array(19).fill(2)])
+      expect(chunkRows([{ payload: Buffer.alloc(1024), target: null } as never], 1000, 10).map((c) => c.length)).toEqual([1])
+    } finally {
+      await q.close()
+    }
   })
 
   it('takes max_attempts from the queue policy, else the default', async () => {
