@@ -25,7 +25,7 @@ export class RetryPolicies {
   ) {}
 
   async resolve(db: Queryable, jobs: { tenantId: string; queue: string; retryPolicy: unknown }[]): Promise<RetryPolicy[]> {
-    const now = Date.now()
+    const now = performance.now()
     const missing = new Map<string, { tenantId: string; queue: string }>()
     for (const j of jobs) {
       if (parse(j.retryPolicy)) continue

@@ -21,7 +21,7 @@ export interface Run {
   /** Rejects the handler's race while the handler runs. */
   interrupt?: (err: JobAbortedError) => void
   startedAt: number
-  /** When the claim returned it (Date.now()), to notice jobs waiting long in the buffer. */
+  /** When the claim returned it (performance.now(), a monotonic clock), to notice jobs waiting long in the buffer. */
   claimedAt: number
   /** Until when the lease is surely held, on the monotonic clock (performance.now()): the send time of
    *  the claim or of the last renewal that reached the row, plus the lease length. The database's

@@ -150,7 +150,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   private readonly claimWake = new Wakeup()
   private claimLoop: Promise<void> | undefined
   private knownQueues: string[] = []
-  private queuesRefreshedAt = 0
+  private queuesRefreshedAt = Number.NEGATIVE_INFINITY
   private queuesStale = true
   private queueCursor = 0
 
@@ -301,7 +301,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
 
   private onNotify(): void {
     this.exhausted = false
-    if (!this.options.queues && Date.now() - this.queuesRefreshedAt > 250) this.queuesStale = true
+    if (!this.options.queues && performance.now() - this.queuesRefreshedAt > 250) this.queuesStale = true
     this.claimWake.wake()
   }
 
@@ -356,10 +356,10 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   private async queuesToClaim(): Promise<string[]> {
     const o = this.options
     if (o.queues) return o.queues
-    if (this.queuesStale || Date.now() - this.queuesRefreshedAt > o.queueRefreshMs) {
+    if (this.queuesStale || performance.now() - this.queuesRefreshedAt > o.queueRefreshMs) {
       this.queuesStale = false
       this.knownQueues = await jobListPendingQueues(this.conn!.pool, { schema: o.schema, limit: 10_000 })
-      this.queuesRefreshedAt = Date.now()
+      this.queuesRefreshedAt = performance.now()
     }
     return this.knownQueues
   }
@@ -378,7 +378,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       const rows = await jobClaimMany(this.conn!.pool, { schema: o.schema, queue, owner, leaseMs: o.leaseMs, limit: want - got, maxBytes, types: o.types })
       if (this.buffer.length === 0 && this.inFlight < o.concurrency) this.starved = true
       got += rows.length
-      const claimedAt = Date.now()
+      const claimedAt = performance.now()
       const leaseUntil = sentAt + o.leaseMs
       for (const row of rows) {
         const key = rowKey(row.tenant_id, row.id)
@@ -391,7 +391,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       this.pump()
       if (this.bufferedBytes >= o.claimMaxBytes) break
     }
-    if (got === 0 && !o.queues && Date.now() - this.queuesRefreshedAt > 250) this.queuesStale = true
+    if (got === 0 && !o.queues && performance.now() - this.queuesRefreshedAt > 250) this.queuesStale = true
     return got
   }
 
@@ -407,7 +407,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
         this.bufferedBytes -= run.bytes
         if (run.phase !== 'buffered') continue
         // A job that sat in the buffer for long means claims outpace the handlers: claim less.
-        if (Date.now() - run.claimedAt > BUFFER_WAIT_SHRINK_MS) this.claimSize = Math.max(this.minClaimSize, Math.floor(this.claimSize / 2))
+        if (performance.now() - run.claimedAt > BUFFER_WAIT_SHRINK_MS) this.claimSize = Math.max(this.minClaimSize, Math.floor(this.claimSize / 2))
         // Its lease may lapse before the next renewal (an event-loop stall, renewals failing): it may run
         // elsewhere soon, so it goes back unstarted, its attempt given back if the row is still ours.
         if (run.leaseUntil - performance.now() < this.startMarginMs) {
@@ -438,7 +438,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   private execute(run: Run): void {
     this.inFlight += 1
     run.phase = 'running'
-    run.startedAt = Date.now()
+    run.startedAt = performance.now()
     const o = this.options
     if (o.handlerTimeoutMs !== undefined) run.timer = setTimeout(() => this.abort(run, 'timeout'), o.handlerTimeoutMs)
     if (this.listenerCount('job:started') > 0) this.safeEmit('job:started', run.job)
@@ -553,7 +553,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
         continue
       }
       if (final === 'completed') {
-        if (this.listenerCount('job:completed') > 0) this.safeEmit('job:completed', { job, durationMs: Date.now() - run.startedAt })
+        if (this.listenerCount('job:completed') > 0) this.safeEmit('job:completed', { job, durationMs: performance.now() - run.startedAt })
       }
       else if (final === 'release') this.safeEmit('job:released', { job })
       else if (run.abortReason === 'cancelled') this.safeEmit('job:cancelled', { job })

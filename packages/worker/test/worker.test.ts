@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import pg from 'pg'
 import { createIsolatedDatabase, waitFor, type IsolatedDatabase } from '@pgqueue/testing'
 import { migrate, PgQueueValidationError } from '@pgqueue/core'
@@ -49,6 +49,25 @@ describe('Worker', () => {
     const h = await t.admin.query(q(`select result, result_type, worker_id, attempt from S.job_history where queue = 'basic' limit 1`))
     expect(JSON.parse(h.rows[0].result.toString())).toEqual({ echo: 'hi' })
     expect(h.rows[0]).toMatchObject({ result_type: 'application/json', worker_id: 'w-basic', attempt: 1 })
+  })
+
+  it('keeps finding new queues when the wall clock steps back (intervals on a monotonic clock)', async () => {
+    const seen: string[] = []
+    const w = Worker.create(t.workerUrl, { nodeId: 'w-clock', schema: t.schema, pollMs: 50 }, async (job) => {
+      seen.push(job.queue)
+    })
+    await w.start()
+    await pushJobs(pool, t.schema, 'acme', 'clock-before', 1)
+    await waitFor(() => seen.includes('clock-before'))
+    const realNow = Date.now.bind(Date)
+    const stepped = vi.spyOn(Date, 'now').mockImplementation(() => realNow() - 600_000)
+    try {
+      await pushJobs(pool, t.schema, 'acme', 'clock-after', 1)
+      await waitFor(() => seen.includes('clock-after'), { timeoutMs: 5_000, message: 'a queue made after the step back is served' })
+    } finally {
+      stepped.mockRestore()
+      await w.stop()
+    }
   })
 
   it('records a job whose row got new versions while it ran (as lease renewals make)', async () => {
