@@ -19,18 +19,20 @@ const ROLE_HINT: Record<LoginRole, string> = {
 /**
  * Checks, at a component's start, that the schema is installed at this build's version and that the
  * login holds one of the `accepted` roles; throws PgQueueSetupError saying what to run or which login to
- * use. `component` names the caller in the message.
+ * use. `component` names the caller in the message. Undefined when the database cannot be reached: a
+ * component then starts anyway and reports and retries, as it would after losing the connection.
  */
 export async function checkInstallation(
   db: Pick<pg.Pool, 'query'>,
   params: { schema: string; component: string; accepted: readonly LoginRole[] },
-): Promise<LoginRole> {
+): Promise<LoginRole | undefined> {
   const s = quoteIdent(params.schema)
   let row: { version: number | null; login_role: LoginRole } | undefined
   try {
     row = (await db.query<{ version: number | null; login_role: LoginRole }>(`select version, login_role from ${s}.installation()`)).rows[0]
   } catch (err) {
     const code = (err as { code?: string }).code
+    if (code === undefined || /^(08|57P)/.test(code) || /^E[A-Z]+$/.test(code)) return undefined
     if (code === '3F000' || code === '42883' || code === '42P01') {
       throw new PgQueueSetupError(
         `${params.component}: pgqueue is not installed in schema "${params.schema}" (or is older than version 12): run pgqueue.initialize(adminUrl, { schema: '${params.schema}' }) as the schema owner first`, err)

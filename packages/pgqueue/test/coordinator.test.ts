@@ -66,4 +66,13 @@ describe('start() with a wrong login or before initialize()', () => {
       await component.stop()
     }
   })
+
+  it('still starts when the database cannot be reached, reporting and retrying instead', async () => {
+    const w = Worker.create('postgres://nobody@127.0.0.1:1/none', { schema: t.schema, nodeId: 'w-away', pollMs: 50 }, async () => undefined)
+    const errors: Error[] = []
+    w.on('error', (e) => errors.push(e))
+    await w.start()
+    await waitFor(() => errors.length > 0, { message: 'an error event' })
+    await w.stop()
+  })
 })

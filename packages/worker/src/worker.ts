@@ -185,7 +185,8 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   }
 
   /**
-   * Starts claiming. Never throws for an unreachable database: that is reported as 'error' and retried.
+   * Starts claiming. Rejects with PgQueueSetupError for a login of the wrong role or a schema that is
+   * missing or at another version; an unreachable database is reported as 'error' and retried.
    * A second call while running does nothing; a Worker that was stopped cannot start again (throws
    * PgQueueStoppedError): create a new one.
    */
