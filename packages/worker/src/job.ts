@@ -47,6 +47,12 @@ export type HandlerResult = void | null | undefined | { result?: unknown; result
 /** The function that runs a job. Throwing (or rejecting) fails the run; it is retried while attempts remain. */
 export type JobHandler<Target = unknown> = (job: Job<Target>, ctx: JobContext) => Promise<HandlerResult> | HandlerResult
 
+/**
+ * One handler per job type. A Worker given this claims only these types (in the queues it serves), so a
+ * job of a type it cannot run is never taken from the workers that can.
+ */
+export type JobHandlers<Target = unknown> = Readonly<Record<string, JobHandler<Target>>>
+
 /** Why a job's signal fired. */
 export type AbortReason = 'shutdown' | 'cancelled' | 'lease-lost' | 'timeout'
 

@@ -17,7 +17,7 @@ import {
   type Connection,
 } from '@pgqueue/core'
 import { errorInfo, type ErrorInfo } from './error-info.js'
-import { JobAbortedError, type AbortReason, type Job, type JobContext, type JobHandler } from './job.js'
+import { JobAbortedError, type AbortReason, type Job, type JobContext, type JobHandler, type JobHandlers } from './job.js'
 import { JobCompleter, type RecordedOutcome, type RunOutcome } from './job-completer.js'
 import { LeaseKeeper } from './lease-keeper.js'
 import { LeaseOwners } from './lease-owner.js'
@@ -171,8 +171,9 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   }
 
   /** Validates the options (throwing PgQueueValidationError) and returns a worker that is not started yet. */
-  static create<Target = unknown>(urlOrPool: string | pg.Pool, options: WorkerOptions, handler: JobHandler<Target>): Worker<Target> {
-    return new Worker<Target>(urlOrPool, options, handler)
+  static create<Target = unknown>(urlOrPool: string | pg.Pool, options: WorkerOptions, handler: JobHandler<Target> | JobHandlers<Target>): Worker<Target> {
+    if (typeof handler === 'function') return new Worker<Target>(urlOrPool, options, handler)
+    return new Worker<Target>(urlOrPool, withHandlerTypes(options, handler), dispatchByType(handler))
   }
 
   get nodeId(): string {
@@ -595,3 +596,27 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
 }
 
 const RELEASE: Settled = { kind: 'release', result: null, resultType: null, error: null }
+
+/** The options with `types` set to the handlers' types (refused when options.types says otherwise). */
+function withHandlerTypes<Target>(options: WorkerOptions, handlers: JobHandlers<Target>): WorkerOptions {
+  if (typeof handlers !== 'object' || handlers === null) throw new PgQueueValidationError('handler', 'must be a function or an object of functions by job type', handlers)
+  const types = Object.keys(handlers)
+  if (types.length === 0) throw new PgQueueValidationError('handler', 'must name at least one job type', handlers)
+  for (const type of types) {
+    if (typeof handlers[type] !== 'function') throw new PgQueueValidationError(`handler.${type}`, 'must be a function', handlers[type])
+  }
+  if (options?.types !== undefined) {
+    throw new PgQueueValidationError('types', 'leave it out when handlers are given by type: the Worker claims exactly their types', options.types)
+  }
+  return { ...options, types }
+}
+
+/** One handler that runs the handler of the job's type (the claim only returns those types). */
+function dispatchByType<Target>(handlers: JobHandlers<Target>): JobHandler<Target> {
+  const byType = new Map(Object.entries(handlers))
+  return (job, ctx) => {
+    const handler = byType.get(job.type)
+    if (handler === undefined) throw new Error(`no handler for job type ${JSON.stringify(job.type)}`)
+    return handler(job, ctx)
+  }
+}

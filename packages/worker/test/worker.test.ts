@@ -51,6 +51,29 @@ describe('Worker', () => {
     expect(h.rows[0]).toMatchObject({ result_type: 'application/json', worker_id: 'w-basic', attempt: 1 })
   })
 
+  it('with a handler per type, claims only those types and runs each with its own handler', async () => {
+    await pushJobs(pool, t.schema, 'acme', 'typed', 3, { type: 'send' })
+    await pushJobs(pool, t.schema, 'acme', 'typed', 2, { type: 'build' })
+    await pushJobs(pool, t.schema, 'acme', 'typed', 2, { type: 'other-program' })
+    const ran: string[] = []
+    const w = Worker.create(t.workerUrl, { nodeId: 'w-typed', queues: ['typed'], schema: t.schema, pollMs: 50 }, {
+      send: (job) => { ran.push(`send:${job.type}`) },
+      build: async (job) => { ran.push(`build:${job.type}`); return { result: { built: true } } },
+    })
+    expect(w.options.types).toEqual(['send', 'build'])
+    await w.start()
+    await waitFor(() => ran.length === 5)
+    await new Promise((r) => setTimeout(r, 300))
+    await w.stop()
+    expect(ran.sort()).toEqual(['build:build', 'build:build', 'send:send', 'send:send', 'send:send'])
+    // Another program's type stays pending for the workers that can run it.
+    const left = await t.admin.query(q(`select type, state from S.jobs where queue = 'typed'`))
+    expect(left.rows).toEqual([{ type: 'other-program', state: 'pending' }, { type: 'other-program', state: 'pending' }])
+    expect(() => Worker.create(t.workerUrl, { schema: t.schema }, {})).toThrow(PgQueueValidationError)
+    expect(() => Worker.create(t.workerUrl, { schema: t.schema }, { send: 1 as never })).toThrow(/handler.send/)
+    expect(() => Worker.create(t.workerUrl, { schema: t.schema, types: ['x'] }, { send: () => undefined })).toThrow(/types/)
+  })
+
   it('keeps finding new queues when the wall clock steps back (intervals on a monotonic clock)', async () => {
     const seen: string[] = []
     const w = Worker.create(t.workerUrl, { nodeId: 'w-clock', schema: t.schema, pollMs: 50 }, async (job) => {
