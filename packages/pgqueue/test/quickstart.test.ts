@@ -23,7 +23,7 @@ describe('the seed story through the umbrella package', () => {
   it('pushes as a tenant, processes with a worker, and shows the result in history and stats', async () => {
     const client = await pgqueue.quickstart(t.userUrl, { schema: t.schema })
     const worker = Worker.create(t.workerUrl, { schema: t.schema, nodeId: 'w1', concurrency: 4 }, async (job) => ({
-      result: { echoed: job.payload?.toString('utf8'), tenant: job.tenantId },
+      result: { echoed: job.payload?.toString('utf8'), tenant: job.tenantId, ...(job.type === 'json' ? { data: job.data } : {}) },
     }))
     const scheduler = Scheduler.create(t.workerUrl, { schema: t.schema })
     try {
@@ -41,6 +41,14 @@ describe('the seed story through the umbrella package', () => {
       expect(entries!.map((e) => [e.id, e.state])).toEqual([[a.id, 'completed'], [g.id, 'completed']])
       // Each tenant sees only its own job.
       expect((await acme.get(g.id))).toBeNull()
+      // JSON in, JSON out: the handler reads it as data, the producer reads the result as resultData.
+      const order = { sku: 'A-1', qty: 2 }
+      const j = await acme.push({ queue: 'orders', type: 'json', payload: order })
+      const seen = await waitFor(async () => {
+        const e = await acme.get(j.id)
+        return e?.kind === 'history' ? e : undefined
+      }, { timeoutMs: 15_000, message: 'json job in history' })
+      expect(seen.resultData).toEqual({ echoed: JSON.stringify(order), tenant: 'acme', data: order })
       const stats = await client.stats.forTenant('acme').queues({ window: 3_600_000 })
       const emails = stats.find((q) => q.queue === 'emails')
       expect(emails?.completed).toBe(1)

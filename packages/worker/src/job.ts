@@ -8,6 +8,8 @@ export interface Job<Target = unknown> {
   key: string | null
   payload: Buffer | null
   payloadType: string | null
+  /** The payload decoded by its type: the JSON value the producer pushed (application/json), text for text/*, else the bytes. */
+  data: unknown
   target: Target
   /** This run's number, starting at 1. */
   attempt: number
