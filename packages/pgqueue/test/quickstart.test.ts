@@ -48,7 +48,7 @@ describe('the seed story through the umbrella package', () => {
         const e = await acme.get(j.id)
         return e?.kind === 'history' ? e : undefined
       }, { timeoutMs: 15_000, message: 'json job in history' })
-      expect(seen.resultData).toEqual({ echoed: JSON.stringify(order), tenant: 'acme', data: order })
+      expect(seen?.resultData).toEqual({ echoed: JSON.stringify(order), tenant: 'acme', data: order })
       const stats = await client.stats.forTenant('acme').queues({ window: 3_600_000 })
       const emails = stats.find((q) => q.queue === 'emails')
       expect(emails?.completed).toBe(1)
