@@ -75,7 +75,7 @@ export abstract class LoopService<Events extends Record<keyof Events, unknown[]>
   protected constructor(options: LoopServiceOptions) {
     super()
     this.loopOptions = options
-    this.logger = options.logger ?? silentLogger
+    this.logger = options.logger ?? warningsLogger
   }
 
   /** One iteration. Return true when there may be more work right away. */

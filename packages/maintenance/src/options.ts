@@ -64,7 +64,7 @@ export interface MaintenanceOptions extends SchemaOptions {
   tasks?: Partial<Record<MaintenanceTaskName, boolean>>
   /** Pool size when a URL is given. Default 2. */
   poolSize?: number
-  /** Default: silent (events carry everything). */
+  /** Receives warnings and errors. Default: warnings and errors to the console (`warningsLogger`); pass `silentLogger` to rely on events alone. */
   logger?: Logger
   /** Time as Maintenance sees it (partition calendar, retention cutoff, task intervals). Default: the system clock. */
   clock?: Clock

@@ -1,4 +1,4 @@
-import { resolveSchemaOptions, systemClock, silentLogger, validateInt, type Clock, type Logger } from '@pgqueue/core'
+import { resolveSchemaOptions, systemClock, warningsLogger, validateInt, type Clock, type Logger } from '@pgqueue/core'
 
 /** Options of ScheduleRunner.create(). Every field is optional; defaults are in DEFAULT_SCHEDULE_RUNNER_OPTIONS. */
 export interface ScheduleRunnerOptions {
@@ -34,7 +34,7 @@ export interface ScheduleRunnerOptions {
   poolSize?: number
   /** Upper bound of the pause after consecutive failures (database down). Default 10000 ms. */
   maxBackoffMs?: number
-  /** Receives warnings and errors. Default: silent (the runner also emits events). */
+  /** Receives warnings and errors. Default: warnings and errors to the console (`warningsLogger`); pass `silentLogger` to rely on events alone. */
   logger?: Logger
   /** The time due schedules are compared with. Default: the system clock. Tests inject their own. */
   clock?: Clock
@@ -86,7 +86,7 @@ export function resolveScheduleRunnerOptions(options: ScheduleRunnerOptions = {}
     statementTimeoutMs: validateInt('statementTimeoutMs', options.statementTimeoutMs ?? d.statementTimeoutMs, 1, 3_600_000),
     poolSize: validateInt('poolSize', options.poolSize ?? d.poolSize, 1, 100),
     maxBackoffMs: validateInt('maxBackoffMs', options.maxBackoffMs ?? d.maxBackoffMs, 1, DAY_MS),
-    logger: options.logger ?? silentLogger,
+    logger: options.logger ?? warningsLogger,
     clock: options.clock ?? systemClock,
   }
 }

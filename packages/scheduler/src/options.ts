@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import { DEFAULT_SCHEMA, PgQueueValidationError, silentLogger, systemClock, validateIdentifier, validateOptionalInt, validateName, type Clock, type Logger } from '@pgqueue/core'
+import { DEFAULT_SCHEMA, PgQueueValidationError, warningsLogger, systemClock, validateIdentifier, validateOptionalInt, validateName, type Clock, type Logger } from '@pgqueue/core'
 
 /** Options of Scheduler.create(). All optional; defaults are in resolveSchedulerOptions(). */
 export interface SchedulerOptions {
@@ -46,6 +46,7 @@ export interface SchedulerOptions {
   poolSize?: number
   /** The pgqueue schema. Default 'pgqueue'. */
   schema?: string
+  /** Receives warnings and errors. Default: warnings and errors to the console (`warningsLogger`); pass `silentLogger` to rely on events alone. */
   logger?: Logger
   clock?: Clock
 }
@@ -97,7 +98,7 @@ export function resolveSchedulerOptions(options: SchedulerOptions = {}): Resolve
     statementTimeoutMs: validateOptionalInt('statementTimeoutMs', options.statementTimeoutMs, 30_000, 1, 3600_000),
     poolSize: validateOptionalInt('poolSize', options.poolSize, 2, 1, 100),
     schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
-    logger: options.logger ?? silentLogger,
+    logger: options.logger ?? warningsLogger,
     clock: options.clock ?? systemClock,
   }
 }

@@ -4,7 +4,7 @@ import {
   DEFAULT_SCHEMA,
   LIMITS,
   PgQueueValidationError,
-  silentLogger,
+  warningsLogger,
   systemClock,
   validateIdentifier,
   validateInt,
@@ -72,6 +72,7 @@ export interface WorkerOptions {
   poolSize?: number
   /** The pgqueue schema. Default 'pgqueue'. */
   schema?: string
+  /** Receives warnings and errors. Default: warnings and errors to the console (`warningsLogger`); pass `silentLogger` to rely on events alone. */
   logger?: Logger
   clock?: Clock
 }
@@ -145,7 +146,7 @@ export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorke
     listen: options.listen ?? true,
     poolSize: validateOptionalInt('poolSize', options.poolSize, 4, 2, 100),
     schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
-    logger: options.logger ?? silentLogger,
+    logger: options.logger ?? warningsLogger,
     clock: options.clock ?? systemClock,
   }
 }
