@@ -70,6 +70,12 @@ export interface WorkerOptions {
   listen?: boolean
   /** Connections in the pool when a URL is given. Default 4. */
   poolSize?: number
+  /**
+   * Warn (logger.warn) when no Scheduler has beaten for this long while the Worker runs: without one,
+   * delayed jobs, retries, held jobs and expired leases wait. Checked with the node heartbeat; at most one
+   * warning per 10 minutes. Default 60,000.
+   */
+  noSchedulerWarnMs?: number
   /** The pgqueue schema. Default 'pgqueue'. */
   schema?: string
   /** Receives warnings and errors. Default: warnings and errors to the console (`warningsLogger`); pass `silentLogger` to rely on events alone. */
@@ -85,6 +91,7 @@ export interface ResolvedWorkerOptions {
   concurrency: number
   batchSize: number
   leaseMs: number
+  noSchedulerWarnMs: number
   heartbeatMs: number
   pollMs: number
   wakeGapMs: number
@@ -145,6 +152,7 @@ export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorke
     listenUrl: options.listenUrl,
     listen: options.listen ?? true,
     poolSize: validateOptionalInt('poolSize', options.poolSize, 4, 2, 100),
+    noSchedulerWarnMs: validateOptionalInt('noSchedulerWarnMs', options.noSchedulerWarnMs, 60_000, 1, 2 ** 31 - 1),
     schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
     logger: options.logger ?? warningsLogger,
     clock: options.clock ?? systemClock,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import pg from 'pg'
@@ -12,6 +13,7 @@ import {
   listenUrlFor,
   nodeDelete,
   nodeHeartbeat,
+  type NodeBeat,
   sleep,
   validateInt,
   type Connectable,
@@ -153,6 +155,12 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   private claimLoop: Promise<void> | undefined
   private knownQueues: string[] = []
   private queuesRefreshedAt = Number.NEGATIVE_INFINITY
+  /** Tells this process's node row from another process using the same node id. */
+  private readonly instance = randomUUID()
+  /** When start() succeeded (monotonic), and when each node warning was last given. */
+  private startedAt = Number.POSITIVE_INFINITY
+  private warnedSharedAt = Number.NEGATIVE_INFINITY
+  private warnedSchedulerAt = Number.NEGATIVE_INFINITY
   private queuesStale = true
   private queueCursor = 0
 
@@ -208,6 +216,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     }
     this.state = 'running'
     this.conn = conn
+    this.startedAt = performance.now()
     this.completer = new JobCompleter(this.conn.pool, {
       schema: o.schema,
       nodeId: o.nodeId,
@@ -580,12 +589,30 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
 
   private async heartbeatNode(): Promise<void> {
     const o = this.options
-    await nodeHeartbeat(this.conn!.pool, {
+    const beat = await nodeHeartbeat(this.conn!.pool, {
       schema: o.schema,
       nodeId: o.nodeId,
       kind: 'worker',
-      info: { pid: process.pid, queues: o.queues ?? null, concurrency: o.concurrency },
+      info: { pid: process.pid, instance: this.instance, queues: o.queues ?? null, concurrency: o.concurrency },
+      recentMs: 3 * o.heartbeatMs,
     })
+    this.warnAboutNodes(beat)
+  }
+
+  /** Warnings a node heartbeat can tell: another process with this node id, or no live Scheduler. */
+  private warnAboutNodes(beat: NodeBeat): void {
+    const o = this.options
+    const now = performance.now()
+    if (beat.sharedWith && now - this.warnedSharedAt > NODE_WARNING_GAP_MS) {
+      this.warnedSharedAt = now
+      o.logger.warn(`worker ${o.nodeId}: another process (pid ${String(beat.sharedWith.pid)}) beat ${beat.sharedWith.agoMs} ms ago under the same nodeId; give every Worker its own nodeId (ignore this once after a restart)`)
+    }
+    const schedulerAgo = beat.schedulerAgoMs ?? Number.POSITIVE_INFINITY
+    if (schedulerAgo > o.noSchedulerWarnMs && now - this.startedAt > o.noSchedulerWarnMs && now - this.warnedSchedulerAt > NODE_WARNING_GAP_MS) {
+      this.warnedSchedulerAt = now
+      const since = beat.schedulerAgoMs === null ? 'no Scheduler has ever run' : `no Scheduler has beaten for ${Math.round(schedulerAgo / 1000)} s`
+      o.logger.warn(`worker ${o.nodeId}: ${since} in schema "${o.schema}": delayed jobs, retries, held jobs and expired leases wait until one runs (Coordinator.create(...) or Scheduler.create(workerUrl).start())`)
+    }
   }
 
   /** The node row's heartbeat, one at a time and never in the way of lease renewals. */
@@ -596,6 +623,9 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       .finally(() => (this.nodeBeat = undefined))
   }
 }
+
+/** At most one warning of each kind about other nodes per this many ms. */
+const NODE_WARNING_GAP_MS = 10 * 60_000
 
 const RELEASE: Settled = { kind: 'release', result: null, resultType: null, error: null }
 

@@ -51,6 +51,25 @@ describe('Worker', () => {
     expect(h.rows[0]).toMatchObject({ result_type: 'application/json', worker_id: 'w-basic', attempt: 1 })
   })
 
+  it('warns when no Scheduler is alive and when two processes share a nodeId', async () => {
+    const warnings: string[] = []
+    const logger = { debug() {}, info() {}, error() {}, warn: (m: string) => warnings.push(m) }
+    const opts = { nodeId: 'w-shared', queues: ['nobody'], schema: t.schema, leaseMs: 900, noSchedulerWarnMs: 400, logger }
+    const a = Worker.create(t.workerUrl, opts, async () => undefined)
+    const b = Worker.create(t.workerUrl, opts, async () => undefined)
+    await a.start()
+    await b.start()
+    try {
+      await waitFor(() => warnings.some((w) => /no Scheduler has ever run .* delayed jobs, retries/.test(w)), { message: 'no-Scheduler warning' })
+      await waitFor(() => warnings.some((w) => /another process .* under the same nodeId/.test(w)), { message: 'shared nodeId warning' })
+      // At most one warning of a kind per Worker per 10 minutes.
+      expect(warnings.filter((w) => /no Scheduler/.test(w)).length).toBeLessThanOrEqual(2)
+    } finally {
+      await a.stop()
+      await b.stop()
+    }
+  })
+
   it('with a handler per type, claims only those types and runs each with its own handler', async () => {
     await pushJobs(pool, t.schema, 'acme', 'typed', 3, { type: 'send' })
     await pushJobs(pool, t.schema, 'acme', 'typed', 2, { type: 'build' })
