@@ -154,6 +154,14 @@ async function ensureSchema(pool: pg.Pool, s: string): Promise<void> {
       return
     } catch (err) {
       const code = (err as { code?: unknown }).code
+      if (code === '42501') {
+        const { rows } = await pool.query<{ login: string; db: string }>('select current_user as login, current_database() as db').catch(() => ({ rows: [] }))
+        const login = rows[0]?.login ?? 'this login'
+        const db = rows[0]?.db ?? 'this database'
+        throw new PgQueueMigrationError(
+          `initialize() cannot create schema ${s} as ${login}: run GRANT CREATE ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(login)} as a superuser ` +
+            `(or create the schema for it: CREATE SCHEMA ${s} AUTHORIZATION ${quoteIdent(login)}); initialize() must run as the schema owner`, undefined, err)
+      }
       if (attempt >= 3 || typeof code !== 'string' || !CONCURRENT_CREATE.has(code)) throw err
     }
   }

@@ -125,4 +125,19 @@ describe('migrate', () => {
     const grantees = rows.map((r) => r.grantee).filter((g) => g !== 'postgres' && g !== 'root')
     expect(grantees.sort()).toEqual([t.userRole, t.workerRole].sort())
   })
+
+  it('tells a login that may not create the schema which GRANT to run', async () => {
+    const login = `${t.schema}_nocreate`
+    await t.admin.query(`create role "${login}" login password 'x'`)
+    try {
+      const url = new URL(t.adminUrl)
+      url.username = login
+      url.password = 'x'
+      const err = await migrate(url.toString(), { ...t.schemaOptions, schema: `${t.schema}_x`, createRoles: false }).then(() => null, (e: unknown) => e)
+      expect(err).toBeInstanceOf(PgQueueMigrationError)
+      expect((err as Error).message).toMatch(new RegExp(`cannot create schema .* as ${login}: run GRANT CREATE ON DATABASE .* TO "${login}"`))
+    } finally {
+      await t.admin.query(`drop role "${login}"`)
+    }
+  })
 })

@@ -26,7 +26,7 @@ export interface MaintenanceOptions extends SchemaOptions {
    * job_history queues behind it. Default 1 s.
    */
   ddlLockTimeoutMs?: number
-  /** Node records whose heartbeat is older than this are deleted. Default 1 hour. */
+  /** Node records whose heartbeat is older than this are deleted. Default 5 minutes (components beat every few seconds). */
   staleNodeAfterMs?: number
   /**
    * A running job whose lease expired more than this long ago is rescued by Maintenance (the
@@ -79,7 +79,7 @@ export const MAINTENANCE_DEFAULTS = Object.freeze({
   defaultPurgeBatchSize: 1_000,
   defaultPurgeMaxBatches: 20,
   ddlLockTimeoutMs: 1_000,
-  staleNodeAfterMs: 3_600_000,
+  staleNodeAfterMs: 300_000,
   orphanedLeaseGraceMs: 5 * 60_000,
   orphanedLeaseBatchSize: 500,
   vacuumDeadTuples: 10_000,
