@@ -533,7 +533,8 @@ begin
   if p_tenant is null or p_tenant = '' then
     raise exception 'pgqueue: a tenant is required' using errcode = '42501';
   end if;
-  if pg_has_role(session_user, 'queue_worker', 'member') then
+  if pg_has_role(session_user, 'queue_worker', 'member')
+     or pg_has_role(session_user, (select c.relowner from pg_class c where c.oid = 'pgqueue.jobs'::regclass), 'member') then
     return;
   end if;
   if pgqueue.current_tenant() is distinct from p_tenant then

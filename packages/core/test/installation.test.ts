@@ -52,4 +52,29 @@ describe('checkInstallation', () => {
     const { rows } = await t.admin.query(`select max(version) as v from "${t.schema}".migrations`)
     expect(await setupError(pool(t.workerUrl), ['worker'])).toMatch(new RegExp(`at version ${rows[0].v} .* needs ${LATEST_SCHEMA_VERSION}: run pgqueue.initialize`))
   })
+
+  it('lets a schema owner that is not a superuser push for any tenant, as a ScheduleRunner run by the admin does', async () => {
+    const owner = `${t.schema}_owner`
+    const schema = `${t.schema}_o`
+    await t.admin.query(`create role "${owner}" login password 'x'`)
+    const { rows: db } = await t.admin.query('select current_database() as d')
+    await t.admin.query(`grant create on database "${db[0].d}" to "${owner}"`)
+    const url = new URL(t.adminUrl)
+    url.username = owner
+    url.password = 'x'
+    const p = pool(url.toString())
+    try {
+      await migrate(url.toString(), { ...t.schemaOptions, schema, createRoles: false })
+      const { rows } = await p.query(
+        `select outcome from "${schema}".push_jobs('any-tenant', array[gen_random_uuid()], array['q'], array['t'], array[null::text], array[null::bytea],
+           array[null::text], array[null::jsonb], array[0], array[null::timestamptz], array[1], array[null::jsonb], array[null::uuid], array[null::uuid])`)
+      expect(rows).toEqual([{ outcome: 'created' }])
+    } finally {
+      await Promise.all(pools.splice(0).map((x) => x.end()))
+      await t.admin.query(`drop schema if exists "${schema}" cascade`)
+      await t.admin.query(`revoke create on database "${db[0].d}" from "${owner}"`)
+      await t.admin.query(`drop owned by "${owner}"`)
+      await t.admin.query(`drop role "${owner}"`)
+    }
+  })
 })
