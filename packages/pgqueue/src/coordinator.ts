@@ -90,7 +90,6 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   async stop(): Promise<void> {
     this.stopped = true
     await Promise.all(this.parts.map(([, part]) => part.stop()))
-    await this.maintenance?.close()
     this.emit('stopped')
   }
 

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { migrate, uuidv7 } from '@pgqueue/core'
+import { migrate } from '@pgqueue/core'
 import { importWorkspace } from '../workspace.js'
 import type { BenchJob, LibAdapter, Names, WorkerOptions } from '../types.js'
 
 const QUEUE = 'bench'
 
 /** Thrown when a pgqueue package the case needs has not landed yet; the report shows "n/a". */
+const PUSH_VIA = 'Queues.withTenant(t).push / pushMany (producer, user role, RLS)'
+
 export class NotAvailableError extends Error {
   readonly notAvailable = true
 }
@@ -51,11 +53,9 @@ export class PgqueueAdapter implements LibAdapter {
   private workerUrl = ''
   private schemaOptions!: { schema: string; workerRole: string; userRole: string }
   private queues: QueuesClient | undefined
-  private rawPool: pg.Pool | undefined
   private worker: Service | undefined
   private scheduler: Service | undefined
   private admin!: pg.Pool
-  private pushVia = ''
 
   async setup(adminUrl: string, names: Names): Promise<void> {
     const p = names.rolePrefix
@@ -72,20 +72,13 @@ export class PgqueueAdapter implements LibAdapter {
     const { tenantSecret } = await migrate(adminUrl, this.schemaOptions)
 
     const producer = await importWorkspace<{ Queues?: { create(url: string, opts: object): QueuesClient } }>('@pgqueue/producer')
-    if (producer?.Queues) {
-      this.queues = producer.Queues.create(this.userUrl, { schema: this.schemaOptions.schema, tenantSecret })
-      this.pushVia = 'Queues.withTenant(t).push / pushMany (producer, user role, RLS)'
-    } else {
-      this.rawPool = new pg.Pool({ connectionString: this.userUrl, max: 10, application_name: 'bench-pgqueue-raw' })
-      this.rawPool.on('error', () => {})
-      this.pushVia = 'push_jobs() called directly as the user role (producer package not landed yet)'
-    }
-    this.config = `pgqueue: push via ${this.pushVia}`
+    if (!producer?.Queues) throw new NotAvailableError('@pgqueue/producer has not landed yet')
+    this.queues = producer.Queues.create(this.userUrl, { schema: this.schemaOptions.schema, tenantSecret })
+    this.config = `pgqueue: push via ${PUSH_VIA}`
   }
 
   async push(job: BenchJob): Promise<void> {
-    if (this.queues) await this.queues.withTenant(job.t).push(item(job))
-    else await this.rawPush(job.t, [job])
+    await this.queues!.withTenant(job.t).push(item(job))
   }
 
   async pushMany(jobs: BenchJob[]): Promise<void> {
@@ -97,21 +90,8 @@ export class PgqueueAdapter implements LibAdapter {
       list.push(j)
     }
     for (const [tenant, list] of byTenant) {
-      if (this.queues) await this.queues.withTenant(tenant).pushMany(list.map(item))
-      else await this.rawPush(tenant, list)
+      await this.queues!.withTenant(tenant).pushMany(list.map(item))
     }
-  }
-
-  private async rawPush(tenant: string, jobs: BenchJob[]): Promise<void> {
-    const n = jobs.length
-    const nulls = <T>(): (T | null)[] => new Array<T | null>(n).fill(null)
-    const s = pg.escapeIdentifier(this.schemaOptions.schema)
-    await this.rawPool!.query(
-      `select count(*) from ${s}.push_jobs($1, $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::jsonb[],
-         $9::integer[], $10::timestamptz[], $11::integer[], $12::jsonb[], $13::uuid[], $14::uuid[])`,
-      [tenant, jobs.map(() => uuidv7()), new Array(n).fill(QUEUE), new Array(n).fill('noop'), nulls(), nulls(), nulls(),
-        jobs.map((j) => JSON.stringify(j)), nulls(), nulls(), nulls(), nulls(), nulls(), nulls()],
-    )
   }
 
   async startWorker(opts: WorkerOptions): Promise<void> {
@@ -133,7 +113,7 @@ export class PgqueueAdapter implements LibAdapter {
     this.worker.on?.('error', (err) => process.stderr.write(`pgqueue worker error: ${(err as Error)?.message}\n`))
     await this.worker.start()
     const tuned = Object.keys(extraWorkerOptions).length ? `, ${JSON.stringify(extraWorkerOptions)} from PGQUEUE_BENCH_WORKER_OPTIONS` : ', other options at their defaults'
-    this.config = `pgqueue: push via ${this.pushVia}; Worker(concurrency ${opts.concurrency}${tuned}) + Scheduler running, both as a login of the worker role; history written`
+    this.config = `pgqueue: push via ${PUSH_VIA}; Worker(concurrency ${opts.concurrency}${tuned}) + Scheduler running, both as a login of the worker role; history written`
   }
 
   async stopWorker(): Promise<void> {
@@ -151,7 +131,6 @@ export class PgqueueAdapter implements LibAdapter {
   async close(): Promise<void> {
     await this.stopWorker().catch(() => {})
     await this.queues?.close?.()
-    await this.rawPool?.end()
     await this.admin?.end()
   }
 }
