@@ -10,6 +10,7 @@ export type PgQueueErrorCode =
   | 'ROLE_SETUP'
   | 'STOPPED'
   | 'SETUP'
+  | 'TIMEOUT'
 
 /** Base class of every error pgqueue throws on purpose. */
 export class PgQueueError extends Error {
@@ -125,4 +126,13 @@ export function isInsufficientPrivilege(err: unknown): boolean {
 export function isDataError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'))
+}
+
+/** A statement got no answer in time, and its connection was closed (a stalled network or server). */
+export class PgQueueQueryTimeoutError extends PgQueueError {
+  readonly timeoutMs: number
+  constructor(timeoutMs: number) {
+    super(`no answer from PostgreSQL within ${timeoutMs} ms (network down or server stalled); the connection was closed`, { code: 'TIMEOUT' })
+    this.timeoutMs = timeoutMs
+  }
 }

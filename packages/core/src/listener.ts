@@ -1,4 +1,6 @@
 import pg from 'pg'
+import { KEEPALIVE } from './connect.js'
+import { armQueryTimeout } from './query-timeout.js'
 import { silentLogger, sleep, type Logger } from './service.js'
 
 /** The channel pgqueue notifies on when jobs become claimable in `schema`. Payloads are always empty. */
@@ -15,6 +17,10 @@ export interface ListenerOptions {
   /** Called after (re)connecting, so the caller can catch up on what it missed. */
   onConnect?: () => void
   logger?: Logger
+  /** How often the idle LISTEN connection is checked with a statement; a check unanswered within
+   *  the same time counts as a lost connection (a silent network partition sends no error). Default
+   *  30 s. */
+  checkMs?: number
 }
 
 /**
@@ -41,14 +47,16 @@ export class NotificationListener {
     this.stopController.abort()
     const c = this.client
     this.client = undefined
-    await c?.end().catch(() => {})
+    if (c) await endWithin(c, 1_000)
     await this.loop
   }
 
   private async run(): Promise<void> {
     let failures = 0
     while (!this.stopped) {
-      const client = new pg.Client({ connectionString: this.options.url, application_name: 'pgqueue-listen' })
+      const client = new pg.Client({ connectionString: this.options.url, application_name: 'pgqueue-listen', ...KEEPALIVE })
+      const checkMs = this.options.checkMs ?? 30_000
+      armQueryTimeout(client, checkMs)
       const lost = new Promise<void>((resolve) => {
         client.on('error', () => resolve())
         client.on('end', () => resolve())
@@ -64,16 +72,37 @@ export class NotificationListener {
         this.client = client
         failures = 0
         this.options.onConnect?.()
-        await lost
+        await Promise.race([lost, this.check(client, checkMs)])
       } catch (err) {
         this.logger.warn(`listener: ${(err as Error).message}`)
       }
-      await client.end().catch(() => {})
+      await endWithin(client, 1_000)
       if (this.stopped) return
       failures += 1
       await sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), this.stopController.signal)
     }
   }
+
+  /** Resolves when a periodic check of the idle connection fails or the listener stops. */
+  private async check(client: pg.Client, checkMs: number): Promise<void> {
+    const signal = this.stopController.signal
+    while (!signal.aborted) {
+      await sleep(checkMs, signal)
+      if (signal.aborted) return
+      try {
+        await client.query('select 1')
+      } catch (err) {
+        this.logger.warn(`listener: ${(err as Error).message}`)
+        return
+      }
+    }
+  }
+}
+
+/** Ends a client gracefully, or cuts its socket when the server does not answer within `ms`. */
+export async function endWithin(client: pg.Client, ms: number): Promise<void> {
+  const ended = await Promise.race([client.end().then(() => true, () => true), sleep(ms).then(() => false)])
+  if (!ended) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()
 }
 
 /**

@@ -59,8 +59,13 @@ export interface WorkerOptions {
   completeDelayMs?: number
   /** Aborts (and fails) a run that takes longer than this, in ms. Default: no limit. */
   handlerTimeoutMs?: number
-  /** How long stop() waits for running handlers before aborting them, in ms. Default 30,000. */
+  /** How long stop() waits for running handlers before aborting them, in ms. Default 30,000. stop()
+   *  then allows a grace of at most 5 s to record outcomes, however the database answers. */
   stopTimeoutMs?: number
+  /** Client-side deadline for each of the Worker's statements, in ms: past it the connection is cut
+   *  and the statement fails, so a silent network partition surfaces as an 'error' instead of a hang.
+   *  Default the larger of leaseMs and 30,000 (a run's lease is lost by then anyway). */
+  queryTimeoutMs?: number
   /** Largest result accepted, in bytes; a bigger one fails the run. Default 1 MiB. */
   maxResultBytes?: number
   /** Connection string for the LISTEN connection. Default: the URL given to create(), or the pool's
@@ -102,6 +107,7 @@ export interface ResolvedWorkerOptions {
   completeDelayMs: number
   handlerTimeoutMs: number | undefined
   stopTimeoutMs: number
+  queryTimeoutMs: number
   maxResultBytes: number
   listenUrl: string | undefined
   listen: boolean
@@ -148,6 +154,7 @@ export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorke
     completeDelayMs: validateOptionalInt('completeDelayMs', options.completeDelayMs, 1, 0, 10_000),
     handlerTimeoutMs: options.handlerTimeoutMs === undefined ? undefined : validateInt('handlerTimeoutMs', options.handlerTimeoutMs, 1, 2 ** 31 - 1),
     stopTimeoutMs: validateOptionalInt('stopTimeoutMs', options.stopTimeoutMs, 30_000, 0, 2 ** 31 - 1),
+    queryTimeoutMs: validateOptionalInt('queryTimeoutMs', options.queryTimeoutMs, Math.max(leaseMs, 30_000), 100, 2 ** 31 - 1),
     maxResultBytes: validateOptionalInt('maxResultBytes', options.maxResultBytes, 1024 * 1024, 0, LIMITS.payloadBytes * 4),
     listenUrl: options.listenUrl,
     listen: options.listen ?? true,

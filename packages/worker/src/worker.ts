@@ -205,7 +205,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     if (this.state === 'running') return
     if (this.state !== 'new') throw new PgQueueStoppedError(`Worker ${this.options.nodeId} (create a new Worker to start again)`)
     const o = this.options
-    const conn = connect(this.target, { max: o.poolSize, applicationName: 'pgqueue-worker' })
+    const conn = connect(this.target, { max: o.poolSize, applicationName: 'pgqueue-worker', queryTimeoutMs: o.queryTimeoutMs })
     try {
       // A wrong login or a missing initialize() fails here, with the fix in the message, not as a stream
       // of error events; the Worker can be started again once it is fixed.
@@ -273,8 +273,31 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     return this.stopPromise
   }
 
+  /**
+   * Bounded by timeoutMs for the handlers plus a grace for recording outcomes (timeoutMs, between 1 and
+   * 5 s): on a dead network the steps that need the database would wait for minutes, so when the grace
+   * runs out the connections are cut and stop() resolves; outcomes not recorded by then come back when
+   * their leases expire (at least once, nothing lost).
+   */
   private async shutdown(timeoutMs: number): Promise<void> {
     this.state = 'stopping'
+    const graceMs = Math.min(5_000, Math.max(1_000, timeoutMs))
+    const limit = new AbortController()
+    const steps = this.stopSteps(timeoutMs, graceMs)
+    const late = sleep(timeoutMs + graceMs, limit.signal).then(() => !limit.signal.aborted)
+    const ranOut = await Promise.race([steps.then(() => false), late])
+    limit.abort()
+    if (ranOut) {
+      this.options.logger.warn(`worker ${this.options.nodeId}: stop ran out of time waiting for the database; connections cut, unrecorded outcomes come back when their leases expire`)
+      steps.catch(() => {})
+      this.cutConnections()
+    }
+    this.state = 'stopped'
+    this.emit('stopped')
+  }
+
+  private async stopSteps(timeoutMs: number, graceMs: number): Promise<void> {
+    const handlersDeadline = performance.now() + timeoutMs
     this.stopSignal.abort()
     this.claimWake.wake()
     await this.claimLoop
@@ -282,19 +305,25 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     for (const run of this.buffer.splice(0)) if (run.phase === 'buffered') this.finish(run, RELEASE)
     if (this.inFlight > 0) {
       const timeout = new AbortController()
-      await Promise.race([this.handlersIdle(), sleep(timeoutMs, timeout.signal)])
+      await Promise.race([this.handlersIdle(), sleep(Math.max(0, handlersDeadline - performance.now()), timeout.signal)])
       timeout.abort()
       for (const run of this.active.values()) if (run.phase === 'running') this.abort(run, 'shutdown')
       await this.handlersIdle()
     }
-    await this.completer?.drain(Math.max(5_000, this.options.leaseMs))
+    await this.completer?.drain(Math.max(graceMs, handlersDeadline - performance.now()))
     await this.keeper?.stop()
     await this.nodeBeat
     await this.listener?.stop()
     await nodeDelete(this.conn!.pool, { schema: this.options.schema, nodeId: this.options.nodeId }).catch((err) => this.reportError(err))
     await this.conn?.close()
-    this.state = 'stopped'
-    this.emit('stopped')
+  }
+
+  /** Drops every connection at once (the pool's, the lease keeper's, the listener's). */
+  private cutConnections(): void {
+    this.conn?.destroy()
+    void this.keeper?.stop()
+    void this.listener?.stop()
+    void this.conn?.close().catch(() => {})
   }
 
   private reportError(err: unknown): void {
