@@ -1,24 +1,27 @@
-export * from './errors.js'
-export * from './ids.js'
-export * from './options.js'
-export * from './database.js'
-export * from './connect.js'
-export * from './query-timeout.js'
-export * from './tenant.js'
-export * from './transaction-settings.js'
-export * from './array-literal.js'
-export * from './validate.js'
-export * from './retry-policy.js'
-export * from './schedule.js'
-export * from './time-zone.js'
-export * from './migrate.js'
-export * from './history-partitions.js'
-export * from './latency-histogram.js'
-export type { Migration } from './migrations/index.js'
-export { migrations } from './migrations/index.js'
-export * from './service.js'
-export * from './listener.js'
-export * from './queries/nodes.js'
-export * from './queries/tenant-secret.js'
-export * from './installation.js'
-export * from './body.js'
+// The public API: what applications call. Sibling packages import the rest from '@pgqueue/core/internal'.
+export {
+  PgQueueError,
+  PgQueueValidationError,
+  PgQueueTenantRequiredError,
+  PgQueueTenantAccessError,
+  PgQueueNotFoundError,
+  PgQueueJobRunningError,
+  PgQueueMigrationError,
+  PgQueueRoleSetupError,
+  PgQueueStoppedError,
+  PgQueueSetupError,
+  PgQueueQueryTimeoutError,
+  type PgQueueErrorCode,
+} from './errors.js'
+export { migrate, type MigrateOptions, type MigrateResult } from './migrate.js'
+export { LATEST_SCHEMA_VERSION } from './installation.js'
+export { DEFAULT_SCHEMA, DEFAULT_WORKER_ROLE, DEFAULT_USER_ROLE, type SchemaOptions } from './options.js'
+export { TENANT_SECRET_ENV } from './tenant.js'
+export type { Connectable } from './connect.js'
+export type { JobState, HistoryState } from './database.js'
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy.js'
+export type { ScheduleSpec } from './schedule.js'
+export type { PartitionGranularity } from './history-partitions.js'
+export { LIMITS } from './validate.js'
+export { JSON_TYPE, decodeBody } from './body.js'
+export { silentLogger, warningsLogger, type Logger, type ServiceEvents } from './service.js'

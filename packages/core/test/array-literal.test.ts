@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { unquotedArrayLiteral } from '@pgqueue/core'
+import { unquotedArrayLiteral } from '@pgqueue/core/internal'
 
 describe('unquotedArrayLiteral', () => {
   it('joins values into an array literal, null as NULL', () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
-import { migrate, type Database } from '@pgqueue/core'
+import { migrate, type Database } from '@pgqueue/core/internal'
 
 /**
  * Every column of every table, typed against the Kysely `Database` interface: the compiler rejects a

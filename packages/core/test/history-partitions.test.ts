@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
-import { connect, createHistoryPartition, listHistoryPartitions, migrate, uuidv7, type Connection } from '@pgqueue/core'
+import { connect, createHistoryPartition, listHistoryPartitions, migrate, uuidv7, type Connection } from '@pgqueue/core/internal'
 
 let t: IsolatedDatabase
 let conn: Connection

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { isUuid, uuidv7, uuidv7Time, validateTenantId, PgQueueTenantRequiredError, PgQueueValidationError } from '@pgqueue/core'
+import { isUuid, uuidv7, uuidv7Time, validateTenantId, PgQueueTenantRequiredError, PgQueueValidationError } from '@pgqueue/core/internal'
 
 describe('uuidv7', () => {
   it('is a version 7, variant 1 UUID carrying its creation time', () => {

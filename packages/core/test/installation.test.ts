@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
-import { checkInstallation, LATEST_SCHEMA_VERSION, migrate, PgQueueSetupError } from '@pgqueue/core'
+import { checkInstallation, LATEST_SCHEMA_VERSION, migrate, PgQueueSetupError } from '@pgqueue/core/internal'
 
 let t: IsolatedDatabase
 const pools: pg.Pool[] = []

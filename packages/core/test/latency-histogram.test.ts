@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { LATENCY_BUCKET_COUNT, LATENCY_RELATIVE_ERROR, latencyBucket, latencyBucketValue, latencyPercentile } from '@pgqueue/core'
+import { LATENCY_BUCKET_COUNT, LATENCY_RELATIVE_ERROR, latencyBucket, latencyBucketValue, latencyPercentile } from '@pgqueue/core/internal'
 
 /** percentile_cont over raw values, for comparison. */
 function exact(values: number[], p: number): number {

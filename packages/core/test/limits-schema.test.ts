@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
-import { migrate, DATABASE_LIMITS, LIMITS, MAX_TENANT_ID_LENGTH } from '@pgqueue/core'
+import { migrate, DATABASE_LIMITS, LIMITS, MAX_TENANT_ID_LENGTH } from '@pgqueue/core/internal'
 
 let t: IsolatedDatabase
 beforeAll(async () => {

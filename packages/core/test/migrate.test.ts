@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
-import { migrate, migrations, migrationChecksum, PgQueueMigrationError, PgQueueRoleSetupError, type Migration } from '@pgqueue/core'
+import { migrate, migrations, migrationChecksum, PgQueueMigrationError, PgQueueRoleSetupError, type Migration } from '@pgqueue/core/internal'
 
 let t: IsolatedDatabase
 beforeAll(async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_RETRY_POLICY, PgQueueValidationError, canRetry, retryDelayMs, validateRetryPolicy } from '@pgqueue/core'
+import { DEFAULT_RETRY_POLICY, PgQueueValidationError, canRetry, retryDelayMs, validateRetryPolicy } from '@pgqueue/core/internal'
 
 describe('retryDelayMs', () => {
   it('doubles exactly for exponential (not quadratic), up to the cap', () => {

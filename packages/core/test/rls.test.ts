@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { createIsolatedDatabase, inTenantTx, tenantToken, type IsolatedDatabase } from '@pgqueue/testing'
-import { migrate, TenantKey, uuidv7 } from '@pgqueue/core'
+import { migrate, TenantKey, uuidv7 } from '@pgqueue/core/internal'
 
 let t: IsolatedDatabase
 let user: pg.Pool

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { PgQueueValidationError, nextRunAfter, parseDuration, parseSchedule } from '@pgqueue/core'
+import { PgQueueValidationError, nextRunAfter, parseDuration, parseSchedule } from '@pgqueue/core/internal'
 
 function fieldOf(fn: () => unknown): string | undefined {
   try {

@@ -9,7 +9,7 @@ import {
   LIMITS,
   MAX_SCHEMA_NAME_LENGTH,
   PgQueueValidationError,
-} from '@pgqueue/core'
+} from '@pgqueue/core/internal'
 
 function fieldOf(fn: () => unknown): string | undefined {
   try {

@@ -1,5 +1,5 @@
 export { Maintenance, PgQueueMaintenanceError, type MaintenanceEvents, type MaintenanceReport } from './maintenance.js'
-export { MAINTENANCE_DEFAULTS, resolveMaintenanceOptions, type MaintenanceOptions, type MaintenanceTaskName, type ResolvedMaintenanceOptions } from './options.js'
+export type { MaintenanceOptions, MaintenanceTaskName, ResolvedMaintenanceOptions } from './options.js'
 export type { SkipReason } from './tasks/context.js'
 export type { PartitionsResult } from './tasks/history-partitions.js'
 export type { RetentionResult } from './tasks/history-retention.js'

@@ -1,4 +1,4 @@
-import { checkInstallation, connect, LoopService, PgQueueError, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core'
+import { checkInstallation, connect, LoopService, PgQueueError, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core/internal'
 import { resolveMaintenanceOptions, type MaintenanceOptions, type MaintenanceTaskName, type ResolvedMaintenanceOptions } from './options.js'
 import type { TaskContext } from './tasks/context.js'
 import { runPartitionsTask, type PartitionsResult } from './tasks/history-partitions.js'

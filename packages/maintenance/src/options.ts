@@ -1,4 +1,4 @@
-import { PgQueueValidationError, resolveSchemaOptions, systemClock, type Clock, type Logger, type PartitionGranularity, type ResolvedSchemaOptions, type SchemaOptions } from '@pgqueue/core'
+import { PgQueueValidationError, resolveSchemaOptions, systemClock, type Clock, type Logger, type PartitionGranularity, type ResolvedSchemaOptions, type SchemaOptions } from '@pgqueue/core/internal'
 
 /** The tasks Maintenance runs; each can be switched off with `tasks: { name: false }`. */
 export type MaintenanceTaskName = 'partitions' | 'retention' | 'nodes' | 'leases' | 'vacuum' | 'rollup' | 'liveCounts'

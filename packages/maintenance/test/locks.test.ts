@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { createIsolatedDatabase, tenantToken, waitFor, type IsolatedDatabase } from '@pgqueue/testing'
-import { migrate, uuidv7, type Clock } from '@pgqueue/core'
+import { migrate, uuidv7, type Clock } from '@pgqueue/core/internal'
 import { Maintenance } from '@pgqueue/maintenance'
 
 function fixedClock(iso: string): Clock {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
-import { listHistoryPartitions, connect, migrate, uuidv7, PgQueueValidationError, type Clock } from '@pgqueue/core'
+import { listHistoryPartitions, connect, migrate, uuidv7, PgQueueValidationError, type Clock } from '@pgqueue/core/internal'
 import { Maintenance, PgQueueMaintenanceError, type MaintenanceReport, type TableHealth } from '@pgqueue/maintenance'
 
 /** A clock tests move by hand. */

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { PgQueueStoppedError, PgQueueValidationError, type Connectable } from '@pgqueue/core'
+import { PgQueueStoppedError, PgQueueValidationError, type Connectable } from '@pgqueue/core/internal'
 import { Maintenance, type MaintenanceOptions } from '@pgqueue/maintenance'
 import { ScheduleRunner, type ScheduleRunnerOptions } from '@pgqueue/schedule-runner'
 import { Scheduler, type SchedulerOptions } from '@pgqueue/scheduler'

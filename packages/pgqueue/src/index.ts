@@ -1,4 +1,4 @@
-import { connect, migrate, TenantKey, type Connectable, type MigrateOptions, type MigrateResult } from '@pgqueue/core'
+import { connect, migrate, TenantKey, type Connectable, type MigrateOptions, type MigrateResult } from '@pgqueue/core/internal'
 import { createProducer, type ProducerOptions, type Queues, type Schedules } from '@pgqueue/producer'
 import { Stats } from '@pgqueue/stats'
 

@@ -1,4 +1,4 @@
-import { PgQueueStoppedError, type Connection } from '@pgqueue/core'
+import { PgQueueStoppedError, type Connection } from '@pgqueue/core/internal'
 import { loginBypassesTenantScope } from './queries/roles.js'
 import type { ResolvedProducerOptions } from './options.js'
 

@@ -1,4 +1,4 @@
-import { PgQueueValidationError } from '@pgqueue/core'
+import { PgQueueValidationError } from '@pgqueue/core/internal'
 
 /** Page size limits shared by every listing. */
 export const DEFAULT_PAGE_SIZE = 100

@@ -1,4 +1,4 @@
-import { PgQueueTenantAccessError, isInsufficientPrivilege } from '@pgqueue/core'
+import { PgQueueTenantAccessError, isInsufficientPrivilege } from '@pgqueue/core/internal'
 
 /**
  * Runs `fn` and turns PostgreSQL's insufficient_privilege (what row-level security raises for a wrong or

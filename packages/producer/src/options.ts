@@ -11,7 +11,7 @@ import {
   warningsLogger,
   type Clock,
   type Logger,
-} from '@pgqueue/core'
+} from '@pgqueue/core/internal'
 
 /** Options of Queues.create(), Schedules.create() and createProducer(). Every field is optional. */
 export interface ProducerOptions {

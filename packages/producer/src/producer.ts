@@ -1,4 +1,4 @@
-import { connect, type Connectable } from '@pgqueue/core'
+import { connect, type Connectable } from '@pgqueue/core/internal'
 import { ProducerContext } from './context.js'
 import { resolveProducerOptions, type ProducerOptions } from './options.js'
 import { Queues } from './queues.js'

@@ -9,7 +9,7 @@ import {
   validateInt,
   validateName,
   validateRetryPolicy,
-} from '@pgqueue/core'
+} from '@pgqueue/core/internal'
 import type { Payload, PushItem } from './types.js'
 
 /** The longest delay accepted: ten years. */

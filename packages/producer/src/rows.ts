@@ -1,13 +1,13 @@
-import { decodeBody, type RetryPolicy } from '@pgqueue/core'
+import { decodeBody, type RetryPolicy } from '@pgqueue/core/internal'
 import type { HistoryRow } from './queries/job-history.js'
 import type { JobRow } from './queries/jobs.js'
 import type { MetadataRow } from './queries/worker-metadata.js'
 import type { QueueRow } from './queries/queues.js'
 import type { ScheduleRow } from './queries/schedules.js'
-import type { HistoryEntry, Job, MetadataEntry, QueueConfig, Schedule } from './types.js'
+import type { HistoryEntry, LiveJob, MetadataEntry, QueueConfig, Schedule } from './types.js'
 
 /** Maps a jobs row to the public Job. */
-export function toJob(r: JobRow): Job {
+export function toJob(r: JobRow): LiveJob {
   return {
     kind: 'live',
     id: r.id,

@@ -13,7 +13,7 @@ import {
   type Database,
   type HistoryState,
   type JobState,
-} from '@pgqueue/core'
+} from '@pgqueue/core/internal'
 import type { Kysely } from 'kysely'
 import pg from 'pg'
 import type { ProducerContext } from './context.js'
@@ -29,7 +29,7 @@ import type {
   DeleteOutcome,
   ExternalTransaction,
   HistoryEntry,
-  Job,
+  LiveJob,
   JobRef,
   ListHistoryOptions,
   ListJobsOptions,
@@ -145,9 +145,9 @@ export class TenantQueues {
    * A job by id: the live job, else its history entry once finished, else null.
    * By { queue, key }: the live job holding that key, else null (keys are unique among live jobs only).
    */
-  async get(ref: string): Promise<Job | HistoryEntry | null>
-  async get(ref: { queue: string; key: string }): Promise<Job | null>
-  async get(ref: JobRef): Promise<Job | HistoryEntry | null> {
+  async get(ref: string): Promise<LiveJob | HistoryEntry | null>
+  async get(ref: { queue: string; key: string }): Promise<LiveJob | null>
+  async get(ref: JobRef): Promise<LiveJob | HistoryEntry | null> {
     this.ctx.assertOpen()
     const sel = validateJobRef('ref', ref)
     return this.inTenant(async (trx) => {
@@ -188,7 +188,7 @@ export class TenantQueues {
   }
 
   /** Live jobs, newest first, with filters; page with `cursor` = the previous page's nextCursor. */
-  async list(options: ListJobsOptions = {}): Promise<Page<Job>> {
+  async list(options: ListJobsOptions = {}): Promise<Page<LiveJob>> {
     this.ctx.assertOpen()
     const f = validateFilters(options, JOB_STATES)
     const limit = validateLimit(options.limit)

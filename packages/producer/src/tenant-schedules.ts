@@ -11,7 +11,7 @@ import {
   withTenantTransaction,
   type Database,
   type ParsedSchedule,
-} from '@pgqueue/core'
+} from '@pgqueue/core/internal'
 import type { Kysely } from 'kysely'
 import type { ProducerContext } from './context.js'
 import { decodeCursor, encodeCursor, validateLimit } from './cursor.js'

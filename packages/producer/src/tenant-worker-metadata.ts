@@ -1,4 +1,4 @@
-import { LIMITS, serializeJson, validateName, withTenantTransaction, type Database } from '@pgqueue/core'
+import { LIMITS, serializeJson, validateName, withTenantTransaction, type Database } from '@pgqueue/core/internal'
 import type { Kysely } from 'kysely'
 import type { ProducerContext } from './context.js'
 import { decodeCursor, encodeCursor, validateLimit } from './cursor.js'

@@ -1,4 +1,4 @@
-import type { HistoryState, JobState, RetryPolicy, ScheduleSpec } from '@pgqueue/core'
+import type { HistoryState, JobState, RetryPolicy, ScheduleSpec } from '@pgqueue/core/internal'
 import type { Kysely, Transaction } from 'kysely'
 import type pg from 'pg'
 
@@ -68,7 +68,7 @@ export interface PushResult {
 }
 
 /** A live job, as the user role sees it (no fair virtual time, no lease owner). */
-export interface Job {
+export interface LiveJob {
   /** Always 'live': tells a live job from a HistoryEntry in what get() returns. */
   kind: 'live'
   id: string
@@ -102,7 +102,7 @@ export interface Job {
 
 /** A finished job. */
 export interface HistoryEntry {
-  /** Always 'history': tells a finished job from a live Job in what get() returns. */
+  /** Always 'history': tells a finished job from a LiveJob in what get() returns. */
   kind: 'history'
   id: string
   tenantId: string
@@ -252,7 +252,7 @@ export interface Schedule {
 }
 
 /** A run of a schedule: its live job, or its history entry once finished. */
-export type ScheduleRun = ({ finished: false } & Job) | ({ finished: true } & HistoryEntry)
+export type ScheduleRun = ({ finished: false } & LiveJob) | ({ finished: true } & HistoryEntry)
 
 /** Paging of lists without filters. */
 export interface PageOptions {

@@ -1,6 +1,6 @@
 import pg from 'pg'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
-import { migrate, uuidv7 } from '@pgqueue/core'
+import { migrate, uuidv7 } from '@pgqueue/core/internal'
 
 /** A migrated isolated schema plus a small user-role pool. */
 export async function setup(label: string): Promise<{ t: IsolatedDatabase; userPool: pg.Pool }> {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import type { IsolatedDatabase } from '@pgqueue/testing'
-import { PgQueueValidationError, uuidv7 } from '@pgqueue/core'
+import { PgQueueValidationError, uuidv7 } from '@pgqueue/core/internal'
 import { Schedules, type TenantSchedules } from '../src/index.js'
 import { insertHistory, rows, setup } from './helpers.js'
 

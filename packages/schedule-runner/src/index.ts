@@ -1,6 +1,4 @@
 export { ScheduleRunner } from './schedule-runner.js'
 export type { ScheduleBatchResult, ScheduleFired, ScheduleSkipped, ScheduleInvalid, ScheduleRunnerEvents } from './schedule-runner.js'
-export { DEFAULT_SCHEDULE_RUNNER_OPTIONS, resolveScheduleRunnerOptions } from './options.js'
 export type { ScheduleRunnerOptions, ResolvedScheduleRunnerOptions } from './options.js'
-export { planFire, checkScheduleRow } from './plan.js'
-export type { FirePlan, CheckedSchedule, MissedPolicy } from './plan.js'
+export type { MissedPolicy } from './plan.js'

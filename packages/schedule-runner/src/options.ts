@@ -1,4 +1,4 @@
-import { resolveSchemaOptions, systemClock, warningsLogger, validateInt, type Clock, type Logger } from '@pgqueue/core'
+import { resolveSchemaOptions, systemClock, warningsLogger, validateInt, type Clock, type Logger } from '@pgqueue/core/internal'
 
 /** Options of ScheduleRunner.create(). Every field is optional; defaults are in DEFAULT_SCHEDULE_RUNNER_OPTIONS. */
 export interface ScheduleRunnerOptions {

@@ -1,4 +1,4 @@
-import { nextRunAfter, parseSchedule, validateRetryPolicy, PgQueueValidationError, type ParsedSchedule, type RetryPolicy } from '@pgqueue/core'
+import { nextRunAfter, parseSchedule, validateRetryPolicy, PgQueueValidationError, type ParsedSchedule, type RetryPolicy } from '@pgqueue/core/internal'
 import type { ClaimedScheduleRow } from './queries/schedules.js'
 
 /** What to do after downtime when due times were missed. See README.md. */

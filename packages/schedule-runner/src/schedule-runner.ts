@@ -1,5 +1,5 @@
 import { sql, type Transaction } from 'kysely'
-import { checkInstallation, connect, LoopService, PgQueueValidationError, sleep, uuidv7, type Connectable, type Connection, type Database, type ServiceEvents } from '@pgqueue/core'
+import { checkInstallation, connect, LoopService, PgQueueValidationError, sleep, uuidv7, type Connectable, type Connection, type Database, type ServiceEvents } from '@pgqueue/core/internal'
 import { resolveScheduleRunnerOptions, type ResolvedScheduleRunnerOptions, type ScheduleRunnerOptions } from './options.js'
 import { checkScheduleRow, planFire, type MissedPolicy } from './plan.js'
 import {

@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import type { Clock } from '@pgqueue/core'
+import type { Clock } from '@pgqueue/core/internal'
 import type { IsolatedDatabase } from '@pgqueue/testing'
 
 /** A clock tests move by hand. */

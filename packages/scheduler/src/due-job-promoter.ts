@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { sleep } from '@pgqueue/core'
+import { sleep } from '@pgqueue/core/internal'
 import { jobHoldMany, jobLockDue, jobNotify, jobStampPending, type Pair } from './queries/jobs.js'
 import { inTransaction, type TransactionTimeouts } from './transaction.js'
 

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import { DEFAULT_SCHEMA, PgQueueValidationError, warningsLogger, systemClock, validateIdentifier, validateOptionalInt, validateName, type Clock, type Logger } from '@pgqueue/core'
+import { DEFAULT_SCHEMA, PgQueueValidationError, warningsLogger, systemClock, validateIdentifier, validateOptionalInt, validateName, type Clock, type Logger } from '@pgqueue/core/internal'
 
 /** Options of Scheduler.create(). All optional; defaults are in resolveSchedulerOptions(). */
 export interface SchedulerOptions {

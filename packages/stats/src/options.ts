@@ -1,4 +1,4 @@
-import { PgQueueValidationError, TenantKey, resolveSchemaOptions, type ResolvedSchemaOptions, type SchemaOptions } from '@pgqueue/core'
+import { PgQueueValidationError, TenantKey, resolveSchemaOptions, type ResolvedSchemaOptions, type SchemaOptions } from '@pgqueue/core/internal'
 
 /** Options of Stats. Defaults are in STATS_DEFAULTS. */
 export interface StatsOptions extends SchemaOptions {

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import { connect, jitOffSetLocal, latencyPercentile, PgQueueValidationError, validateDate, validateName, validateTenantId, withTenantTransaction, LATENCY_BUCKET_COUNT, LIMITS, type Connectable, type Connection, type Database } from '@pgqueue/core'
+import { connect, jitOffSetLocal, latencyPercentile, PgQueueValidationError, validateDate, validateName, validateTenantId, withTenantTransaction, LATENCY_BUCKET_COUNT, LIMITS, type Connectable, type Connection, type Database } from '@pgqueue/core/internal'
 import { historyCountByQueue, historyHistogram, historyLatencyByQueue, type HistoryCountRow } from './queries/history.js'
 import { historyCountByQueueFromRollups, historyHistogramFromRollups, historyLatencyBucketsFromRollups } from './queries/history-rollups.js'
 import { jobsCountByQueue } from './queries/jobs.js'

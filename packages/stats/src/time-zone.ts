@@ -1,4 +1,4 @@
-import { timeZoneOffsetMinutes } from '@pgqueue/core'
+import { timeZoneOffsetMinutes } from '@pgqueue/core/internal'
 
 const DAY = 86_400_000
 /**

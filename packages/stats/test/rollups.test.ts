@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
-import { migrate, LATENCY_RELATIVE_ERROR } from '@pgqueue/core'
+import { migrate, LATENCY_RELATIVE_ERROR } from '@pgqueue/core/internal'
 import { Maintenance, type MaintenanceOptions } from '@pgqueue/maintenance'
 import { Stats, type QueueStats } from '@pgqueue/stats'
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
-import { connect, createHistoryPartition, migrate } from '@pgqueue/core'
+import { connect, createHistoryPartition, migrate } from '@pgqueue/core/internal'
 import { Maintenance } from '@pgqueue/maintenance'
 import { Stats, type QueueLatency, type QueueStats } from '@pgqueue/stats'
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
-import { migrate, uuidv7, PgQueueValidationError, PgQueueTenantRequiredError } from '@pgqueue/core'
+import { migrate, uuidv7, PgQueueValidationError, PgQueueTenantRequiredError } from '@pgqueue/core/internal'
 import { Stats } from '@pgqueue/stats'
 
 let t: IsolatedDatabase

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { retryDelayMs, sleep, type Logger } from '@pgqueue/core'
+import { retryDelayMs, sleep, type Logger } from '@pgqueue/core/internal'
 import { isTransientError } from './completion-errors.js'
 import { errorJson, type ErrorInfo } from './error-info.js'
 import { jobFinishMany, jobLockedAmong, rowKey, type FinishInput, type Queryable } from './queries/jobs.js'

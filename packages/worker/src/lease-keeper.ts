@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import pg from 'pg'
-import { PgQueueError, sleep, type Logger } from '@pgqueue/core'
+import { PgQueueError, sleep, type Logger } from '@pgqueue/core/internal'
 import { jobRenewLeaseMany, type LeaseState } from './queries/jobs.js'
 import type { Run } from './run.js'
 

@@ -12,7 +12,7 @@ import {
   validateOptionalInt,
   type Clock,
   type Logger,
-} from '@pgqueue/core'
+} from '@pgqueue/core/internal'
 
 /** Options of Worker.create(). Every field is optional except where noted; defaults are in resolveWorkerOptions(). */
 export interface WorkerOptions {

@@ -1,4 +1,4 @@
-import { serializeJson, validateName } from '@pgqueue/core'
+import { serializeJson, validateName } from '@pgqueue/core/internal'
 
 /** A handler's return value, as stored in history. */
 export interface EncodedResult {

@@ -1,4 +1,4 @@
-import { DEFAULT_RETRY_POLICY, validateRetryPolicy, type RetryPolicy } from '@pgqueue/core'
+import { DEFAULT_RETRY_POLICY, validateRetryPolicy, type RetryPolicy } from '@pgqueue/core/internal'
 import { queueRetryPolicyMany } from './queries/queues.js'
 import type { Queryable } from './queries/jobs.js'
 

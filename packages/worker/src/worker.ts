@@ -18,7 +18,7 @@ import {
   validateInt,
   type Connectable,
   type Connection,
-} from '@pgqueue/core'
+} from '@pgqueue/core/internal'
 import { errorInfo, type ErrorInfo } from './error-info.js'
 import { JobAbortedError, type AbortReason, type Job, type JobContext, type JobHandler, type JobHandlers } from './job.js'
 import { JobCompleter, type RecordedOutcome, type RunOutcome } from './job-completer.js'

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
-import { uuidv7 } from '@pgqueue/core'
+import { uuidv7 } from '@pgqueue/core/internal'
 import type { TenantQueues } from '@pgqueue/producer'
 import { sleep } from './harness.js'
 

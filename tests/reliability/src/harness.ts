@@ -1,6 +1,6 @@
 import { appendFileSync } from 'node:fs'
 import pg from 'pg'
-import { uuidv7 } from '@pgqueue/core'
+import { uuidv7 } from '@pgqueue/core/internal'
 import { tenantToken } from '@pgqueue/testing'
 
 /** Flags that gate disruptive or long tests. */

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
-import { migrate, PgQueueError, PgQueueNotFoundError, PgQueueTenantRequiredError, PgQueueValidationError, uuidv7 } from '@pgqueue/core'
+import { migrate, PgQueueError, PgQueueNotFoundError, PgQueueTenantRequiredError, PgQueueValidationError, uuidv7 } from '@pgqueue/core/internal'
 import { createProducer, type Producer, type TenantQueues, type TenantSchedules } from '@pgqueue/producer'
 import { Stats } from '@pgqueue/stats'
 import { AttemptCounter, inSchema, reportFigure } from '../src/harness.js'

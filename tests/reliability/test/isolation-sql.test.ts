@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { createIsolatedDatabase, inTenantTx, tenantToken, type IsolatedDatabase, waitFor } from '@pgqueue/testing'
-import { jobsChannel, migrate, PgQueueValidationError, uuidv7, validateName, validateTenantId } from '@pgqueue/core'
+import { jobsChannel, migrate, PgQueueValidationError, uuidv7, validateName, validateTenantId } from '@pgqueue/core/internal'
 import { AttemptCounter, inSchema, rawPush, reportFigure, sqlState } from '../src/harness.js'
 
 const A = 'tenant-a'

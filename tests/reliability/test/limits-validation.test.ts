@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
-import { migrate, uuidv7, PgQueueRoleSetupError, PgQueueValidationError } from '@pgqueue/core'
+import { migrate, uuidv7, PgQueueRoleSetupError, PgQueueValidationError } from '@pgqueue/core/internal'
 import { initialize } from 'pgqueue'
 import { createProducer, type Producer } from '@pgqueue/producer'
 import { Stats } from '@pgqueue/stats'

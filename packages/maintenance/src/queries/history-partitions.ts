@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent, type PartitionGranularity } from '@pgqueue/core'
+import { quoteIdent, type PartitionGranularity } from '@pgqueue/core/internal'
 
 /** Drops one history partition (its rows go with it: this is the retention mechanism). */
 export async function historyPartitionDrop(trx: Kysely<any>, schema: string, name: string): Promise<void> {

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent } from '@pgqueue/core'
+import { quoteIdent } from '@pgqueue/core/internal'
 
 /**
  * Rescues up to `limit` running jobs whose lease expired more than `graceMs` ago (database time):

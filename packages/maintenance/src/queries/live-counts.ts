@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent } from '@pgqueue/core'
+import { quoteIdent } from '@pgqueue/core/internal'
 
 /**
  * Replaces the live_counts snapshot with one scan of the live table (all tenants) and stamps the time

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { lockCoordinationRow, PARTITIONS_LOCK } from '@pgqueue/core'
+import { lockCoordinationRow, PARTITIONS_LOCK } from '@pgqueue/core/internal'
 
 /**
  * Tries the lock of the partition tasks: the `partitions` row of the schema's locks table, which core's

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent } from '@pgqueue/core'
+import { quoteIdent } from '@pgqueue/core/internal'
 
 /** Deletes node records whose last heartbeat is older than `staleAfterMs` (database time); returns their ids. */
 export async function nodesStaleDelete(trx: Kysely<any>, schema: string, p: { staleAfterMs: number }): Promise<string[]> {

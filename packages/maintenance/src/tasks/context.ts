@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import type pg from 'pg'
-import type { Database, Logger } from '@pgqueue/core'
+import type { Database, Logger } from '@pgqueue/core/internal'
 import type { ResolvedMaintenanceOptions } from '../options.js'
 
 /** What every task gets: the admin connection, the resolved options and the logger. @internal */

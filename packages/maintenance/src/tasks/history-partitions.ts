@@ -1,4 +1,4 @@
-import { createHistoryPartition, partitionEnd, partitionStart, type HistoryPartition } from '@pgqueue/core'
+import { createHistoryPartition, partitionEnd, partitionStart, type HistoryPartition } from '@pgqueue/core/internal'
 import { historyDefaultPeriodsList } from '../queries/history-partitions.js'
 import { isLockTimeout, lockTimeoutSetLocal, lockTryPartitions } from '../queries/locks.js'
 import type { SkipReason, TaskContext } from './context.js'

@@ -1,4 +1,4 @@
-import { listHistoryPartitions, type HistoryPartition } from '@pgqueue/core'
+import { listHistoryPartitions, type HistoryPartition } from '@pgqueue/core/internal'
 import { historyDefaultExpiredDelete, historyPartitionDetach, historyPartitionDrop } from '../queries/history-partitions.js'
 import { isLockTimeout, lockTimeoutSetLocal, lockTryPartitions } from '../queries/locks.js'
 import type { SkipReason, TaskContext } from './context.js'

@@ -1,4 +1,4 @@
-import { jitOffSetLocal, listHistoryPartitions } from '@pgqueue/core'
+import { jitOffSetLocal, listHistoryPartitions } from '@pgqueue/core/internal'
 import { lockTryTask } from '../queries/locks.js'
 import {
   historyBrinSummarize,

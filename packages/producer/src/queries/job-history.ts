@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Selectable } from 'kysely'
-import type { Database, HistoryState, JobHistoryTable } from '@pgqueue/core'
+import type { Database, HistoryState, JobHistoryTable } from '@pgqueue/core/internal'
 
 /** A job_history row, with finished_at also as exact microseconds since the epoch (for cursors). */
 export type HistoryRow = Selectable<JobHistoryTable> & { finished_us: string }

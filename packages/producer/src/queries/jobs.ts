@@ -1,5 +1,5 @@
 import { CompiledQuery, sql, type Kysely, type Selectable } from 'kysely'
-import { quoteIdent, unquotedArrayLiteral, type Database, type JobState, type JobsTable } from '@pgqueue/core'
+import { quoteIdent, unquotedArrayLiteral, type Database, type JobState, type JobsTable } from '@pgqueue/core/internal'
 import type pg from 'pg'
 import type { PushRow } from '../push-input.js'
 

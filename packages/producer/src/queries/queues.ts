@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import type { Database } from '@pgqueue/core'
+import type { Database } from '@pgqueue/core/internal'
 
 /** A queues row. */
 export interface QueueRow {

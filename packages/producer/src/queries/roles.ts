@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { quoteIdent } from '@pgqueue/core'
+import { quoteIdent } from '@pgqueue/core/internal'
 
 /**
  * Why the current login is not confined to one tenant by row-level security on the jobs table, or null

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Selectable } from 'kysely'
-import type { Database, SchedulesTable } from '@pgqueue/core'
+import type { Database, SchedulesTable } from '@pgqueue/core/internal'
 
 /** A schedules row, as core's Database types describe it. */
 export type ScheduleRow = Selectable<SchedulesTable>

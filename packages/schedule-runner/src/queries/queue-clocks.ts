@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
-import type { Database } from '@pgqueue/core'
+import type { Database } from '@pgqueue/core/internal'
 
 /** A Kysely instance or transaction over a pgqueue schema. */
 type Db = Kysely<Database> | Transaction<Database>

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely'
-import type { Database, SchedulesTable } from '@pgqueue/core'
+import type { Database, SchedulesTable } from '@pgqueue/core/internal'
 
 /** A Kysely instance or transaction over a pgqueue schema. */
 type Db = Kysely<Database> | Transaction<Database>

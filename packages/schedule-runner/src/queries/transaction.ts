@@ -1,5 +1,5 @@
 import { sql, type Transaction } from 'kysely'
-import type { Database } from '@pgqueue/core'
+import type { Database } from '@pgqueue/core/internal'
 
 /**
  * Bounds how long the rest of this transaction's statements may wait for a lock and run (SET LOCAL,

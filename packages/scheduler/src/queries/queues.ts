@@ -1,4 +1,4 @@
-import { quoteIdent } from '@pgqueue/core'
+import { quoteIdent } from '@pgqueue/core/internal'
 import type { Pair, Queryable } from './jobs.js'
 
 /**

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
-import { quoteIdent } from '@pgqueue/core'
+import { quoteIdent } from '@pgqueue/core/internal'
 import type { HistogramBucket } from '../types.js'
 import type { TimeRange, WindowPlan } from '../window-plan.js'
 import { bucketsFilled, stateCounts, type HistogramRow, type HistoryCountRow } from './history.js'

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
-import { quoteIdent } from '@pgqueue/core'
+import { quoteIdent } from '@pgqueue/core/internal'
 import type { HistogramBucket } from '../types.js'
 
 /** Finished rows counted per outcome, as the completed, failed and cancelled columns of a grouped select. */

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent } from '@pgqueue/core'
+import { quoteIdent } from '@pgqueue/core/internal'
 
 /** How far Maintenance's rollups and live snapshot reach, as the database returns it. */
 export interface RollupStateRow {

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent } from '@pgqueue/core'
+import { quoteIdent } from '@pgqueue/core/internal'
 
 /** Schedules per queue, as the database returns them. */
 export interface SchedulesSummaryRow {

@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { quoteIdent, unquotedArrayLiteral } from '@pgqueue/core'
+import { quoteIdent, unquotedArrayLiteral } from '@pgqueue/core/internal'
 
 /** Anything that runs a query: a pool, a pool client or a client. */
 export type Queryable = Pick<pg.Pool, 'query'>

@@ -1,4 +1,4 @@
-import { quoteIdent } from '@pgqueue/core'
+import { quoteIdent } from '@pgqueue/core/internal'
 import type { Queryable } from './jobs.js'
 
 /** The retry policies configured for (tenant, queue) pairs; pairs without one are absent. */
