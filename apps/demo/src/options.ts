@@ -29,6 +29,8 @@ export function parseOptions(argv: string[]): DemoOptions {
   const opts: DemoOptions = { short: false, seconds: NaN, tenants: ['noisy', 'acme', 'globex', 'initech'], schema: 'pgqueue', refreshMs: 500, loginSuffix: '' }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
+    // pnpm 12 passes the `--` of `pnpm --filter @pgqueue/demo start -- --short` through to the script.
+    if (arg === '--') continue
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
     const value = () => {
       const v = inline ?? argv[++i]
