@@ -2,9 +2,9 @@
 // tenant lookup with your authentication. Runs as the user role: row-level security keeps each request
 // inside its tenant, even if a bug passes the wrong ids.
 //
-//   DATABASE_URL=postgres://lquser:lquser@localhost:5432/lq \
+//   DATABASE_URL=postgres://pgqueue_app:pgqueue_app@localhost:5432/app \
 //   PGQUEUE_TENANT_SECRET=...   (the tenant secret initialize() installed; signs each request's tenant)
-//   ADMIN_DATABASE_URL=postgres://lqadmin:lqadmin@localhost:5432/lq   (optional: runs initialize() first)
+//   ADMIN_DATABASE_URL=postgres://pgqueue_admin:pgqueue_admin@localhost:5432/app   (optional: runs initialize() first)
 //   PORT=3000 pnpm --filter @pgqueue/example-api start
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createProducer } from '@pgqueue/producer'

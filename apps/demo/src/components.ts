@@ -66,7 +66,7 @@ export async function startComponents(urls: ComponentUrls, plan: StoryPlan, log:
   const services = [maintenance, scheduler, scheduleRunner]
   for (const s of services) s.on('error', (err: Error) => log(`${s.constructor.name}: ${err.message} (it keeps running)`))
   await Promise.all([...services.map((s) => s.start()), a.worker.start(), b.worker.start()])
-  log('started: Maintenance (lqadmin), Scheduler, ScheduleRunner, worker-a, worker-b-flaky (lqworker)')
+  log('started: Maintenance (pgqueue_admin), Scheduler, ScheduleRunner, worker-a, worker-b-flaky (pgqueue_worker_login)')
   return {
     tallies: [a.tally, b.tally],
     async stop() {

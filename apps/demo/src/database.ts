@@ -2,17 +2,17 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { startEmbeddedPostgres, type StartedPostgres } from '@pgqueue/testing'
 
-/** The three logins of the seed's README, each a member of the group role it needs. */
+/** The three example logins of the README (section Roles), each a member of the group role it needs. */
 export interface DemoDatabase {
   /** Where the database came from: 'embedded' (started and removed by the demo) or 'env' (DATABASE_URL). */
   source: 'embedded' | 'env'
   /** The URL the demo was given or started (a superuser, or at least a CREATEROLE owner). */
   superUrl: string
-  /** lqadmin: owns the schema, runs initialize() and Maintenance. */
+  /** pgqueue_admin: owns the schema, runs initialize() and Maintenance. */
   adminUrl: string
-  /** lqworker: member of queue_worker, sees every tenant (Worker, Scheduler, ScheduleRunner, Stats). */
+  /** pgqueue_worker_login: member of queue_worker, sees every tenant (Worker, Scheduler, ScheduleRunner, Stats). */
   workerUrl: string
-  /** lquser: member of queue_user, sees one tenant at a time under row-level security. */
+  /** pgqueue_app: member of queue_user, sees one tenant at a time under row-level security. */
   userUrl: string
   /** Stops the embedded server and removes its data folder (a no-op for DATABASE_URL). */
   stop(): Promise<void>
@@ -27,9 +27,9 @@ export interface DemoRoleNames {
 }
 
 export const DEFAULT_ROLES: DemoRoleNames = {
-  admin: 'lqadmin',
-  worker: 'lqworker',
-  user: 'lquser',
+  admin: 'pgqueue_admin',
+  worker: 'pgqueue_worker_login',
+  user: 'pgqueue_app',
   workerGroup: 'queue_worker',
   userGroup: 'queue_user',
 }
@@ -43,12 +43,12 @@ function withLogin(url: string, user: string, password: string): string {
 
 /**
  * Starts an embedded PostgreSQL 18 (data in a temporary folder, a free port) unless DATABASE_URL is
- * given, then creates the roles the seed's README asks for:
+ * given, then creates the roles of the README's example:
  *
  *   create role queue_worker nologin;  create role queue_user nologin;
- *   create user lqadmin  ...;  grant create on database ... to lqadmin;   -- owns the schema
- *   create user lqworker ... in role queue_worker;
- *   create user lquser   ... in role queue_user;
+ *   create user pgqueue_admin  ...;  grant create on database ... to pgqueue_admin;   -- owns the schema
+ *   create user pgqueue_worker_login ... in role queue_worker;
+ *   create user pgqueue_app   ... in role queue_user;
  *
  * Existing roles are kept (their passwords are reset, so a rerun against the same database works).
  */

@@ -18,7 +18,7 @@ export interface DemoOutcome {
 }
 
 /**
- * The seed's story, in one process: initialize as the admin, an API-style producer (user role, row-level
+ * The project's story, in one process: initialize as the admin, an API-style producer (user role, row-level
  * security) pushing for several tenants, one of them noisy; a cron and an interval schedule; a Scheduler,
  * a ScheduleRunner, Maintenance and two Workers (one flaky); a live table from the Stats API; then a
  * drain, a check that every pushed job reached history, and a fairness summary.
@@ -29,9 +29,9 @@ export async function runDemo(db: DemoDatabase, opts: DemoOptions, signal: Abort
   const log = (line: string) => live.log(`${new Date().toISOString().slice(11, 23)}  ${line}`)
 
   const migrated = await pgqueue.initialize(db.adminUrl, { schema: opts.schema })
-  log(`initialize() as lqadmin: schema "${migrated.schema}" at version ${migrated.version}`)
+  log(`initialize() as pgqueue_admin: schema "${migrated.schema}" at version ${migrated.version}`)
 
-  // The producer side connects as lquser: every call runs inside one tenant, enforced by PostgreSQL.
+  // The producer side connects as pgqueue_app: every call runs inside one tenant, enforced by PostgreSQL.
   const producer = createProducer(db.userUrl, { schema: opts.schema, poolSize: 8, tenantSecret: migrated.tenantSecret })
   const tenants = [plan.noisy, ...plan.quiet]
   for (const tenant of tenants) {
@@ -53,7 +53,7 @@ export async function runDemo(db: DemoDatabase, opts: DemoOptions, signal: Abort
     rows = await readTenantRows(stats, plan, Date.now() - startedAt + 5_000)
     const noisy = rows.find((r) => r.tenant === plan.noisy)
     if (noisy) peakNoisyBacklog = Math.max(peakNoisyBacklog, noisy.pending)
-    const title = `t+${((Date.now() - startedAt) / 1000).toFixed(1)} s  ${phase}  (Stats API as lqworker; done/failed = in history)`
+    const title = `t+${((Date.now() - startedAt) / 1000).toFixed(1)} s  ${phase}  (Stats API as pgqueue_worker_login; done/failed = in history)`
     live.draw(dashboardLines(title, plan, rows, components?.tallies ?? []), force)
   }
   const ledger = new PushLedger()

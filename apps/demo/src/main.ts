@@ -11,7 +11,7 @@ const abort = new AbortController()
 let running: Promise<DemoOutcome> | undefined
 process.stdout.write(databaseUrl ? 'using DATABASE_URL\n' : 'starting an embedded PostgreSQL 18 (temporary folder, free port)...\n')
 const suffix = opts.loginSuffix ? `_${opts.loginSuffix}` : ''
-const roles = { ...DEFAULT_ROLES, admin: `lqadmin${suffix}`, worker: `lqworker${suffix}`, user: `lquser${suffix}` }
+const roles = { ...DEFAULT_ROLES, admin: `pgqueue_admin${suffix}`, worker: `pgqueue_worker_login${suffix}`, user: `pgqueue_app${suffix}` }
 const opening = openDemoDatabase({ databaseUrl, roles })
 const shutdown = onShutdown(async () => {
   abort.abort()

@@ -10,7 +10,7 @@ export interface DemoOptions {
   schema: string
   /** Live table refresh in milliseconds; 0 turns it off (plain log lines instead). */
   refreshMs: number
-  /** Appended to the login names (lqadmin_<suffix>...), so runs can share a server. Default none. */
+  /** Appended to the login names (pgqueue_admin_<suffix>...), so runs can share a server. Default none. */
   loginSuffix: string
 }
 
@@ -20,7 +20,7 @@ const USAGE = `usage: pnpm --filter @pgqueue/demo start [-- options]
   --tenants a,b,c      tenant names, the first is the noisy one (or a number: that many tenants)
   --schema NAME        schema for pgqueue's tables (default pgqueue)
   --no-live            print log lines instead of the live table
-  --login-suffix S     name the logins lqadmin_S, lqworker_S, lquser_S (several runs on one server)
+  --login-suffix S     name the logins pgqueue_admin_S, pgqueue_worker_login_S, pgqueue_app_S (several runs on one server)
 environment:
   DATABASE_URL         use this PostgreSQL (a superuser or a role with CREATEROLE) instead of an embedded one`
 
@@ -29,6 +29,8 @@ export function parseOptions(argv: string[]): DemoOptions {
   const opts: DemoOptions = { short: false, seconds: NaN, tenants: ['noisy', 'acme', 'globex', 'initech'], schema: 'pgqueue', refreshMs: 500, loginSuffix: '' }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
+    // pnpm 12 passes the `--` of `pnpm --filter @pgqueue/demo start -- --short` through to the script.
+    if (arg === '--') continue
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
     const value = () => {
       const v = inline ?? argv[++i]

@@ -15,7 +15,7 @@ afterAll(async () => {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   await client.query(`drop schema if exists "${schema}" cascade`)
-  for (const login of ['lqadmin', 'lqworker', 'lquser']) {
+  for (const login of ['pgqueue_admin', 'pgqueue_worker_login', 'pgqueue_app']) {
     await client.query(`drop owned by "${login}_${tag}"`).catch(() => {})
     await client.query(`drop role if exists "${login}_${tag}"`).catch(() => {})
   }

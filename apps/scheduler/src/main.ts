@@ -3,8 +3,8 @@
 // partitions, retention, housekeeping). Run two or more copies for availability: they split the work
 // with SKIP LOCKED and transaction-scoped advisory locks, with no leader.
 //
-//   DATABASE_URL=postgres://lqworker:lqworker@localhost:5432/lq \
-//   ADMIN_DATABASE_URL=postgres://lqadmin:lqadmin@localhost:5432/lq \
+//   DATABASE_URL=postgres://pgqueue_worker_login:pgqueue_worker_login@localhost:5432/app \
+//   ADMIN_DATABASE_URL=postgres://pgqueue_admin:pgqueue_admin@localhost:5432/app \
 //   pnpm --filter @pgqueue/example-scheduler start
 import pgqueue from 'pgqueue'
 import { Maintenance } from '@pgqueue/maintenance'

@@ -1,7 +1,7 @@
 // Template: a worker service. Run as many copies as you need; they share the work through
 // FOR UPDATE SKIP LOCKED claims and never run the same job twice at once.
 //
-//   DATABASE_URL=postgres://lqworker:lqworker@localhost:5432/lq \
+//   DATABASE_URL=postgres://pgqueue_worker_login:pgqueue_worker_login@localhost:5432/app \
 //   LISTEN_DATABASE_URL=...   (optional: a direct URL for LISTEN when DATABASE_URL goes through PgBouncer)
 //   QUEUES=emails,reports     (optional: default every queue with work)
 //   CONCURRENCY=10 pnpm --filter @pgqueue/example-worker start

@@ -3,7 +3,8 @@ import { getRandomValues } from 'node:crypto'
 let lastMs = 0
 let seq = 0
 
-// Random bytes are drawn from the system in blocks: one call per id cost about 15 us, most of a bulk push.
+// Random bytes are drawn from the system in blocks: a system call per id was most of a bulk push's
+// client CPU (apps/bench/LOG.md, 2026-11-28).
 const POOL_SIZE = 16 * 256
 let pool = new Uint8Array(0)
 let poolOffset = POOL_SIZE

@@ -46,8 +46,8 @@ const TASKS: readonly MaintenanceTaskName[] = ['partitions', 'retention', 'nodes
 
 /**
  * Maintenance keeps a long-lived installation healthy. It runs as the admin (the schema owner) and
- * any number of instances may run: every task takes a transaction-scoped advisory lock (VACUUM uses
- * SKIP_LOCKED instead), so one instance does each task at a time and the others skip it.
+ * any number of instances may run: every task try-locks its row of the owner-only `locks` table for
+ * its transaction (VACUUM uses SKIP_LOCKED instead), so one instance does each task at a time and the others skip it.
  *
  * Tasks: history partitions ahead (and for rows that landed in the default partition), retention by
  * dropping expired partitions, stale node records, orphaned leases, and VACUUM (ANALYZE) of the live

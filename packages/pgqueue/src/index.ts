@@ -59,6 +59,6 @@ export async function quickstart(url: Connectable, options: ProducerOptions = {}
   }
 }
 
-/** The default export mirrors the seed's `pgqueue.initialize(...)` / `pgqueue.quickstart(...)` style. */
+/** The default export, for the `pgqueue.initialize(...)` / `pgqueue.quickstart(...)` style of the README. */
 const pgqueue = { initialize, quickstart }
 export default pgqueue

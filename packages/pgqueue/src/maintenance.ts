@@ -1,2 +1,2 @@
-/** The seed's `pgqueue/maintenance` import path. */
+/** The `pgqueue/maintenance` import path: what the schema owner runs. */
 export * from '@pgqueue/maintenance'

@@ -1,4 +1,4 @@
-/** The seed's `pgqueue/queues` import path: producing and processing jobs. */
+/** The `pgqueue/queues` import path: producing and processing jobs. */
 export { Queues, TenantQueues, createProducer } from '@pgqueue/producer'
 export type * from '@pgqueue/producer'
 export { Worker, JobAbortedError } from '@pgqueue/worker'

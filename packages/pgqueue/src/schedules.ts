@@ -1,4 +1,4 @@
-/** The seed's `pgqueue/schedules` import path: defining schedules and firing them. */
+/** The `pgqueue/schedules` import path: defining schedules and firing them. */
 export { Schedules, TenantSchedules } from '@pgqueue/producer'
 export { ScheduleRunner } from '@pgqueue/schedule-runner'
 export type { ScheduleRunnerOptions, ScheduleRunnerEvents } from '@pgqueue/schedule-runner'

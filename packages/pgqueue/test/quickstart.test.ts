@@ -15,8 +15,8 @@ afterAll(async () => {
   await t.cleanup()
 })
 
-describe('the seed story through the umbrella package', () => {
-  it('exposes every component from the seed import paths', () => {
+describe('the README story through the umbrella package', () => {
+  it('exposes every component from the import paths by role', () => {
     for (const c of [Worker, Scheduler, Queues, ScheduleRunner, Schedules, Maintenance, Stats]) expect(typeof c).toBe('function')
   })
 

@@ -7,7 +7,7 @@ import { workerMetadataDelete, workerMetadataGet, workerMetadataList, workerMeta
 import { toMetadataEntry } from './rows.js'
 import type { MetadataEntry, Page, PageOptions } from './types.js'
 
-/** The seed's worker-metadata store: a small per-tenant map of key to JSON value. */
+/** Worker metadata: a small per-tenant map of key to JSON value. */
 export class TenantWorkerMetadata {
   /** @internal */
   constructor(

@@ -1,5 +1,5 @@
 /**
- * Faults with real processes and a real PostgreSQL (DESIGN.md section 4), behind PGQUEUE_FAULT_TESTS=1:
+ * Faults with real processes and a real PostgreSQL (the job lifecycle: a job is in exactly one place at every instant), behind PGQUEUE_FAULT_TESTS=1:
  * they kill processes in loops, terminate backends of this file's logins, put PgBouncer in the path and
  * restart PostgreSQL itself. Each scenario pushes 10,000+ jobs over several tenants while the fault runs,
  * then counts: every acknowledged job in history exactly once with its expected outcome.

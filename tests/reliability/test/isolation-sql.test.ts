@@ -1,5 +1,5 @@
 /**
- * Tenant isolation under attack, with raw SQL as a login of the user group role (DESIGN.md section 2).
+ * Tenant isolation under attack, with raw SQL as a login of the user group role (docs/THREAT-MODEL.md).
  * core's rls.test.ts covers the obvious paths; this file tries every table, every verb, the catalogs,
  * LISTEN, ids and sequences, and hostile strings, and counts the attempts for the report.
  */

@@ -1,5 +1,5 @@
 /**
- * kill -9 of a worker process while jobs flow (DESIGN.md section 4): short enough for every run.
+ * kill -9 of a worker process while jobs flow (delivery at least once, recorded once): short enough for every run.
  * 2,000 jobs over 3 tenants, two worker processes and one Scheduler; one worker is killed mid-run and
  * replaced. Then: every job in history exactly once with its expected outcome, nothing lost or left.
  */

@@ -1,5 +1,5 @@
 /**
- * Bad input (DESIGN.md section 7), property-based: every invalid input to push/pushMany/schedules.create
+ * Bad input, property-based: every invalid input to push/pushMany/schedules.create
  * is a PgQueueValidationError naming the field and writes nothing; every valid one round-trips via get().
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'

@@ -6,7 +6,7 @@ const BATCH = 100
 const LOOPS = 2
 
 /**
- * The floor: no library, the hand-written batched SQL of PERF-NOTES ("direct claim"). Claim loops take
+ * The floor: no library, hand-written batched SQL (a "direct claim"). Claim loops take
  * up to 100 pending jobs with UPDATE ... WHERE id = ANY(ARRAY(SELECT ... FOR UPDATE SKIP LOCKED)),
  * run them, and finish the batch with one DELETE ... RETURNING feeding INSERT INTO history.
  * FIFO, no tenants, no leases renewed, no retries: the least work PostgreSQL needs per job.

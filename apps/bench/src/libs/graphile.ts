@@ -8,8 +8,8 @@ const LOCAL_QUEUE = 1000
 const silent = new Logger(() => () => {})
 
 /**
- * graphile-worker 0.18 in its fastest documented configuration (docs "performance#batching",
- * TOOLCHAIN.md): localQueue.size 1000, completeJobBatchDelay 0, failJobBatchDelay 0, maxPoolSize
+ * graphile-worker 0.18 in its fastest documented configuration (its docs, "performance#batching";
+ * it needs Node 22.18+, so the bench runs it under Node 24): localQueue.size 1000, completeJobBatchDelay 0, failJobBatchDelay 0, maxPoolSize
  * concurrency + 2 as its docs recommend. Its LISTEN/NOTIFY wake-up is always on. addJob / addJobs
  * through WorkerUtils; one task identifier, no queueName (a named queue would run jobs serially).
  */

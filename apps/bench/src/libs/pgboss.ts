@@ -6,7 +6,8 @@ const QUEUE = 'bench'
 const BATCH = 500
 
 /**
- * pg-boss 12 in its fastest documented configuration (TOOLCHAIN.md, pg-boss docs "workers"):
+ * pg-boss 12 in its fastest documented configuration (its docs, "workers"; it needs Node 22.12+,
+ * so the bench runs it under Node 24):
  * work() with localConcurrency = the case's concurrency, batchSize 500, burstWhenBatchFull, polling at
  * its minimum (0.5 s); LISTEN/NOTIFY (useListenNotify + queue notify) on for the latency case, where it
  * is what the docs recommend for fast pickup. Each of the local workers runs its batch's jobs one after

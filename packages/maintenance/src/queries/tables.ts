@@ -53,7 +53,7 @@ export async function tableStatsRead(db: Kysely<any>, schema: string, table: str
 
 /**
  * VACUUM (ANALYZE, SKIP_LOCKED) of one table. VACUUM cannot run inside a transaction, so no
- * transaction-scoped advisory lock can guard it; SKIP_LOCKED does instead: when another instance (or
+ * transaction-scoped row lock can guard it; SKIP_LOCKED does instead: when another instance (or
  * autovacuum) already holds the table's vacuum lock, this returns at once without vacuuming.
  * Needs the table owner (the admin). Runs on a pool connection of its own, outside any transaction.
  */

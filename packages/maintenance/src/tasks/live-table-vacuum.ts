@@ -70,9 +70,9 @@ export function toTableHealth(table: string, r: TableStatsRow): TableHealth {
 
 /**
  * Reads the live table's health and runs VACUUM (ANALYZE) on it when its dead tuples reach
- * vacuumDeadTuples and vacuumDeadRatio. The hot table turns over every row several times per job and
- * gets no HOT updates (state is in every partial index), so autovacuum's one-minute nap lets dead
- * index entries pile up in bursts (PERF-NOTES point 7); the admin owns the table, so it vacuums here.
+ * vacuumDeadTuples and vacuumDeadRatio. The hot table writes several row versions per job (a claim
+ * changes the indexed state, so it is never a HOT update), and autovacuum's one-minute nap lets dead
+ * index entries pile up in bursts that every claim steps over; the admin owns the table, so it vacuums here.
  */
 export async function runLiveTableVacuumTask(ctx: TaskContext): Promise<VacuumResult> {
   const { schema, vacuumDeadTuples, vacuumDeadRatio } = ctx.options

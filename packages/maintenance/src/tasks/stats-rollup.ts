@@ -35,7 +35,7 @@ const floorTo = (ms: number, unit: number): number => Math.floor(ms / unit) * un
 
 /**
  * Rolls finished jobs up into per-minute and per-hour rows (all tenants), so global Stats read a few
- * hundred rows instead of millions. Each chunk is one transaction under the task's advisory lock that
+ * hundred rows instead of millions. Each chunk is one transaction under the task's row lock that
  * reads the watermark, aggregates history finished in [watermark, end) and moves the watermark to
  * `end`, all or nothing: a rerun or a second instance never counts a row twice.
  *

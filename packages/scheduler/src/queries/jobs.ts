@@ -59,8 +59,8 @@ export async function jobLockDue(db: Queryable, p: { schema: string; limit: numb
  * jobs of a pair take the n virtual times below the new clock value, in the order given (priority, then
  * due time). A pair whose clock another transaction holds (a producer's open push) gets null and its
  * jobs are left as they were: nothing here waits on a lock a tenant can hold. Returns how many jobs
- * were stamped and the pairs left out. Joins through unnest arrays, not a CTE of the table
- * (PERF-NOTES 6).
+ * were stamped and the pairs left out. Joins through unnest arrays, not a CTE of the table:
+ * joined to a CTE, the planner chose a hash join over a full scan when one tenant owned the backlog.
  */
 export async function jobStampPending(db: Queryable, p: { schema: string; jobs: StampInput[] }): Promise<{ stamped: number; blocked: Pair[] }> {
   if (p.jobs.length === 0) return { stamped: 0, blocked: [] }

@@ -1,30 +1,4 @@
-/**
- * Tenant containment (docs/THREAT-MODEL.md). Placeholders as in 0001, plus :worker_role_name (the worker
- * role's name as a string literal).
- *
- * - The tenant of a transaction is no longer a setting any session can write: `pgqueue.tenant` counts only
- *   with `pgqueue.tenant_token` = hex(HMAC-SHA256(tenant secret, tenant id)). The secret lives in
- *   tenant_secret, which only the schema owner can read; current_tenant() (SECURITY DEFINER) checks the
- *   pair and raises 42501 on a mismatch. A queue_user connection can therefore act for a tenant only when
- *   the application that holds the secret signed it in; SQL on that connection cannot switch tenants.
- * - Policies call current_tenant() through a sub-select, so it runs once per statement, not per row.
- * - push_jobs(p_tenant, p_token, ...) is the user role's one-round-trip push; the 14-argument push_jobs
- *   is for the worker role (ScheduleRunner) and checks its caller. hold_jobs() checks the same way. A
- *   push no longer locks the row of a running job that holds its key.
- * - The user role keeps SELECT and loses every table-level UPDATE and DELETE (either lets a session
- *   `LOCK TABLE ... ACCESS EXCLUSIVE` and stall every tenant) and all writes to jobs and job_history, so
- *   it cannot lock a job row a worker needs; deleting and cancelling go through job_remove(), and
- *   deleting schedules and metadata through functions. Column UPDATE stays on queues, schedules and
- *   worker_metadata (a row lock there holds back only the tenant's own rows; components skip locked rows).
- * - The worker role gets what its components use: no writes to fair clocks, history rewrites, job inserts,
- *   or job columns that a tenant chose (payload, target, priority...).
- * - installation() tells a starting component the schema version and which pgqueue role its login holds,
- *   so a wrong URL or a missing initialize() fails at start() with what to do.
- * - No planner statistics on tenant_id and key: EXPLAIN's row estimates on a user-role connection would
- *   otherwise reveal how many rows another tenant (or key) has. Tenant-scoped plans use their indexes
- *   either way; the claim and the fair clock never filter on these columns.
- */
-export default /* sql */ `
+
 create table :schema.tenant_secret (
   singleton boolean primary key default true check (singleton),
   secret text not null check (length(secret) >= 32),
@@ -378,4 +352,3 @@ alter table :schema.job_history_default alter column tenant_id set statistics 0,
 alter table :schema.schedules alter column tenant_id set statistics 0, alter column key set statistics 0;
 alter table :schema.worker_metadata alter column tenant_id set statistics 0, alter column key set statistics 0;
 alter table :schema.queues alter column tenant_id set statistics 0;
-`

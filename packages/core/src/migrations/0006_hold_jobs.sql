@@ -1,9 +1,4 @@
-/**
- * The user role may no longer write a job's state, virtual time or run_at directly: with UPDATE on vt a
- * tenant could move its own jobs to the head of the fair order. Holding a paused or capped queue's
- * pending jobs goes through hold_jobs() instead, which only ever clears vt.
- */
-export default /* sql */ `
+
 revoke update (state, vt, run_at) on :schema.jobs from :user_role;
 
 -- Moves the pending jobs of one (tenant, queue) to 'held' and returns how many moved. The caller's
@@ -26,4 +21,3 @@ $fn$;
 
 revoke all on function :schema.hold_jobs(text, text) from public;
 grant execute on function :schema.hold_jobs(text, text) to :user_role, :worker_role;
-`

@@ -1,16 +1,4 @@
-/**
- * Tables that let global (all-tenant) Stats answer in milliseconds without scanning history or the live
- * table. Maintenance fills them (task `rollup` and `liveCounts`); nothing on the worker's path writes
- * them, so push, claim and complete are unchanged. Tenant-scoped Stats keep reading raw rows, so the
- * user role gets nothing here (these rows mix tenants, and there is no tenant column to police).
- *
- * Latency histograms are int4[] of log-spaced buckets: element 1 counts durations under 1 ms, element
- * i + 1 counts [2^((i-1)/4), 2^(i/4)) ms for i = 1..106, element 108 everything from 2^(106/4) ms
- * (about 26 hours) up. Trailing empty buckets are left off. Summing arrays element by element merges
- * histograms, so percentiles over any set of buckets come from one small sum (see core's
- * latency-histogram.ts for the error bound).
- */
-export default /* sql */ `
+
 -- The latency bucket of a duration in ms (0 for under 1 ms), shared by the rollup and by Stats' raw tail.
 create function :schema.latency_bucket(ms double precision) returns integer
 language sql immutable parallel safe as $fn$
@@ -56,4 +44,3 @@ create table :schema.live_counts (
 
 grant select on :schema.history_rollup_minutes, :schema.history_rollup_hours, :schema.stats_rollup_state,
   :schema.live_counts to :worker_role;
-`

@@ -1,10 +1,4 @@
-/**
- * push_jobs() resolves a job's max_attempts from its queue's configured retry policy when the caller
- * gives none, so a single push stays one round trip (the user role could not read the queues row
- * before push_jobs() sets the tenant). 5 is DEFAULT_RETRY_POLICY.maxAttempts. Same signature, so the
- * grants of 0001 still apply. Placeholders as in 0001.
- */
-export default /* sql */ `
+
 -- Inserts or replaces (by key) the jobs of one tenant, in one round trip: sets the transaction's
 -- tenant, chooses each job's state (scheduled if run_at is ahead, held if its queue is paused or
 -- capped, else pending with a fair virtual time), and never replaces a running job.
@@ -87,4 +81,3 @@ begin
   end if;
 end
 $fn$;
-`

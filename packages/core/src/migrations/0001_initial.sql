@@ -1,8 +1,4 @@
-/**
- * The base schema. Placeholders: :schema, :worker_role, :user_role (rendered as quoted identifiers).
- * Released migrations are never edited; changes go into a new numbered file.
- */
-export default /* sql */ `
+
 create function :schema.uuid_v7() returns uuid language sql volatile parallel safe as $fn$
   -- 48 bits of Unix milliseconds over a random v4 UUID, then the version nibble raised from 4 to 7.
   select encode(
@@ -336,4 +332,3 @@ grant select, insert, update, delete on :schema.queues, :schema.schedules, :sche
 grant execute on function :schema.uuid_v7(), :schema.current_tenant(),
   :schema.push_jobs(text, uuid[], text[], text[], text[], bytea[], text[], jsonb[], integer[], timestamptz[], integer[], jsonb[], uuid[], uuid[])
   to :user_role;
-`
