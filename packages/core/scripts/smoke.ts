@@ -3,7 +3,7 @@
 //   bun --conditions=@pgqueue/source packages/core/scripts/smoke.ts [superuser-url]
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { migrate, uuidv7, withTenantTransaction, connect, TenantKey } from '@pgqueue/core'
+import { migrate, uuidv7, withTenantTransaction, connect, TenantKey } from '@pgqueue/core/internal'
 
 const adminUrl = process.argv[2] ?? process.env.PGQUEUE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const runtime = typeof (globalThis as { Bun?: { version: string } }).Bun !== 'undefined' ? `bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}` : `node ${process.version}`

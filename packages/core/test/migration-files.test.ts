@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { migrationChecksum, migrations } from '@pgqueue/core'
+import { migrationChecksum, migrations } from '@pgqueue/core/internal'
 
 // Checksums recorded from the released migrations when their bodies moved from .ts template strings
 // to .sql files. An installation stores these values; a different one makes initialize() fail.
