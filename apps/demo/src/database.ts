@@ -14,8 +14,9 @@ export interface DemoDatabase {
   workerUrl: string
   /** pgqueue_app: member of queue_user, sees one tenant at a time under row-level security. */
   userUrl: string
-  /** Stops the embedded server and removes its data folder (a no-op for DATABASE_URL). */
-  stop(): Promise<void>
+  /** Stops the embedded server and removes its data folder. On DATABASE_URL: drops the roles this run
+   *  created, with what they own (the schema, when this run's admin login made it), unless `keep`. */
+  stop(options?: { keep?: boolean }): Promise<string[]>
 }
 
 export interface DemoRoleNames {
@@ -50,7 +51,8 @@ function withLogin(url: string, user: string, password: string): string {
  *   create user pgqueue_worker_login ... in role queue_worker;
  *   create user pgqueue_app   ... in role queue_user;
  *
- * Existing roles are kept (their passwords are reset, so a rerun against the same database works).
+ * Existing roles are kept (their passwords are reset, so a rerun against the same database works);
+ * roles this run created are dropped again by stop() on a server the demo did not start.
  */
 export async function openDemoDatabase(options: { databaseUrl?: string; log?: (line: string) => void; roles?: DemoRoleNames } = {}): Promise<DemoDatabase> {
   const roles = options.roles ?? DEFAULT_ROLES
@@ -64,9 +66,10 @@ export async function openDemoDatabase(options: { databaseUrl?: string; log?: (l
   }
   const password = randomBytes(9).toString('base64url')
   const client = new pg.Client({ connectionString: superUrl, application_name: 'pgqueue-demo-setup' })
+  let created: string[] = []
   try {
     await client.connect()
-    await ensureRoles(client, roles, password)
+    created = await ensureRoles(client, roles, password)
   } catch (err) {
     await client.end().catch(() => {})
     await started?.stop()
@@ -79,18 +82,43 @@ export async function openDemoDatabase(options: { databaseUrl?: string; log?: (l
     adminUrl: withLogin(superUrl, roles.admin, password),
     workerUrl: withLogin(superUrl, roles.worker, password),
     userUrl: withLogin(superUrl, roles.user, password),
-    stop: async () => {
-      await started?.stop()
+    stop: async ({ keep = false } = {}) => {
+      if (started) {
+        await started.stop()
+        return []
+      }
+      if (keep || created.length === 0) return []
+      return dropRoles(superUrl, created)
     },
   }
 }
 
-async function ensureRoles(client: pg.Client, roles: DemoRoleNames, password: string): Promise<void> {
+/** Drops `names` (logins first, then groups) and what they own; returns the names dropped. */
+async function dropRoles(superUrl: string, names: string[]): Promise<string[]> {
+  const client = new pg.Client({ connectionString: superUrl, application_name: 'pgqueue-demo-cleanup' })
+  await client.connect()
+  try {
+    // Sessions of the demo's own pools may still be closing.
+    await client.query('select pg_terminate_backend(pid) from pg_stat_activity where usename = any($1) and pid <> pg_backend_pid()', [names])
+    for (const name of names) await client.query(`drop owned by ${client.escapeIdentifier(name)} cascade`)
+    for (const name of names) await client.query(`drop role ${client.escapeIdentifier(name)}`)
+    return names
+  } finally {
+    await client.end()
+  }
+}
+
+/** Creates or updates the roles; returns those it created, logins first. */
+async function ensureRoles(client: pg.Client, roles: DemoRoleNames, password: string): Promise<string[]> {
+  const created: string[] = []
   const ident = (name: string) => client.escapeIdentifier(name)
   const literal = (text: string) => client.escapeLiteral(text)
   const exists = async (name: string) => ((await client.query('select 1 from pg_roles where rolname = $1', [name])).rowCount ?? 0) > 0
   for (const group of [roles.workerGroup, roles.userGroup]) {
-    if (!(await exists(group))) await client.query(`create role ${ident(group)} nologin`)
+    if (!(await exists(group))) {
+      await client.query(`create role ${ident(group)} nologin`)
+      created.push(group)
+    }
   }
   const logins: Array<[string, string]> = [
     [roles.admin, ''],
@@ -100,6 +128,7 @@ async function ensureRoles(client: pg.Client, roles: DemoRoleNames, password: st
   for (const [login, extra] of logins) {
     const verb = (await exists(login)) ? 'alter' : 'create'
     await client.query(`${verb} role ${ident(login)} login ${extra} password ${literal(password)}`)
+    if (verb === 'create') created.unshift(login)
   }
   await client.query(`grant ${ident(roles.workerGroup)} to ${ident(roles.worker)}`)
   await client.query(`grant ${ident(roles.userGroup)} to ${ident(roles.user)}`)
@@ -107,6 +136,7 @@ async function ensureRoles(client: pg.Client, roles: DemoRoleNames, password: st
   // no CREATEROLE (initialize() grants table privileges to them, which an owner may always do).
   const { rows } = await client.query<{ db: string }>('select current_database() as db')
   await client.query(`grant create, connect on database ${ident(rows[0]!.db)} to ${ident(roles.admin)}`)
+  return created
 }
 
 /**

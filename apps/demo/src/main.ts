@@ -16,7 +16,8 @@ const opening = openDemoDatabase({ databaseUrl, roles })
 const shutdown = onShutdown(async () => {
   abort.abort()
   await running?.catch(() => {})
-  await opening.then((db) => db.stop(), () => {})
+  const dropped = await opening.then((db) => db.stop({ keep: opts.keep }), () => [] as string[])
+  if (dropped.length > 0) process.stdout.write(`dropped the roles this run created, with what they own: ${dropped.join(', ')} (--keep keeps them)\n`)
 })
 try {
   const db = await opening

@@ -12,6 +12,8 @@ export interface DemoOptions {
   refreshMs: number
   /** Appended to the login names (pgqueue_admin_<suffix>...), so runs can share a server. Default none. */
   loginSuffix: string
+  /** On DATABASE_URL, keep the roles (and schema) this run created instead of dropping them at exit. */
+  keep: boolean
 }
 
 const USAGE = `usage: pnpm --filter @pgqueue/demo start [-- options]
@@ -20,13 +22,14 @@ const USAGE = `usage: pnpm --filter @pgqueue/demo start [-- options]
   --tenants a,b,c      tenant names, the first is the noisy one (or a number: that many tenants)
   --schema NAME        schema for pgqueue's tables (default pgqueue)
   --no-live            print log lines instead of the live table
+  --keep               on DATABASE_URL, keep the roles and schema this run created (dropped at exit by default)
   --login-suffix S     name the logins pgqueue_admin_S, pgqueue_worker_login_S, pgqueue_app_S (several runs on one server)
 environment:
   DATABASE_URL         use this PostgreSQL (a superuser or a role with CREATEROLE) instead of an embedded one`
 
 /** Parses argv; exits with the usage on an unknown flag. */
 export function parseOptions(argv: string[]): DemoOptions {
-  const opts: DemoOptions = { short: false, seconds: NaN, tenants: ['noisy', 'acme', 'globex', 'initech'], schema: 'pgqueue', refreshMs: 500, loginSuffix: '' }
+  const opts: DemoOptions = { short: false, seconds: NaN, tenants: ['noisy', 'acme', 'globex', 'initech'], schema: 'pgqueue', refreshMs: 500, loginSuffix: '', keep: false }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     // pnpm 12 passes the `--` of `pnpm --filter @pgqueue/demo start -- --short` through to the script.
@@ -65,6 +68,9 @@ export function parseOptions(argv: string[]): DemoOptions {
       case '--login-suffix':
         opts.loginSuffix = value()
         if (!/^[a-z0-9_]{1,20}$/.test(opts.loginSuffix)) fail('--login-suffix must be 1-20 of a-z, 0-9, _')
+        break
+      case '--keep':
+        opts.keep = true
         break
       case '--no-live':
         opts.refreshMs = 0

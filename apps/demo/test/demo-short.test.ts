@@ -14,10 +14,12 @@ afterAll(async () => {
   if (!url) return
   const client = new pg.Client({ connectionString: url })
   await client.connect()
-  await client.query(`drop schema if exists "${schema}" cascade`)
-  for (const login of ['pgqueue_admin', 'pgqueue_worker_login', 'pgqueue_app']) {
-    await client.query(`drop owned by "${login}_${tag}"`).catch(() => {})
-    await client.query(`drop role if exists "${login}_${tag}"`).catch(() => {})
+  for (const t of [tag, `${tag}k`]) {
+    await client.query(`drop schema if exists "demo_${t}" cascade`)
+    for (const login of ['pgqueue_admin', 'pgqueue_worker_login', 'pgqueue_app']) {
+      await client.query(`drop owned by "${login}_${t}"`).catch(() => {})
+      await client.query(`drop role if exists "${login}_${t}"`).catch(() => {})
+    }
   }
   await client.end()
 })
@@ -42,15 +44,48 @@ it('the short demo runs the whole story and every pushed job reaches history', a
   expect(output).toMatch(/OK: all \d+ pushed jobs and \d+ scheduled runs reached history/)
   expect(output).toMatch(/Fair: the backlog delays only the tenant that made it/)
   expect(code, output.slice(-3000)).toBe(0)
+  expect(output).toMatch(/dropped the roles this run created/)
 
+  // Nothing of the run is left on the shared server: its logins are gone, and its schema with them.
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const left = await client.query(`select rolname from pg_roles where rolname like $1`, [`%_${tag}`])
+    expect(left.rows).toEqual([])
+    const schemas = await client.query(`select 1 from pg_namespace where nspname = $1`, [schema])
+    expect(schemas.rowCount).toBe(0)
+  } finally {
+    await client.end()
+  }
+})
+
+it('with --keep, leaves the run on the server to look at', async () => {
+  const keepTag = `${tag}k`
+  const keepSchema = `demo_${keepTag}`
+  const { code, output } = await new Promise<{ code: number | null; output: string }>((done) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@pgqueue/source', 'src/main.ts', '--short', '--no-live', '--seconds', '2', '--keep', '--schema', keepSchema, '--login-suffix', keepTag], {
+      cwd: demoDir,
+      env: { ...process.env, DATABASE_URL: url, CI: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    const timer = setTimeout(() => child.kill('SIGINT'), 80_000)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      done({ code, output })
+    })
+  })
+  expect(code, output.slice(-3000)).toBe(0)
   // Check from outside as well: nothing is left live, and history holds failed jobs (retries exhausted)
   // and completed ones for every tenant.
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
-    const live = await client.query(`select count(*)::int as n from "${schema}".jobs`)
+    const live = await client.query(`select count(*)::int as n from "${keepSchema}".jobs`)
     expect(live.rows[0].n).toBe(0)
-    const byTenant = await client.query(`select tenant_id, count(*) filter (where state = 'completed')::int as completed from "${schema}".job_history group by 1`)
+    const byTenant = await client.query(`select tenant_id, count(*) filter (where state = 'completed')::int as completed from "${keepSchema}".job_history group by 1`)
     expect(byTenant.rows.map((r) => r.tenant_id).sort()).toEqual(['acme', 'globex', 'initech', 'noisy'])
     for (const r of byTenant.rows) expect(r.completed).toBeGreaterThan(0)
   } finally {
