@@ -219,7 +219,7 @@ describe('housekeeping', () => {
       [ids.retry, ids.spent, ids.recent],
     )
     const report = await Maintenance.runOnce(t.adminUrl, { ...t.schemaOptions, tasks: onlyHousekeeping })
-    expect(report.leases).toEqual({ rescued: 1, failed: 1 })
+    expect(report.leases).toEqual({ rescued: 1, failed: 1, cancelled: 0 })
     const { rows: live } = await t.admin.query(
       `select id, state, lease_owner, lease_expires_at, vt, run_at <= now() as due, last_error->>'code' as code from "${t.schema}".jobs order by id`,
     )
@@ -229,6 +229,21 @@ describe('housekeeping', () => {
     ])
     const { rows: hist } = await t.admin.query(`select id, state, attempt, worker_id, error->>'code' as code from "${t.schema}".job_history`)
     expect(hist).toEqual([{ id: ids.spent, state: 'failed', attempt: 3, worker_id: 'w1', code: 'LEASE_EXPIRED' }])
+  })
+
+  it('records a job whose cancel was requested as cancelled when its lease expired, with the one error record', async () => {
+    const id = uuidv7()
+    await t.admin.query(
+      `insert into "${t.schema}".jobs (tenant_id, id, queue, type, state, attempt, max_attempts, lease_owner, lease_expires_at, started_at, run_at, cancel_requested)
+       values ('c', $1, 'q', 't', 'running', 1, 3, 'node/1/abc', now() - interval '10 minutes', now() - interval '20 minutes', now() - interval '20 minutes', true)`,
+      [id],
+    )
+    const report = await Maintenance.runOnce(t.adminUrl, { ...t.schemaOptions, tasks: onlyHousekeeping })
+    expect(report.leases).toEqual({ rescued: 0, failed: 0, cancelled: 1 })
+    const { rows: live } = await t.admin.query(`select 1 from "${t.schema}".jobs where id = $1`, [id])
+    expect(live).toEqual([])
+    const { rows: hist } = await t.admin.query(`select state, attempt, worker_id, error from "${t.schema}".job_history where id = $1`, [id])
+    expect(hist).toEqual([{ state: 'cancelled', attempt: 1, worker_id: 'node/1', error: { message: 'lease expired', name: 'LeaseExpiredError', code: 'LEASE_EXPIRED', attempt: 1, at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) } }])
   })
 
   it('vacuums the live table when dead tuples pile up, and reports its health', async () => {

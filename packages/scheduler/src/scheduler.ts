@@ -8,9 +8,12 @@ import { jobNextDueInMs } from './queries/jobs.js'
 
 /** What one round did. */
 export interface RoundStats {
+  /** Expired leases sent back to wait, attempts left. */
   rescued: number
-  /** Expired leases with no attempts left, moved to failed (or cancelled) history. */
+  /** Expired leases with no attempts left, moved to failed history. */
   failed: number
+  /** Expired leases of jobs whose cancel was requested, moved to cancelled history. */
+  cancelled: number
   promoted: number
   held: number
   released: number
@@ -175,7 +178,8 @@ export class Scheduler extends LoopService<SchedulerEvents> {
     }
     // Rescue first: rescued jobs are due at once, so the promotion below puts them back in line.
     const rescueDue = !this.isRunning || this.rescueMore || now - this.lastRescueAt >= o.rescueIntervalMs
-    const rescue = rescueDue ? await step(() => this.rescuer.run(pool), { rescued: 0, failed: 0, more: false }) : { rescued: 0, failed: 0, more: false }
+    const none = { rescued: 0, failed: 0, cancelled: 0, more: false }
+    const rescue = rescueDue ? await step(() => this.rescuer.run(pool), none) : none
     if (rescueDue) {
       this.lastRescueAt = now
       this.rescueMore = rescue.more
@@ -185,12 +189,13 @@ export class Scheduler extends LoopService<SchedulerEvents> {
     const stats: RoundStats = {
       rescued: rescue.rescued,
       failed: rescue.failed,
+      cancelled: rescue.cancelled,
       promoted: promote.promoted,
       held: promote.held,
       released: release.released,
       blocked: promote.blocked,
     }
-    if (stats.rescued + stats.failed + stats.promoted + stats.held + stats.released > 0) this.untypedEmit('round', stats)
+    if (stats.rescued + stats.failed + stats.cancelled + stats.promoted + stats.held + stats.released > 0) this.untypedEmit('round', stats)
     if (failure !== undefined) throw failure
     const more = rescue.more || promote.more || release.more
     // Held jobs, or due jobs left behind because a clock was busy (usually a push committing within

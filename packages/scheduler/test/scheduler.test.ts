@@ -120,6 +120,22 @@ describe('Scheduler', () => {
     await s.close()
   })
 
+  it('rescues an expired lease of a job whose cancel was requested into cancelled history, with the one error record', async () => {
+    await pushJobs(pool, t.schema, 'a', 'rescue-cancel', 1, { maxAttempts: 5 })
+    await claim('rescue-cancel', 1, 1)
+    await t.admin.query(q(`update S.jobs set cancel_requested = true where queue = 'rescue-cancel'`))
+    await new Promise((r) => setTimeout(r, 20))
+    const s = Scheduler.create(t.workerUrl, { schema: t.schema })
+    const stats = await s.round()
+    expect(stats).toMatchObject({ rescued: 0, failed: 0, cancelled: 1 })
+    const live = await t.admin.query(q(`select 1 from S.jobs where queue = 'rescue-cancel'`))
+    expect(live.rows).toEqual([])
+    const hist = await t.admin.query(q(`select state, attempt, error from S.job_history where queue = 'rescue-cancel'`))
+    expect(hist.rows).toEqual([{ state: 'cancelled', attempt: 1, error: { message: 'lease expired', name: 'LeaseExpiredError', code: 'LEASE_EXPIRED', attempt: 1, at: expect.any(String) } }])
+    expect(new Date(hist.rows[0].error.at).toISOString()).toBe(hist.rows[0].error.at)
+    await s.close()
+  })
+
   it('a running Scheduler rescues at most once per rescueIntervalMs; runOnce() always rescues', async () => {
     expect(() => Scheduler.create(t.workerUrl, { rescueIntervalMs: -1 })).toThrow(/rescueIntervalMs/)
     const s = Scheduler.create(t.workerUrl, { schema: t.schema, rescueIntervalMs: 1_500, pollMs: 50 })

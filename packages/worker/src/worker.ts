@@ -8,6 +8,8 @@ import {
   PgQueueValidationError,
   checkInstallation,
   decodeBody,
+  errorInfo,
+  type ErrorInfo,
   connect,
   jobsChannel,
   listenUrlFor,
@@ -19,7 +21,6 @@ import {
   type Connectable,
   type Connection,
 } from '@pgqueue/core'
-import { errorInfo, type ErrorInfo } from './error-info.js'
 import { JobAbortedError, type AbortReason, type Job, type JobContext, type JobHandler, type JobHandlers } from './job.js'
 import { JobCompleter, type RecordedOutcome, type RunOutcome } from './job-completer.js'
 import { LeaseKeeper } from './lease-keeper.js'

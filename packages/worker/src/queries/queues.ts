@@ -1,5 +1,5 @@
 import { quoteIdent } from '@pgqueue/core'
-import type { Queryable } from './jobs.js'
+import type { Queryable } from '@pgqueue/core'
 
 /** The retry policies configured for (tenant, queue) pairs; pairs without one are absent. */
 export async function queueRetryPolicyMany(
