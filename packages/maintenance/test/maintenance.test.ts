@@ -172,7 +172,7 @@ describe('several instances at once', () => {
       await insertHistory(t, [{ finishedAt: '2031-06-02T10:00:00Z' }, { finishedAt: '2031-05-20T10:00:00Z' }])
       const clock = manualClock('2031-06-01T00:00:00Z')
       const instances = Array.from({ length: 4 }, () => Maintenance.create(t.adminUrl, { ...t.schemaOptions, clock, poolSize: 1 }))
-      const reports = await Promise.all(instances.map((m) => m.runNow()))
+      const reports = await Promise.all(instances.map((m) => m.runOnce()))
       await Promise.all(instances.map((m) => m.close()))
       const created = reports.flatMap((r) => r.partitions!.created.map((p) => p.name)).sort()
       expect(created).toEqual([
@@ -259,7 +259,7 @@ describe('housekeeping', () => {
     const healths: TableHealth[] = []
     m.on('tableHealth', (h) => healths.push(h))
     try {
-      const report = await m.runNow()
+      const report = await m.runOnce()
       expect(report.vacuum!.vacuumed).toBe(true)
       expect(report.vacuum!.health!.deadTuples).toBeGreaterThanOrEqual(5000)
       expect(report.vacuum!.health!.deadRatio).toBeGreaterThan(0.5)
@@ -269,10 +269,10 @@ describe('housekeeping', () => {
       // After the vacuum: the dead tuples are gone, and the next check does not vacuum again. A
       // transaction of another test file in the same database can keep them for a moment (VACUUM
       // keeps what an open snapshot may still see): then the next runs vacuum again.
-      let after = await m.runNow()
+      let after = await m.runOnce()
       for (let i = 0; i < 50 && after.vacuum!.health!.deadTuples >= 1000; i++) {
         await new Promise((r) => setTimeout(r, 100))
-        after = await m.runNow()
+        after = await m.runOnce()
       }
       expect(after.vacuum!.health!.deadTuples).toBeLessThan(1000)
       expect(after.vacuum!.health!.lastVacuumAt).toBeInstanceOf(Date)

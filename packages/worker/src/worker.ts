@@ -274,6 +274,15 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     return this.stopPromise
   }
 
+  /**
+   * The same as stop() with the default timeout: a Worker holds connections only between start() and
+   * stop() and cannot start again afterwards, so stopping it is closing it. Here so that every
+   * component ends with close().
+   */
+  close(): Promise<void> {
+    return this.stop()
+  }
+
   private async shutdown(timeoutMs: number): Promise<void> {
     this.state = 'stopping'
     this.stopSignal.abort()
