@@ -27,7 +27,7 @@ export async function runOrphanedLeasesTask(ctx: TaskContext): Promise<LeasesRes
   const result: LeasesResult = { rescued: 0, failed: 0, cancelled: 0 }
   for (let i = 0; i < MAX_BATCHES; i++) {
     const step = await ctx.db.transaction().execute(async (trx) => {
-      if (!(await lockTryTask(trx, schema, 'leases'))) return undefined
+      if (!(await lockTryTask(trx, { schema, task: 'leases' }))) return undefined
       return jobRescueExpired(queryableOf(trx), { schema, graceMs, limit })
     })
     if (!step) return { ...result, skipped: 'locked' }

@@ -1,5 +1,4 @@
-import { quoteIdent } from '@pgqueue/core'
-import type { Queryable } from '@pgqueue/core'
+import { quoteIdent, type Queryable } from '@pgqueue/core'
 
 /** The retry policies configured for (tenant, queue) pairs; pairs without one are absent. */
 export async function queueRetryPolicyMany(
