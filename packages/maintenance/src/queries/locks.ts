@@ -10,13 +10,13 @@ import { lockCoordinationRow, PARTITIONS_LOCK, type Database } from '@pgqueue/co
  */
 export async function lockTryPartitions(trx: Kysely<Database>, p: { schema: string }): Promise<boolean> {
   const { schema } = p
-  return lockCoordinationRow(trx, schema, PARTITIONS_LOCK, { wait: false })
+  return lockCoordinationRow(trx, { schema, name: PARTITIONS_LOCK, wait: false })
 }
 
 /** Tries the lock of a housekeeping task (the `maintenance:<task>` row of the locks table); false when another instance holds it. */
 export async function lockTryTask(trx: Kysely<Database>, p: { schema: string; task: string }): Promise<boolean> {
   const { schema, task } = p
-  return lockCoordinationRow(trx, schema, `maintenance:${task}`, { wait: false })
+  return lockCoordinationRow(trx, { schema, name: `maintenance:${task}`, wait: false })
 }
 
 /** Bounds how long the rest of this transaction's statements wait for table locks (SQLSTATE 55P03 on timeout). */
