@@ -56,11 +56,11 @@ export async function startComponents(urls: ComponentUrls, plan: StoryPlan, log:
   // Maintenance first, once, before any job finishes: history partitions for the coming days exist
   // before the first insert (rows would otherwise land in the default partition and be moved later).
   const maintenance = Maintenance.create(urls.adminUrl, { schema: urls.schema })
-  const report = await maintenance.runNow()
+  const report = await maintenance.runOnce()
   const created = report.partitions?.created ?? []
   log(`maintenance: created ${created.length} daily history partitions ahead${created[0] ? ` (${created[0].name} ... ${created.at(-1)!.name})` : ''}`)
   const scheduler = Scheduler.create(urls.workerUrl, { schema: urls.schema, nodeId: 'scheduler-1', pollMs: 250 })
-  const scheduleRunner = ScheduleRunner.create(urls.workerUrl, { schema: urls.schema, pollIntervalMs: 250 })
+  const scheduleRunner = ScheduleRunner.create(urls.workerUrl, { schema: urls.schema, pollMs: 250 })
   const a = startWorker(urls.workerUrl, urls.schema, 'worker-a', plan, false, log)
   const b = startWorker(urls.workerUrl, urls.schema, 'worker-b-flaky', plan, true, log)
   const services = [maintenance, scheduler, scheduleRunner]

@@ -53,7 +53,7 @@ export async function createHistoryPartition(
   const granularity = options.granularity ?? 'day'
   const s = quoteIdent(schema)
   const work = async (trx: Kysely<any>) => {
-    await lockCoordinationRow(trx, schema, PARTITIONS_LOCK, { wait: true })
+    await lockCoordinationRow(trx, { schema, name: PARTITIONS_LOCK, wait: true })
     const existing = await listHistoryPartitions(trx, { schema })
     const covering = existing.find((p) => p.from <= at && p.to > at)
     if (covering) return { ...covering, created: false, movedRows: 0 }
@@ -97,14 +97,15 @@ export const PARTITIONS_LOCK = 'partitions'
  * pgqueue's coordination hostage the way any login can take an advisory lock. A missing row is
  * created (and held until commit).
  */
-export async function lockCoordinationRow(trx: Kysely<any>, schema: string, name: string, options: { wait: boolean }): Promise<boolean> {
+export async function lockCoordinationRow(trx: Kysely<any>, p: { schema: string; name: string; wait: boolean }): Promise<boolean> {
+  const { schema, name } = p
   const t = sql.raw(`${quoteIdent(schema)}.locks`)
-  const mode = sql.raw(options.wait ? 'for update' : 'for update skip locked')
+  const mode = sql.raw(p.wait ? 'for update' : 'for update skip locked')
   const { rows } = await sql<{ name: string }>`select name from ${t} where name = ${name} ${mode}`.execute(trx)
   if (rows.length > 0) return true
   const { rows: inserted } = await sql<{ name: string }>`insert into ${t} (name) values (${name}) on conflict do nothing returning name`.execute(trx)
   if (inserted.length > 0) return true
-  if (!options.wait) return false
+  if (!p.wait) return false
   // Inserted meanwhile by another transaction, which has committed by now: wait for its row.
   return (await sql`select name from ${t} where name = ${name} for update`.execute(trx)).rows.length > 0
 }

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { PgQueueStoppedError } from './errors.js'
 
 /** The logging interface components accept; `console` fits, and so do pino and winston. */
 export interface Logger {
@@ -59,10 +60,12 @@ export interface LoopServiceOptions {
 }
 
 /**
- * The shared shape of a periodic component: `start()` runs `runOnce()` in a loop, immediately again
+ * The shared shape of a periodic component: `start()` runs `loopStep()` in a loop, immediately again
  * while it reports more work, after `idleMs` otherwise, and sooner when `wake()` is called; failures
  * (a database restart, say) are reported as 'error' events and retried with capped exponential
- * backoff, never thrown to the caller. `stop()` ends the loop and waits for the iteration in flight.
+ * backoff, never thrown to the caller. `stop()` ends the loop and waits for the iteration in flight;
+ * `close()` also releases the connections and finishes the component. Subclasses add a public
+ * `runOnce()` (one iteration now, with its result); see docs/ARCHITECTURE.md, "Component vocabulary".
  */
 export abstract class LoopService<Events extends Record<keyof Events, unknown[]> & ServiceEvents = ServiceEvents> extends EventEmitter<Events> {
   protected readonly logger: Logger
@@ -71,6 +74,7 @@ export abstract class LoopService<Events extends Record<keyof Events, unknown[]>
   private loop: Promise<void> | undefined
   private stopController = new AbortController()
   private wakeController = new AbortController()
+  private closed = false
 
   protected constructor(options: LoopServiceOptions) {
     super()
@@ -78,18 +82,26 @@ export abstract class LoopService<Events extends Record<keyof Events, unknown[]>
     this.logger = options.logger ?? warningsLogger
   }
 
-  /** One iteration. Return true when there may be more work right away. */
-  protected abstract runOnce(): Promise<boolean>
+  /** One iteration of the loop. Return true when there may be more work right away. */
+  protected abstract loopStep(): Promise<boolean>
 
   /** Hooks for subclasses (listeners, node registration). */
   protected async onStart(): Promise<void> {}
   protected async onStop(): Promise<void> {}
+  /** Ends the connections the component opened (close()); a pool the caller passed stays open. */
+  protected async release(): Promise<void> {}
 
   get isRunning(): boolean {
     return this.running
   }
 
+  /**
+   * Starts the loop. A second call while running does nothing. Rejects with PgQueueSetupError when the
+   * login or the schema is wrong (the component can be started again once fixed), and with
+   * PgQueueStoppedError after close().
+   */
   async start(): Promise<void> {
+    this.assertOpen()
     if (this.running) return
     this.running = true
     this.stopController = new AbortController()
@@ -117,6 +129,22 @@ export abstract class LoopService<Events extends Record<keyof Events, unknown[]>
     this.untypedEmit('stopped')
   }
 
+  /**
+   * Stops the loop if it runs (waiting for the iteration in flight) and ends every connection the
+   * component opened; a pool you passed stays open. The component is finished: start() and runOnce()
+   * throw PgQueueStoppedError afterwards. Safe to call more than once.
+   */
+  async close(): Promise<void> {
+    this.closed = true
+    await this.stop()
+    await this.release()
+  }
+
+  /** Throws PgQueueStoppedError after close(). */
+  protected assertOpen(): void {
+    if (this.closed) throw new PgQueueStoppedError(this.loopOptions.name)
+  }
+
   /** Runs the next iteration now instead of after the idle pause. */
   wake(): void {
     this.wakeController.abort()
@@ -142,10 +170,10 @@ export abstract class LoopService<Events extends Record<keyof Events, unknown[]>
     let failures = 0
     while (this.running) {
       let more = false
-      // A wake() during runOnce() must cut the sleep that follows it, so the controller is fresh here.
+      // A wake() during loopStep() must cut the sleep that follows it, so the controller is fresh here.
       this.wakeController = new AbortController()
       try {
-        more = await this.runOnce()
+        more = await this.loopStep()
         failures = 0
       } catch (err) {
         failures += 1

@@ -26,7 +26,7 @@ export interface MaintenanceReport {
 
 /** Events of Maintenance, beside started/stopped/error. */
 export interface MaintenanceEvents extends ServiceEvents {
-  /** After every run that did something (runNow(), or a loop iteration with a task due). */
+  /** After every run that did something (runOnce(), or a loop iteration with a task due). */
   report: [report: MaintenanceReport]
   /** Each time the live table's health was read (every vacuumEveryMs in the loop). */
   tableHealth: [health: TableHealth]
@@ -54,7 +54,7 @@ const TASKS: readonly MaintenanceTaskName[] = ['partitions', 'retention', 'nodes
  * table when dead tuples pile up, with a health report of that table; and, for global Stats, rollups
  * of finished jobs per minute and hour and a snapshot of live counts per queue.
  *
- * Use `start()`/`stop()` for a loop, `runNow()` on an instance, or `Maintenance.runOnce(url)` from cron.
+ * Use `start()`/`stop()` for a loop, `runOnce()` on an instance, or `Maintenance.runOnce(url)` from cron.
  */
 export class Maintenance extends LoopService<MaintenanceEvents> {
   /** The options in force, defaults filled in. */
@@ -78,6 +78,7 @@ export class Maintenance extends LoopService<MaintenanceEvents> {
   }
 
   private get ctx(): TaskContext {
+    this.assertOpen()
     if (this.open === undefined) {
       const conn = connect(this.target, { max: this.options.poolSize, applicationName: 'pgqueue-maintenance' })
       this.open = { conn, ctx: { db: conn.db, pool: conn.pool, options: this.options, logger: this.logger } }
@@ -97,19 +98,23 @@ export class Maintenance extends LoopService<MaintenanceEvents> {
     await open?.conn.close()
   }
 
+  protected override async release(): Promise<void> {
+    await this.onStop()
+  }
+
   /** Creates a Maintenance over an admin URL or pool. Options are validated here (PgQueueValidationError). */
   static create(target: Connectable, options: MaintenanceOptions = {}): Maintenance {
     return new Maintenance(target, resolveMaintenanceOptions(options), options.logger)
   }
 
   /**
-   * For cron: runs every enabled task once, closes the connection and returns the report.
+   * For cron: `Maintenance.create(target, options).runOnce()`, then close(); returns the report.
    * Throws PgQueueMaintenanceError (with the report) when a task failed; the other tasks still ran.
    */
   static async runOnce(target: Connectable, options: MaintenanceOptions = {}): Promise<MaintenanceReport> {
     const m = Maintenance.create(target, options)
     try {
-      return await m.runNow()
+      return await m.runOnce()
     } finally {
       await m.close()
     }
@@ -119,20 +124,19 @@ export class Maintenance extends LoopService<MaintenanceEvents> {
    * Runs every enabled task once, now, whatever the intervals, and returns the report (also emitted
    * as 'report'). Throws PgQueueMaintenanceError (with the report) when a task failed.
    */
-  async runNow(): Promise<MaintenanceReport> {
+  async runOnce(): Promise<MaintenanceReport> {
     const report = await this.runTasks(TASKS.filter((t) => this.options.tasks[t]))
     if (report.errors.length > 0) throw new PgQueueMaintenanceError(report)
     return report
   }
 
-  /** Stops the loop (if started) and closes the pool when it was created from a URL. */
-  async close(): Promise<void> {
-    await this.stop()
-    await this.onStop()
+  /** @deprecated Renamed runOnce(). */
+  runNow(): Promise<MaintenanceReport> {
+    return this.runOnce()
   }
 
   /** One loop iteration: the tasks whose interval has passed on the injected clock. */
-  protected override async runOnce(): Promise<boolean> {
+  protected override async loopStep(): Promise<boolean> {
     const now = this.options.clock.now().getTime()
     const due = TASKS.filter((t) => this.options.tasks[t] && now >= (this.nextAt.get(t) ?? 0))
     if (due.length === 0) return false

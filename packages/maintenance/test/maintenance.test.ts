@@ -172,7 +172,7 @@ describe('several instances at once', () => {
       await insertHistory(t, [{ finishedAt: '2031-06-02T10:00:00Z' }, { finishedAt: '2031-05-20T10:00:00Z' }])
       const clock = manualClock('2031-06-01T00:00:00Z')
       const instances = Array.from({ length: 4 }, () => Maintenance.create(t.adminUrl, { ...t.schemaOptions, clock, poolSize: 1 }))
-      const reports = await Promise.all(instances.map((m) => m.runNow()))
+      const reports = await Promise.all(instances.map((m) => m.runOnce()))
       await Promise.all(instances.map((m) => m.close()))
       const created = reports.flatMap((r) => r.partitions!.created.map((p) => p.name)).sort()
       expect(created).toEqual([
@@ -219,7 +219,7 @@ describe('housekeeping', () => {
       [ids.retry, ids.spent, ids.recent],
     )
     const report = await Maintenance.runOnce(t.adminUrl, { ...t.schemaOptions, tasks: onlyHousekeeping })
-    expect(report.leases).toEqual({ rescued: 1, failed: 1 })
+    expect(report.leases).toEqual({ rescued: 1, failed: 1, cancelled: 0 })
     const { rows: live } = await t.admin.query(
       `select id, state, lease_owner, lease_expires_at, vt, run_at <= now() as due, last_error->>'code' as code from "${t.schema}".jobs order by id`,
     )
@@ -229,6 +229,21 @@ describe('housekeeping', () => {
     ])
     const { rows: hist } = await t.admin.query(`select id, state, attempt, worker_id, error->>'code' as code from "${t.schema}".job_history`)
     expect(hist).toEqual([{ id: ids.spent, state: 'failed', attempt: 3, worker_id: 'w1', code: 'LEASE_EXPIRED' }])
+  })
+
+  it('records a job whose cancel was requested as cancelled when its lease expired, with the one error record', async () => {
+    const id = uuidv7()
+    await t.admin.query(
+      `insert into "${t.schema}".jobs (tenant_id, id, queue, type, state, attempt, max_attempts, lease_owner, lease_expires_at, started_at, run_at, cancel_requested)
+       values ('c', $1, 'q', 't', 'running', 1, 3, 'node/1/abc', now() - interval '10 minutes', now() - interval '20 minutes', now() - interval '20 minutes', true)`,
+      [id],
+    )
+    const report = await Maintenance.runOnce(t.adminUrl, { ...t.schemaOptions, tasks: onlyHousekeeping })
+    expect(report.leases).toEqual({ rescued: 0, failed: 0, cancelled: 1 })
+    const { rows: live } = await t.admin.query(`select 1 from "${t.schema}".jobs where id = $1`, [id])
+    expect(live).toEqual([])
+    const { rows: hist } = await t.admin.query(`select state, attempt, worker_id, error from "${t.schema}".job_history where id = $1`, [id])
+    expect(hist).toEqual([{ state: 'cancelled', attempt: 1, worker_id: 'node/1', error: { message: 'lease expired', name: 'LeaseExpiredError', code: 'LEASE_EXPIRED', attempt: 1, at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) } }])
   })
 
   it('vacuums the live table when dead tuples pile up, and reports its health', async () => {
@@ -244,7 +259,7 @@ describe('housekeeping', () => {
     const healths: TableHealth[] = []
     m.on('tableHealth', (h) => healths.push(h))
     try {
-      const report = await m.runNow()
+      const report = await m.runOnce()
       expect(report.vacuum!.vacuumed).toBe(true)
       expect(report.vacuum!.health!.deadTuples).toBeGreaterThanOrEqual(5000)
       expect(report.vacuum!.health!.deadRatio).toBeGreaterThan(0.5)
@@ -254,10 +269,10 @@ describe('housekeeping', () => {
       // After the vacuum: the dead tuples are gone, and the next check does not vacuum again. A
       // transaction of another test file in the same database can keep them for a moment (VACUUM
       // keeps what an open snapshot may still see): then the next runs vacuum again.
-      let after = await m.runNow()
+      let after = await m.runOnce()
       for (let i = 0; i < 50 && after.vacuum!.health!.deadTuples >= 1000; i++) {
         await new Promise((r) => setTimeout(r, 100))
-        after = await m.runNow()
+        after = await m.runOnce()
       }
       expect(after.vacuum!.health!.deadTuples).toBeLessThan(1000)
       expect(after.vacuum!.health!.lastVacuumAt).toBeInstanceOf(Date)

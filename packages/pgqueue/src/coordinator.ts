@@ -93,6 +93,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.emit('stopped')
   }
 
+  /** The same as stop(): a stopped Coordinator has released every connection and cannot start again. */
+  close(): Promise<void> {
+    return this.stop()
+  }
+
   private emitError(err: Error, component: CoordinatorComponent): void {
     // An 'error' event with no listener would throw: components keep running, so must the coordinator.
     if (this.listenerCount('error') > 0) this.emit('error', err, component)

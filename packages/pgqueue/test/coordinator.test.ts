@@ -17,7 +17,7 @@ describe('Coordinator', () => {
     const coordinator = Coordinator.create({ worker: t.workerUrl, admin: t.adminUrl }, {
       schema: t.schema,
       scheduler: { pollMs: 50 },
-      scheduleRunner: { pollIntervalMs: 50 },
+      scheduleRunner: { pollMs: 50 },
     })
     const worker = Worker.create(t.workerUrl, { schema: t.schema, pollMs: 50 }, async (job) => ({ result: { type: job.type } }))
     const errors: string[] = []

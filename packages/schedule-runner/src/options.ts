@@ -5,6 +5,8 @@ export interface ScheduleRunnerOptions {
   /** Schema holding the pgqueue tables. Default 'pgqueue'. */
   schema?: string
   /** Pause between polls when nothing was due. Due times fire at most this late. Default 1000 ms. */
+  pollMs?: number
+  /** @deprecated Renamed pollMs (the name every component uses). */
   pollIntervalMs?: number
   /** Most schedules fired in one batch (one transaction). Default 1000. */
   batchSize?: number
@@ -43,7 +45,7 @@ export interface ScheduleRunnerOptions {
 /** ScheduleRunnerOptions with every default filled in and checked. */
 export interface ResolvedScheduleRunnerOptions {
   schema: string
-  pollIntervalMs: number
+  pollMs: number
   batchSize: number
   tenantQuantum: number
   missedGraceMs: number
@@ -58,7 +60,7 @@ export interface ResolvedScheduleRunnerOptions {
 
 /** The defaults, in one place. */
 export const DEFAULT_SCHEDULE_RUNNER_OPTIONS = Object.freeze({
-  pollIntervalMs: 1_000,
+  pollMs: 1_000,
   batchSize: 1_000,
   tenantQuantum: 10,
   missedGraceMs: 60_000,
@@ -77,7 +79,9 @@ export function resolveScheduleRunnerOptions(options: ScheduleRunnerOptions = {}
   const batchSize = validateInt('batchSize', options.batchSize ?? d.batchSize, 1, 100_000)
   return {
     schema: resolveSchemaOptions({ schema: options.schema }).schema,
-    pollIntervalMs: validateInt('pollIntervalMs', options.pollIntervalMs ?? d.pollIntervalMs, 1, DAY_MS),
+    pollMs: options.pollMs === undefined && options.pollIntervalMs !== undefined
+      ? validateInt('pollIntervalMs', options.pollIntervalMs, 1, DAY_MS)
+      : validateInt('pollMs', options.pollMs ?? d.pollMs, 1, DAY_MS),
     batchSize,
     tenantQuantum: validateInt('tenantQuantum', options.tenantQuantum ?? d.tenantQuantum, 1, batchSize),
     missedGraceMs: validateInt('missedGraceMs', options.missedGraceMs ?? d.missedGraceMs, 0, 365 * DAY_MS),

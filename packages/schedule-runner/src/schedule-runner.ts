@@ -125,24 +125,24 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
   /** Same as ScheduleRunner.create(). Options are validated here (PgQueueValidationError). */
   constructor(target: Connectable, options: ScheduleRunnerOptions = {}) {
     const resolved = resolveScheduleRunnerOptions(options)
-    super({ name: 'schedule-runner', idleMs: resolved.pollIntervalMs, logger: resolved.logger, maxBackoffMs: resolved.maxBackoffMs })
+    super({ name: 'schedule-runner', idleMs: resolved.pollMs, logger: resolved.logger, maxBackoffMs: resolved.maxBackoffMs })
     this.options = Object.freeze(resolved)
     this.target = target
     // Validate the target now rather than at the first poll.
     this.connection()
   }
 
-  /** Stops the loop (if running) and closes the pool it opened. tick() reopens it when called again. */
-  async close(): Promise<void> {
-    await this.stop()
-    await this.closeConnection()
+  /** @deprecated Renamed runOnce(). */
+  tick(): Promise<ScheduleBatchResult> {
+    return this.runOnce()
   }
 
   /**
    * Runs one batch now and returns what it did. start() calls it in a loop; call it yourself to drive
-   * the runner from your own loop or in tests. Safe alongside start() and other runners.
+   * the runner from your own loop or in tests (then close() it when done). Safe alongside start() and
+   * other runners.
    */
-  async tick(): Promise<ScheduleBatchResult> {
+  async runOnce(): Promise<ScheduleBatchResult> {
     // Durations on the monotonic clock: a wall clock stepped back must not make them negative.
     const started = performance.now()
     const { schema, batchSize, tenantQuantum, lockTimeoutMs, statementTimeoutMs } = this.options
@@ -270,8 +270,8 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
     return result
   }
 
-  protected override async runOnce(): Promise<boolean> {
-    const result = await this.tick()
+  protected override async loopStep(): Promise<boolean> {
+    const result = await this.runOnce()
     // Deferred schedules are still due: counting them as progress would poll them in a tight loop
     // for as long as the tenant keeps its transaction open. They wait for the next poll instead.
     return result.claimed > result.deferred
@@ -283,6 +283,10 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
   }
 
   protected override async onStop(): Promise<void> {
+    await this.closeConnection()
+  }
+
+  protected override async release(): Promise<void> {
     await this.closeConnection()
   }
 
@@ -397,6 +401,7 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
   }
 
   private connection(): Connection {
+    this.assertOpen()
     if (!this.conn) {
       this.conn = connect(this.target, { max: this.options.poolSize, applicationName: 'pgqueue-schedule-runner' })
       // pg-pool listens for errors only on idle clients: a connection cut while a client is checked out

@@ -49,7 +49,7 @@ describe('ScheduleRunner: several runners', () => {
     await t.admin.query(`analyze "${t.schema}".schedules`)
     const clock = new ManualClock(T0)
     // Small batches so the three runners interleave and contend for the same tenants.
-    const rs = [1, 2, 3].map((n) => runner(workerPool(`sr-exactly-once-${n}`), { clock, batchSize: 150, tenantQuantum: 5, pollIntervalMs: 20 }))
+    const rs = [1, 2, 3].map((n) => runner(workerPool(`sr-exactly-once-${n}`), { clock, batchSize: 150, tenantQuantum: 5, pollMs: 20 }))
     const firedBy = new Map<ScheduleRunner, number>()
     for (const r of rs) r.on('fired', () => firedBy.set(r, (firedBy.get(r) ?? 0) + 1))
     await Promise.all(rs.map((r) => r.start()))
@@ -91,7 +91,7 @@ describe('ScheduleRunner: several runners', () => {
       const victim = runner(workerPool('sr-victim', 1), { clock, batchSize: 1000, lockTimeoutMs: 60_000 })
       const errors: Error[] = []
       victim.on('error', (e) => errors.push(e))
-      const inFlight = victim.tick().catch((e: Error) => e)
+      const inFlight = victim.runOnce().catch((e: Error) => e)
       await waitFor(
         async () => {
           const { rows: w } = await t.admin.query(
@@ -112,8 +112,8 @@ describe('ScheduleRunner: several runners', () => {
 
       // Another runner, and the victim itself (it reconnects), now finish the work exactly once.
       const other = runner(workerPool('sr-survivor'), { clock, batchSize: 50, tenantQuantum: 5 })
-      const results = await Promise.all([other.tick(), victim.tick(), other.tick(), victim.tick()])
-      while ((await other.tick()).claimed > 0);
+      const results = await Promise.all([other.runOnce(), victim.runOnce(), other.runOnce(), victim.runOnce()])
+      while ((await other.runOnce()).claimed > 0);
       expect(results.reduce((n, r) => n + r.fired, 0)).toBeGreaterThan(0)
       const counts = await jobCounts(t.admin, t.schema)
       expect(ids.filter((id) => counts.get(id) !== 1)).toEqual([])
@@ -139,7 +139,7 @@ describe('ScheduleRunner: intervals do not drift', () => {
     for (let k = 0; k < 500; k++) {
       // The runner reaches each due time up to 900 ms late (less than one period).
       clock.set(new Date(anchor.getTime() + k * every + Math.floor(random() * 900)))
-      await r.tick()
+      await r.runOnce()
     }
     expect(dues).toHaveLength(500)
     expect(dues.every((d, k) => d === anchor.getTime() + k * every)).toBe(true)
@@ -151,7 +151,7 @@ describe('ScheduleRunner: intervals do not drift', () => {
     const every = 1_000
     const anchor = new Date(Math.ceil(Date.now() / 1000) * 1000 + 500)
     const [id] = await insertSchedules(t, [{ tenant: 'acme', key: 'real', everyMs: every, anchorAt: anchor, nextRunAt: anchor }])
-    const r = runner(workerPool('sr-drift-real', 1), { pollIntervalMs: 50 })
+    const r = runner(workerPool('sr-drift-real', 1), { pollMs: 50 })
     const fired: Array<{ due: number; at: number }> = []
     r.on('fired', (f) => fired.push({ due: f.dueAt.getTime(), at: Date.now() }))
     await r.start()
@@ -173,7 +173,7 @@ describe('ScheduleRunner: lifecycle', () => {
   it('start() fires due schedules in the background; stop() waits for the batch and leaves a passed pool open', async () => {
     const pool = workerPool('sr-lifecycle')
     await insertSchedules(t, [{ tenant: 'acme', key: 'k', everyMs: 3_600_000, nextRunAt: new Date(Date.now() - 10) }])
-    const r = runner(pool, { pollIntervalMs: 20 })
+    const r = runner(pool, { pollMs: 20 })
     const events: string[] = []
     r.on('started', () => events.push('started'))
     r.on('batch', () => events.push('batch'))
@@ -188,19 +188,19 @@ describe('ScheduleRunner: lifecycle', () => {
     // Restartable, and a URL target opens and closes its own pool.
     await r.start()
     await r.stop()
-    const byUrl = runner(t.workerUrl, { pollIntervalMs: 20 })
+    const byUrl = runner(t.workerUrl, { pollMs: 20 })
     await byUrl.start()
     await byUrl.close()
   })
 
   it('refuses to start before initialize(), saying so, and can start once it ran', async () => {
-    const r = runner(workerPool('sr-setup'), { pollIntervalMs: 20, schema: 'no_such_schema' })
+    const r = runner(workerPool('sr-setup'), { pollMs: 20, schema: 'no_such_schema' })
     await expect(r.start()).rejects.toThrow(/ScheduleRunner: pgqueue is not installed in schema "no_such_schema" .* run pgqueue.initialize/)
     expect(r.isRunning).toBe(false)
   })
 
   it('keeps running through a database error and reports it as an event', async () => {
-    const r = runner(workerPool('sr-errors'), { pollIntervalMs: 20 })
+    const r = runner(workerPool('sr-errors'), { pollMs: 20 })
     const errors: Error[] = []
     r.on('error', (e) => errors.push(e))
     await r.start()

@@ -58,7 +58,7 @@ describe('ScheduleRunner: firing', () => {
     ])
     const clock = new ManualClock(new Date(T0.getTime() + 60_500))
     const r = runner(clock)
-    const res = await r.tick()
+    const res = await r.runOnce()
     expect(res).toMatchObject({ claimed: 1, fired: 1, skipped: 0, invalid: 0, tenants: 1 })
     const { rows: jobs } = await t.admin.query(`select * from "${t.schema}".jobs`)
     expect(jobs).toHaveLength(1)
@@ -80,9 +80,9 @@ describe('ScheduleRunner: firing', () => {
     expect(s.next_run_at.toISOString()).toBe(new Date(T0.getTime() + 120_000).toISOString())
     expect(s.last_run_at.toISOString()).toBe(clock.now().toISOString())
     // Not due again until the next grid point.
-    expect((await r.tick()).claimed).toBe(0)
+    expect((await r.runOnce()).claimed).toBe(0)
     clock.set(new Date(T0.getTime() + 120_000))
-    expect((await r.tick()).fired).toBe(1)
+    expect((await r.runOnce()).fired).toBe(1)
     expect(await jobTotal(t.admin, t.schema)).toBe(2)
   })
 
@@ -94,7 +94,7 @@ describe('ScheduleRunner: firing', () => {
       { tenant: 'acme', key: 'a', queue: 'configured', everyMs: 60_000, nextRunAt: T0 },
       { tenant: 'acme', key: 'b', queue: 'plain', everyMs: 60_000, nextRunAt: T0 },
     ])
-    await runner(new ManualClock(T0)).tick()
+    await runner(new ManualClock(T0)).runOnce()
     const { rows } = await t.admin.query(`select queue, max_attempts, retry_policy from "${t.schema}".jobs order by queue`)
     expect(rows).toEqual([
       { queue: 'configured', max_attempts: 2, retry_policy: null },
@@ -110,7 +110,7 @@ describe('ScheduleRunner: firing', () => {
     const clock = new ManualClock(T0)
     const r = runner(clock)
     for (let i = 0; i < 5; i++) {
-      await r.tick()
+      await r.runOnce()
       clock.advance(60_000)
     }
     let counts = await jobCounts(t.admin, t.schema)
@@ -120,7 +120,7 @@ describe('ScheduleRunner: firing', () => {
 
     // Resume 5 minutes after it was due: the missed runs collapse into one (fire_once), then the grid continues.
     await t.admin.query(`update "${t.schema}".schedules set paused = false where id = $1`, [paused])
-    await r.tick()
+    await r.runOnce()
     counts = await jobCounts(t.admin, t.schema)
     expect(counts.get(paused!)).toBe(2 - 1)
     expect((await schedule(paused!)).next_run_at.toISOString()).toBe(new Date(clock.now().getTime() + 60_000).toISOString())
@@ -145,7 +145,7 @@ describe('ScheduleRunner: missed runs after downtime', () => {
     const fired: boolean[] = []
     const r = runner(clock)
     r.on('fired', (f) => fired.push(f.missed))
-    const res = await r.tick()
+    const res = await r.runOnce()
     expect(res).toMatchObject({ claimed: 2, fired: 2, skipped: 0 })
     expect(fired).toEqual([true, true])
     expect((await jobCounts(t.admin, t.schema)).get(interval!)).toBe(1)
@@ -153,7 +153,7 @@ describe('ScheduleRunner: missed runs after downtime', () => {
     expect((await schedule(interval!)).next_run_at.toISOString()).toBe(new Date(T0.getTime() + 3 * 86_400_000 + 660_000).toISOString())
     // "now" is 02:10:30 in Warsaw (CEST, UTC+2) on June 4: next is 03:00 that day.
     expect((await schedule(daily!)).next_run_at.toISOString()).toBe('2026-06-04T01:00:00.000Z')
-    expect((await r.tick()).claimed).toBe(0)
+    expect((await r.runOnce()).claimed).toBe(0)
   })
 
   it("'skip' fires nothing for missed runs and schedules the next future one", async () => {
@@ -163,7 +163,7 @@ describe('ScheduleRunner: missed runs after downtime', () => {
     ])
     const clock = new ManualClock(new Date(T0.getTime() + 3 * 86_400_000 + 630_000))
     const r = runner(clock)
-    const res = await r.tick()
+    const res = await r.runOnce()
     expect(res).toMatchObject({ claimed: 2, fired: 0, skipped: 2 })
     expect(await jobTotal(t.admin, t.schema)).toBe(0)
     expect((await schedule(interval!)).next_run_at.toISOString()).toBe(new Date(T0.getTime() + 3 * 86_400_000 + 660_000).toISOString())
@@ -178,7 +178,7 @@ describe('ScheduleRunner: missed runs after downtime', () => {
     ])
     // 30 s after 03:00: 'on-time' is 30 s late (within the 60 s grace), 'late' is 2 h late.
     const r = runner(new ManualClock(new Date('2026-06-01T03:00:30Z')))
-    expect(await r.tick()).toMatchObject({ fired: 1, skipped: 1 })
+    expect(await r.runOnce()).toMatchObject({ fired: 1, skipped: 1 })
     const counts = await jobCounts(t.admin, t.schema)
     expect(counts.get(onTime!)).toBe(1)
     expect(counts.get(late!)).toBeUndefined()
@@ -198,7 +198,7 @@ describe('ScheduleRunner: bad rows', () => {
     const r = runner(clock, { invalidRetryMs: 600_000 })
     const invalid: ScheduleInvalid[] = []
     r.on('invalid', (i) => invalid.push(i))
-    const res = await r.tick()
+    const res = await r.runOnce()
     expect(res).toMatchObject({ claimed: 4, fired: 1, invalid: 3 })
     expect(invalid.map((i) => i.key).sort()).toEqual(['bad-cron', 'bad-policy', 'bad-zone'])
     expect(invalid.find((i) => i.key === 'bad-zone')!.error).toBeInstanceOf(PgQueueValidationError)
@@ -208,7 +208,7 @@ describe('ScheduleRunner: bad rows', () => {
     }
     // The runner keeps going: the good one fires next second, the bad ones wait for their retry time.
     clock.advance(1000)
-    expect(await r.tick()).toMatchObject({ claimed: 1, fired: 1, invalid: 0 })
+    expect(await r.runOnce()).toMatchObject({ claimed: 1, fired: 1, invalid: 0 })
   })
 })
 
@@ -226,7 +226,7 @@ describe('ScheduleRunner: jobs the database refuses', () => {
       const r = runner(clock, { invalidRetryMs: 600_000 })
       const invalid: ScheduleInvalid[] = []
       r.on('invalid', (i) => invalid.push(i))
-      expect(await r.tick()).toMatchObject({ claimed: 3, fired: 2, invalid: 1 })
+      expect(await r.runOnce()).toMatchObject({ claimed: 3, fired: 2, invalid: 1 })
       expect(invalid.map((i) => i.key)).toEqual(['poison'])
       expect((invalid[0]!.error as Error & { code?: string }).code).toBe('23514')
       const counts = await jobCounts(t.admin, t.schema)
@@ -235,7 +235,7 @@ describe('ScheduleRunner: jobs the database refuses', () => {
       expect((await schedule(poison!)).last_run_at).toBeNull()
       expect((await schedule(a!)).last_run_at.toISOString()).toBe(T0.toISOString())
       clock.advance(1000)
-      expect(await r.tick()).toMatchObject({ claimed: 2, fired: 2, invalid: 0 })
+      expect(await r.runOnce()).toMatchObject({ claimed: 2, fired: 2, invalid: 0 })
     } finally {
       await t.admin.query(`alter table "${t.schema}".jobs drop constraint no_poison`)
     }
@@ -258,14 +258,14 @@ describe("ScheduleRunner: a tenant's open transaction", () => {
       const clock = new ManualClock(T0)
       const r = runner(clock, { lockTimeoutMs: 60_000 })
       const started = performance.now()
-      expect(await r.tick()).toMatchObject({ claimed: 3, fired: 2, deferred: 1 })
+      expect(await r.runOnce()).toMatchObject({ claimed: 3, fired: 2, deferred: 1 })
       // Never waited on the lock: only the few short looks before deferring.
       expect(performance.now() - started).toBeLessThan(1_000)
       let counts = await jobCounts(t.admin, t.schema)
       expect([counts.get(held!) ?? 0, counts.get(sameTenantOtherQueue!), counts.get(other!)]).toEqual([0, 1, 1])
       expect((await schedule(held!)).next_run_at.toISOString()).toBe(T0.toISOString())
       await holder.query('commit')
-      expect(await r.tick()).toMatchObject({ claimed: 1, fired: 1, deferred: 0 })
+      expect(await r.runOnce()).toMatchObject({ claimed: 1, fired: 1, deferred: 0 })
       counts = await jobCounts(t.admin, t.schema)
       expect(counts.get(held!)).toBe(1)
     } finally {
@@ -283,7 +283,7 @@ describe('ScheduleRunner: daylight saving time', () => {
     r.on('fired', onFired)
     for (let i = 0; i < runs; i++) {
       clock.set((await schedule(id)).next_run_at)
-      await r.tick()
+      await r.runOnce()
       expect(dues).toHaveLength(i + 1)
     }
     r.off('fired', onFired)
@@ -315,7 +315,7 @@ describe('ScheduleRunner: daylight saving time', () => {
     expect(await fireSeries(id!, 2, clock, r)).toEqual(['2026-10-31T05:30:00.000Z', '2026-11-01T05:30:00.000Z'])
     // The second 01:30 (EST) comes and goes without a fire.
     clock.set('2026-11-01T06:30:30Z')
-    expect((await r.tick()).claimed).toBe(0)
+    expect((await r.runOnce()).claimed).toBe(0)
     expect(await fireSeries(id!, 2, clock, r)).toEqual(['2026-11-02T06:30:00.000Z', '2026-11-03T06:30:00.000Z'])
     expect((await jobCounts(t.admin, t.schema)).get(id!)).toBe(4)
   })
@@ -332,7 +332,7 @@ describe('ScheduleRunner: daylight saving time', () => {
     expect(await fireSeries(spring!, 3, clock, r)).toEqual(['2026-03-28T01:30:00.000Z', '2026-03-29T01:30:00.000Z', '2026-03-30T00:30:00.000Z'])
     expect(await fireSeries(fall!, 3, clock, r)).toEqual(['2026-10-24T00:30:00.000Z', '2026-10-25T00:30:00.000Z', '2026-10-26T01:30:00.000Z'])
     clock.set('2026-10-25T01:30:30Z') // the second 02:30 (CET)
-    expect((await r.tick()).claimed).toBe(0)
+    expect((await r.runOnce()).claimed).toBe(0)
   })
 
   it('Europe/Warsaw: an hourly cron fires every real hour through the fall-back', async () => {
@@ -361,7 +361,7 @@ describe('ScheduleRunner: fairness across tenants', () => {
     await insertSchedules(t, [...big, ...small])
     await t.admin.query(`analyze "${t.schema}".schedules`)
     const r = runner(new ManualClock(new Date(T0.getTime() + 1000)), { batchSize: 200, tenantQuantum: 10 })
-    const first = await r.tick()
+    const first = await r.runOnce()
     expect(first).toMatchObject({ tenants: 4, claimed: 50 + 9, fired: 59 })
     const { rows } = await t.admin.query<{ tenant_id: string; n: number }>(
       `select tenant_id, count(*)::int as n from "${t.schema}".jobs group by 1 order by 1`,
@@ -373,8 +373,8 @@ describe('ScheduleRunner: fairness across tenants', () => {
       { tenant_id: 'zzz-3', n: 3 },
     ])
     // Alone, the big tenant then fills whole batches.
-    expect(await r.tick()).toMatchObject({ tenants: 1, claimed: 200 })
-    while ((await r.tick()).claimed > 0);
+    expect(await r.runOnce()).toMatchObject({ tenants: 1, claimed: 200 })
+    while ((await r.runOnce()).claimed > 0);
     expect(await jobTotal(t.admin, t.schema)).toBe(5009)
   })
 
@@ -387,7 +387,7 @@ describe('ScheduleRunner: fairness across tenants', () => {
     const r = runner(new ManualClock(new Date(T0.getTime() + 1000)), { batchSize: 50, tenantQuantum: 10 })
     const served = new Set<string>()
     r.on('fired', (f) => served.add(f.tenantId))
-    for (let i = 0; i < 6; i++) expect(await r.tick()).toMatchObject({ tenants: 5, claimed: 50 })
+    for (let i = 0; i < 6; i++) expect(await r.runOnce()).toMatchObject({ tenants: 5, claimed: 50 })
     expect(served.size).toBe(30)
   })
 })

@@ -34,7 +34,7 @@ describe.skipIf(!enabled)('ScheduleRunner at scale', () => {
     await t.admin.query(`analyze ${s}`)
     const r = ScheduleRunner.create(pool, { schema: t.schema, clock: new ManualClock(new Date(T0.getTime() + 500)) })
     let started = Date.now()
-    const first = await r.tick()
+    const first = await r.runOnce()
     const firstMs = Date.now() - started
     const { rows } = await t.admin.query(`select count(distinct tenant_id)::int as n from "${t.schema}".jobs where tenant_id like 'small-%'`)
     expect(rows[0].n).toBe(10)
@@ -42,7 +42,7 @@ describe.skipIf(!enabled)('ScheduleRunner at scale', () => {
     let batches = 1
     const durations: number[] = [first.durationMs]
     for (;;) {
-      const b = await r.tick()
+      const b = await r.runOnce()
       if (b.claimed === 0) break
       batches += 1
       durations.push(b.durationMs)
@@ -66,17 +66,17 @@ describe.skipIf(!enabled)('ScheduleRunner at scale', () => {
     const clock = new ManualClock(new Date(T0.getTime() + 500))
     const r = ScheduleRunner.create(pool, { schema: t.schema, clock })
     let started = Date.now()
-    const res = await r.tick()
+    const res = await r.runOnce()
     const oneDueMs = Date.now() - started
     expect(res.fired).toBe(1)
     started = Date.now()
-    for (let i = 0; i < 20; i++) await r.tick()
+    for (let i = 0; i < 20; i++) await r.runOnce()
     const idleMs = (Date.now() - started) / 20
     // Everyone due at once: 10,000 tenants, 10 batches of 1,000.
     clock.set(new Date(T0.getTime() + 3_600_000))
     started = Date.now()
     let batches = 0
-    while ((await r.tick()).claimed > 0) batches += 1
+    while ((await r.runOnce()).claimed > 0) batches += 1
     const allMs = Date.now() - started
     expect(await jobTotal(t.admin, t.schema)).toBe(10_000)
     console.log(`[scale] 10,000 tenants, 1 due: batch ${oneDueMs} ms; idle poll ${idleMs.toFixed(1)} ms`)

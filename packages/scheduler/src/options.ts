@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import { DEFAULT_SCHEMA, PgQueueValidationError, warningsLogger, systemClock, validateIdentifier, validateOptionalInt, validateName, type Clock, type Logger } from '@pgqueue/core/internal'
+import { DEFAULT_SCHEMA, PgQueueValidationError, warningsLogger, validateIdentifier, validateOptionalInt, validateName, type Logger } from '@pgqueue/core/internal'
 
 /** Options of Scheduler.create(). All optional; defaults are in resolveSchedulerOptions(). */
 export interface SchedulerOptions {
@@ -48,7 +48,6 @@ export interface SchedulerOptions {
   schema?: string
   /** Receives warnings and errors. Default: warnings and errors to the console (`warningsLogger`); pass `silentLogger` to rely on events alone. */
   logger?: Logger
-  clock?: Clock
 }
 
 /** SchedulerOptions with every default filled in. */
@@ -70,7 +69,6 @@ export interface ResolvedSchedulerOptions {
   poolSize: number
   schema: string
   logger: Logger
-  clock: Clock
 }
 
 
@@ -99,6 +97,5 @@ export function resolveSchedulerOptions(options: SchedulerOptions = {}): Resolve
     poolSize: validateOptionalInt('poolSize', options.poolSize, 2, 1, 100),
     schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
     logger: options.logger ?? warningsLogger,
-    clock: options.clock ?? systemClock,
   }
 }

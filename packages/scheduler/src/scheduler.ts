@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { checkInstallation, LoopService, NotificationListener, PgQueueStoppedError, PgQueueValidationError, connect, jobsChannel, listenUrlFor, nodeDelete, nodeHeartbeat, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core/internal'
+import { checkInstallation, LoopService, NotificationListener, PgQueueValidationError, connect, jobsChannel, listenUrlFor, nodeDelete, nodeHeartbeat, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core/internal'
 import { DueJobPromoter } from './due-job-promoter.js'
 import { HeldJobReleaser } from './held-job-releaser.js'
 import { LeaseRescuer } from './lease-rescuer.js'
@@ -8,9 +8,12 @@ import { jobNextDueInMs } from './queries/jobs.js'
 
 /** What one round did. */
 export interface RoundStats {
+  /** Expired leases sent back to wait, attempts left. */
   rescued: number
-  /** Expired leases with no attempts left, moved to failed (or cancelled) history. */
+  /** Expired leases with no attempts left, moved to failed history. */
   failed: number
+  /** Expired leases of jobs whose cancel was requested, moved to cancelled history. */
+  cancelled: number
   promoted: number
   held: number
   released: number
@@ -49,7 +52,6 @@ export class Scheduler extends LoopService<SchedulerEvents> {
   /** The one pending wake-up (a due job, held jobs to look at, or a notification), and when it fires. */
   private wakeTimer: NodeJS.Timeout | undefined
   private wakeAt = Number.POSITIVE_INFINITY
-  private closed = false
   /** When the last round started (notifyGapMs counts from it). */
   private lastRoundAt = Number.NEGATIVE_INFINITY
 
@@ -78,13 +80,12 @@ export class Scheduler extends LoopService<SchedulerEvents> {
   }
 
   private pool(): pg.Pool {
-    if (this.closed) throw new PgQueueStoppedError('Scheduler')
+    this.assertOpen()
     this.conn ??= connect(this.target, { max: this.options.poolSize, applicationName: 'pgqueue-scheduler' })
     return this.conn.pool
   }
 
   protected override async onStart(): Promise<void> {
-    this.closed = false
     const o = this.options
     await checkInstallation(this.pool(), { schema: o.schema, component: 'Scheduler', accepted: ['worker', 'owner'] })
     const url = o.listen ? listenUrlFor(this.target, o.listenUrl) : undefined
@@ -141,17 +142,21 @@ export class Scheduler extends LoopService<SchedulerEvents> {
     this.lastRescueAt = Number.NEGATIVE_INFINITY
   }
 
-  /**
-   * One round: rescue, promote, release. Returns true when a step hit its batch limit (more work is
-   * waiting). Usable without start() (tests, cron-style deployments); call close() afterwards then.
-   */
-  override async runOnce(): Promise<boolean> {
-    const stats = await this.round()
-    return stats.more
+  protected override async loopStep(): Promise<boolean> {
+    return (await this.runOnce()).more
   }
 
-  /** Like runOnce(), with the counts. */
-  async round(): Promise<RoundStats & { more: boolean }> {
+  /** @deprecated Renamed runOnce(). */
+  round(): Promise<RoundStats & { more: boolean }> {
+    return this.runOnce()
+  }
+
+  /**
+   * One round now: rescue, promote, release; returns the counts, and `more` when a step hit its batch
+   * limit (more work is waiting). Usable without start() (tests, cron-style deployments); call close()
+   * afterwards then. Outside the loop it always rescues.
+   */
+  async runOnce(): Promise<RoundStats & { more: boolean }> {
     const o = this.options
     const pool = this.pool()
     const now = performance.now()
@@ -175,7 +180,8 @@ export class Scheduler extends LoopService<SchedulerEvents> {
     }
     // Rescue first: rescued jobs are due at once, so the promotion below puts them back in line.
     const rescueDue = !this.isRunning || this.rescueMore || now - this.lastRescueAt >= o.rescueIntervalMs
-    const rescue = rescueDue ? await step(() => this.rescuer.run(pool), { rescued: 0, failed: 0, more: false }) : { rescued: 0, failed: 0, more: false }
+    const none = { rescued: 0, failed: 0, cancelled: 0, more: false }
+    const rescue = rescueDue ? await step(() => this.rescuer.run(pool), none) : none
     if (rescueDue) {
       this.lastRescueAt = now
       this.rescueMore = rescue.more
@@ -185,12 +191,13 @@ export class Scheduler extends LoopService<SchedulerEvents> {
     const stats: RoundStats = {
       rescued: rescue.rescued,
       failed: rescue.failed,
+      cancelled: rescue.cancelled,
       promoted: promote.promoted,
       held: promote.held,
       released: release.released,
       blocked: promote.blocked,
     }
-    if (stats.rescued + stats.failed + stats.promoted + stats.held + stats.released > 0) this.untypedEmit('round', stats)
+    if (stats.rescued + stats.failed + stats.cancelled + stats.promoted + stats.held + stats.released > 0) this.untypedEmit('round', stats)
     if (failure !== undefined) throw failure
     const more = rescue.more || promote.more || release.more
     // Held jobs, or due jobs left behind because a clock was busy (usually a push committing within
@@ -213,12 +220,9 @@ export class Scheduler extends LoopService<SchedulerEvents> {
     if (wait < o.pollMs) this.wakeIn(wait)
   }
 
-
-  /** Ends the pool of a Scheduler used with runOnce() only. stop() does this itself. */
-  async close(): Promise<void> {
-    if (this.isRunning) return this.stop()
-    this.closed = true
-    await this.conn?.close()
+  protected override async release(): Promise<void> {
+    const conn = this.conn
     this.conn = undefined
+    await conn?.close()
   }
 }

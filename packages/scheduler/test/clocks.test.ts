@@ -25,8 +25,8 @@ function counted(options: Parameters<typeof Scheduler.create>[1]): { s: Schedule
   own.on('connect', (client) => countQuery(client))
   const s = Scheduler.create(own, { schema: t.schema, listen: false, ...options })
   let n = 0
-  const round = s.round.bind(s)
-  s.round = async () => {
+  const round = s.runOnce.bind(s)
+  s.runOnce = async () => {
     n += 1
     return round()
   }
@@ -102,7 +102,7 @@ describe('Scheduler timing', () => {
     }
     // Once the tenants let go, both are promoted.
     const s = Scheduler.create(t.workerUrl, { schema: t.schema })
-    await s.round()
+    await s.runOnce()
     await s.close()
     expect(await stateOf(rowLocked!)).toBe('pending')
     expect(await stateOf(clockLocked!)).toBe('pending')

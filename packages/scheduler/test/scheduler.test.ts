@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { createIsolatedDatabase, waitFor, type IsolatedDatabase } from '@pgqueue/testing'
-import { migrate, PgQueueValidationError } from '@pgqueue/core'
+import { migrate, PgQueueStoppedError, PgQueueValidationError } from '@pgqueue/core'
 import { Scheduler } from '@pgqueue/scheduler'
 import { pushJobs } from '@pgqueue/testing'
 
@@ -43,12 +43,22 @@ describe('Scheduler', () => {
   it('promotes due delayed jobs into the fair order with fresh virtual times', async () => {
     await pushJobs(pool, t.schema, 'a', 'delayed', 3, { runAt: new Date(Date.now() + 1_500) })
     const s = Scheduler.create(t.workerUrl, { schema: t.schema })
-    const first = await s.round()
+    const first = await s.runOnce()
     expect(first, JSON.stringify(first)).toMatchObject({ promoted: 0 })
     expect(await states('delayed')).toEqual({ scheduled: 3 })
-    await waitFor(async () => (await s.round()).promoted === 3, { timeoutMs: 5_000 })
+    await waitFor(async () => (await s.runOnce()).promoted === 3, { timeoutMs: 5_000 })
     const { rows } = await t.admin.query(q(`select vt from S.jobs where queue = 'delayed' order by vt`))
     expect(rows.map((r) => Number(r.vt))).toEqual([1, 2, 3])
+    await s.close()
+  })
+
+  it('close() stops a running Scheduler and finishes it: runOnce() and start() throw PgQueueStoppedError', async () => {
+    const s = Scheduler.create(t.workerUrl, { schema: t.schema })
+    await s.start()
+    await s.close()
+    expect(s.isRunning).toBe(false)
+    await expect(s.runOnce()).rejects.toBeInstanceOf(PgQueueStoppedError)
+    await expect(s.start()).rejects.toBeInstanceOf(PgQueueStoppedError)
     await s.close()
   })
 
@@ -58,11 +68,11 @@ describe('Scheduler', () => {
     await pushJobs(pool, t.schema, 'a', 'paused', 2, { runAt: new Date(Date.now() - 1) })
     await pushJobs(pool, t.schema, 'b', 'paused', 2)
     const s = Scheduler.create(t.workerUrl, { schema: t.schema })
-    await s.round()
+    await s.runOnce()
     const { rows } = await t.admin.query(q(`select tenant_id, state, count(*)::int n from S.jobs where queue = 'paused' group by 1, 2 order by 1, 2`))
     expect(rows).toEqual([{ tenant_id: 'a', state: 'held', n: 7 }, { tenant_id: 'b', state: 'pending', n: 2 }])
     await t.admin.query(q(`update S.queues set paused = false where tenant_id = 'a' and queue = 'paused'`))
-    expect(await s.round()).toMatchObject({ released: 7 })
+    expect(await s.runOnce()).toMatchObject({ released: 7 })
     expect(await states('paused')).toEqual({ pending: 9 })
     await s.close()
   })
@@ -71,16 +81,16 @@ describe('Scheduler', () => {
     await t.admin.query(q(`insert into S.queues (tenant_id, queue, max_concurrency) values ('a', 'capped', 3)`))
     await pushJobs(pool, t.schema, 'a', 'capped', 10)
     const s = Scheduler.create(t.workerUrl, { schema: t.schema })
-    await s.round()
+    await s.runOnce()
     expect(await states('capped')).toEqual({ held: 7, pending: 3 })
-    await s.round()
+    await s.runOnce()
     expect(await states('capped')).toEqual({ held: 7, pending: 3 })
     const got = await claim('capped', 10)
     expect(got).toHaveLength(3)
-    await s.round()
+    await s.runOnce()
     expect(await states('capped')).toEqual({ held: 7, running: 3 })
     await pool.query(q(`delete from S.jobs where tenant_id = $1 and id = $2`), [got[0]!.tenant_id, got[0]!.id])
-    await s.round()
+    await s.runOnce()
     expect(await states('capped')).toEqual({ held: 6, running: 2, pending: 1 })
     await s.close()
   })
@@ -92,7 +102,7 @@ describe('Scheduler', () => {
     const s1 = Scheduler.create(t.workerUrl, { schema: t.schema })
     const s2 = Scheduler.create(t.workerUrl, { schema: t.schema })
     for (let i = 0; i < 10; i++) {
-      await Promise.all([s1.round(), s2.round()])
+      await Promise.all([s1.runOnce(), s2.runOnce()])
       const st = await states('race')
       expect((st.pending ?? 0) + (st.running ?? 0)).toBeLessThanOrEqual(5)
       await claim('race', 2)
@@ -109,7 +119,7 @@ describe('Scheduler', () => {
     await t.admin.query(q(`update S.jobs set attempt = 2 where id = (select id from S.jobs where queue = 'rescue' order by id limit 1)`))
     await new Promise((r) => setTimeout(r, 20))
     const s = Scheduler.create(t.workerUrl, { schema: t.schema })
-    const stats = await s.round()
+    const stats = await s.runOnce()
     expect(stats).toMatchObject({ rescued: 1, failed: 1, promoted: 1 })
     const live = await t.admin.query(q(`select state, attempt, lease_owner, last_error from S.jobs where queue = 'rescue'`))
     expect(live.rows[0]).toMatchObject({ state: 'pending', attempt: 1, lease_owner: null })
@@ -117,6 +127,22 @@ describe('Scheduler', () => {
     const hist = await t.admin.query(q(`select state, attempt, error from S.job_history where queue = 'rescue'`))
     expect(hist.rows[0]).toMatchObject({ state: 'failed', attempt: 2 })
     expect(hist.rows[0].error.message).toBe('lease expired')
+    await s.close()
+  })
+
+  it('rescues an expired lease of a job whose cancel was requested into cancelled history, with the one error record', async () => {
+    await pushJobs(pool, t.schema, 'a', 'rescue-cancel', 1, { maxAttempts: 5 })
+    await claim('rescue-cancel', 1, 1)
+    await t.admin.query(q(`update S.jobs set cancel_requested = true where queue = 'rescue-cancel'`))
+    await new Promise((r) => setTimeout(r, 20))
+    const s = Scheduler.create(t.workerUrl, { schema: t.schema })
+    const stats = await s.runOnce()
+    expect(stats).toMatchObject({ rescued: 0, failed: 0, cancelled: 1 })
+    const live = await t.admin.query(q(`select 1 from S.jobs where queue = 'rescue-cancel'`))
+    expect(live.rows).toEqual([])
+    const hist = await t.admin.query(q(`select state, attempt, error from S.job_history where queue = 'rescue-cancel'`))
+    expect(hist.rows).toEqual([{ state: 'cancelled', attempt: 1, error: { message: 'lease expired', name: 'LeaseExpiredError', code: 'LEASE_EXPIRED', attempt: 1, at: expect.any(String) } }])
+    expect(new Date(hist.rows[0].error.at).toISOString()).toBe(hist.rows[0].error.at)
     await s.close()
   })
 
@@ -143,7 +169,7 @@ describe('Scheduler', () => {
     expect(claimed.length).toBeGreaterThan(0)
     await new Promise((r) => setTimeout(r, 20))
     const once = Scheduler.create(t.workerUrl, { schema: t.schema, rescueIntervalMs: 60_000 })
-    expect((await once.round()).rescued).toBe(claimed.length)
+    expect((await once.runOnce()).rescued).toBe(claimed.length)
     expect(await states('rescue-interval')).not.toHaveProperty('running')
     await once.close()
   })
@@ -164,8 +190,8 @@ describe('Scheduler', () => {
     await t.admin.query(q(`insert into S.queues (tenant_id, queue, max_concurrency) values ('a', 'stream', 1000)`))
     const s = Scheduler.create(t.workerUrl, { schema: t.schema, pollMs: 10_000, notifyGapMs: 200 })
     let rounds = 0
-    const round = s.round.bind(s)
-    s.round = async () => {
+    const round = s.runOnce.bind(s)
+    s.runOnce = async () => {
       rounds += 1
       return round()
     }
@@ -193,7 +219,7 @@ describe('Scheduler', () => {
     await t.admin.query(q(`update S.jobs set state = 'held', vt = null where queue = 'rot'`))
     const s = Scheduler.create(t.workerUrl, { schema: t.schema, releasePairsPerRound: 4 })
     // Other tests' paused pairs hold jobs too; the rotation reaches every pair within a few rounds.
-    for (let i = 0; i < 6 && (await states('rot')).held; i++) await s.round()
+    for (let i = 0; i < 6 && (await states('rot')).held; i++) await s.runOnce()
     expect(await states('rot')).toEqual({ pending: 6 })
     await s.close()
   })

@@ -99,13 +99,13 @@ export class Stats {
       const state = tenantId === undefined && !exact ? await this.rollupState(db) : undefined
       const snapshotAt = state?.live_counts_at ?? null
       const fresh = snapshotAt !== null && state!.now.getTime() - snapshotAt.getTime() <= this.options.liveCountsMaxAgeMs
-      const live = fresh ? await liveCountsByQueue(db, this.options.schema, { queue }) : await jobsCountByQueue(db, this.options.schema, { tenantId, queue })
+      const live = fresh ? await liveCountsByQueue(db, { schema: this.options.schema, queue }) : await jobsCountByQueue(db, { schema: this.options.schema, tenantId, queue })
       const now = Date.now()
       const since = new Date(now - windowMs)
       const dayAgo = new Date(now - DAY_MS)
       const done = state?.rolled_up_to
         ? await this.finishedFromRollups(db, state, { queue, since, dayAgo })
-        : await historyCountByQueue(db, this.options.schema, { tenantId, queue, since, dayAgo })
+        : await historyCountByQueue(db, { schema: this.options.schema, tenantId, queue, since, dayAgo })
       const byQueue = new Map<string, QueueStats>()
       const entry = (q: string): QueueStats => {
         let e = byQueue.get(q)
@@ -160,15 +160,15 @@ export class Stats {
       const state = tenantId === undefined && !exact ? await this.rollupState(db) : undefined
       const { schema, timezone } = this.options
       const rows = state?.rolled_up_to
-        ? await historyHistogramFromRollups(db, schema, {
-            queue, from, to, bucket, timezone, states,
+        ? await historyHistogramFromRollups(db, {
+            schema, queue, from, to, bucket, timezone, states,
             plan: planWindow(from, to, {
               rolledUpTo: state.rolled_up_to,
               minutesFrom: state.minutes_from,
               hours: bucket !== 'minute' && hasWholeHourOffsets(timezone, from, to),
             }),
           })
-        : await historyHistogram(db, schema, { tenantId, queue, from, to, bucket, timezone, states })
+        : await historyHistogram(db, { schema, tenantId, queue, from, to, bucket, timezone, states })
       return rows.map((r) => ({ at: r.at, completed: r.completed, failed: r.failed, cancelled: r.cancelled }))
     })
   }
@@ -182,7 +182,7 @@ export class Stats {
       const since = new Date(Date.now() - windowMs)
       const state = tenantId === undefined && !exact ? await this.rollupState(db) : undefined
       if (state?.rolled_up_to) return this.latencyFromRollups(db, state, { queue, since })
-      const rows = await historyLatencyByQueue(db, this.options.schema, { tenantId, queue, since })
+      const rows = await historyLatencyByQueue(db, { schema: this.options.schema, tenantId, queue, since })
       return rows.map((r) => ({ queue: r.queue, count: r.count, waitMs: percentiles(r.wait), runMs: percentiles(r.run) }))
     })
   }
@@ -190,7 +190,7 @@ export class Stats {
   /** Schedules: count, paused, next due run and last run, overall and per queue. */
   async schedules(options: { tenantId?: string } = {}): Promise<ScheduleStats> {
     return this.run(options.tenantId, async (db, tenantId) => {
-      const rows = await schedulesSummaryByQueue(db, this.options.schema, { tenantId })
+      const rows = await schedulesSummaryByQueue(db, { schema: this.options.schema, tenantId })
       const queues = rows.map((r) => ({ queue: r.queue, total: r.total, paused: r.paused, nextDueAt: r.next_due_at, lastRunAt: r.last_run_at }))
       return {
         total: queues.reduce((n, q) => n + q.total, 0),
@@ -206,10 +206,10 @@ export class Stats {
   private async rollupState(db: Kysely<Database>): Promise<RollupStateRow | undefined> {
     // Checked, not caught: an error would abort the surrounding transaction. A yes is remembered.
     if (!this.rollupsReadable) {
-      this.rollupsReadable = await rollupStateReadable(db, this.options.schema)
+      this.rollupsReadable = await rollupStateReadable(db, { schema: this.options.schema })
       if (!this.rollupsReadable) return undefined
     }
-    return rollupStateRead(db, this.options.schema)
+    return rollupStateRead(db, { schema: this.options.schema })
   }
 
   /**
@@ -222,7 +222,7 @@ export class Stats {
     p: { queue: string | undefined; since: Date; dayAgo: Date },
   ): Promise<HistoryCountRow[]> {
     const coverage = { rolledUpTo: state.rolled_up_to!, minutesFrom: state.minutes_from, hours: true }
-    const read = (from: Date) => historyCountByQueueFromRollups(db, this.options.schema, { queue: p.queue, plan: planWindow(from, null, coverage) })
+    const read = (from: Date) => historyCountByQueueFromRollups(db, { schema: this.options.schema, queue: p.queue, plan: planWindow(from, null, coverage) })
     const early = p.since < p.dayAgo ? p.since : p.dayAgo
     const wide = await read(early)
     const narrow = p.since.getTime() === p.dayAgo.getTime() ? wide : await read(early === p.since ? p.dayAgo : p.since)
@@ -238,7 +238,7 @@ export class Stats {
   /** Latency per queue from merged log-bucket histograms (rollups plus raw edges). */
   private async latencyFromRollups(db: Kysely<Database>, state: RollupStateRow, p: { queue: string | undefined; since: Date }): Promise<QueueLatency[]> {
     const plan = planWindow(p.since, null, { rolledUpTo: state.rolled_up_to!, minutesFrom: state.minutes_from, hours: true })
-    const rows = await historyLatencyBucketsFromRollups(db, this.options.schema, { queue: p.queue, plan })
+    const rows = await historyLatencyBucketsFromRollups(db, { schema: this.options.schema, queue: p.queue, plan })
     const byQueue = new Map<string, { wait: number[]; run: number[] }>()
     for (const r of rows) {
       let h = byQueue.get(r.queue)

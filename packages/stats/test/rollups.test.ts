@@ -35,7 +35,7 @@ function maintenance(options: MaintenanceOptions = {}): Maintenance {
 async function rollUp(options: MaintenanceOptions = {}): Promise<number> {
   const m = maintenance(options)
   try {
-    for (let runs = 1; ; runs++) if ((await m.runNow()).rollup!.caughtUp) return runs
+    for (let runs = 1; ; runs++) if ((await m.runOnce()).rollup!.caughtUp) return runs
   } finally {
     await m.close()
   }
@@ -142,7 +142,7 @@ describe('history rollups', () => {
                          update ${s}.stats_rollup_state set rolled_up_to = null, minutes_from = null`)
     const instances = Array.from({ length: 4 }, () => maintenance({ rollupChunkMs: 2 * HOUR, rollupMaxChunksPerRun: 100, clock }))
     try {
-      const reports = await Promise.all(instances.map((m) => m.runNow()))
+      const reports = await Promise.all(instances.map((m) => m.runOnce()))
       expect(reports.some((r) => r.rollup!.caughtUp)).toBe(true)
       expect(reports.reduce((n, r) => n + r.rollup!.chunks, 0)).toBeGreaterThanOrEqual(38)
     } finally {

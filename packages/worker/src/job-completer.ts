@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks'
 import { retryDelayMs, sleep, type Logger } from '@pgqueue/core/internal'
 import { isTransientError } from './completion-errors.js'
-import { errorJson, type ErrorInfo } from './error-info.js'
-import { jobFinishMany, jobLockedAmong, rowKey, type FinishInput, type Queryable } from './queries/jobs.js'
+import { ERROR_CODES, errorJson, errorRecord, type ErrorInfo, type Queryable } from '@pgqueue/core/internal'
+import { jobFinishMany, jobLockedAmong, rowKey, type FinishInput } from './queries/jobs.js'
 import { RetryPolicies } from './retry-policies.js'
 import type { Run } from './run.js'
 
@@ -294,11 +294,11 @@ export class JobCompleter {
     const policies = failed.length > 0 ? await this.policies.resolve(this.db, failed) : []
     const delays = new Map<RunOutcome, number>()
     failed.forEach((o, i) => delays.set(o, retryDelayMs(policies[i]!, o.attempt)))
-    const at = new Date().toISOString()
+    const now = new Date()
     const replaced = new Map<number, ErrorInfo>()
     const items: FinishInput[] = batch.map(({ outcome: o, degraded }, k) => {
       if (degraded !== undefined) {
-        const error: ErrorInfo = { message: `outcome could not be stored: ${degraded}`, name: 'OutcomeNotStored', attempt: o.attempt, at }
+        const error = errorRecord({ message: `outcome could not be stored: ${degraded}`, name: 'OutcomeNotStoredError', code: ERROR_CODES.outcomeNotStored, attempt: o.attempt, now })
         replaced.set(k, error)
         return { tenantId: o.tenantId, id: o.id, owner: o.owner, outcome: 'failed', result: null, resultType: null, error: errorJson(error), delayMs: 0 }
       }
@@ -314,13 +314,13 @@ export class JobCompleter {
       }
     })
     const recorded = await jobFinishMany(this.db, { schema: this.options.schema, nodeId: this.options.nodeId, items, lockTimeoutMs: this.options.lockTimeoutMs })
-    const now = Date.now()
+    const recordedAt = Date.now()
     this.options.onRecorded(
       items.map((item, i) => ({
         outcome: batch[i]!.outcome,
         final: item.outcome,
         recorded: recorded.has(i),
-        ...(item.outcome === 'retry' ? { retryAt: new Date(now + item.delayMs) } : {}),
+        ...(item.outcome === 'retry' ? { retryAt: new Date(recordedAt + item.delayMs) } : {}),
         ...(replaced.has(i) ? { error: replaced.get(i)! } : {}),
       })),
     )

@@ -61,9 +61,12 @@ export type AbortReason = 'shutdown' | 'cancelled' | 'lease-lost' | 'timeout'
 /** The reason carried by `ctx.signal` when it fires. */
 export class JobAbortedError extends Error {
   readonly reason: AbortReason
+  /** The reason as an error code ('CANCELLED', 'TIMEOUT', 'SHUTDOWN', 'LEASE_LOST'), kept in the stored error record. */
+  readonly code: string
   constructor(reason: AbortReason, message?: string) {
     super(message ?? `job aborted: ${reason}`)
     this.name = 'JobAbortedError'
     this.reason = reason
+    this.code = reason.toUpperCase().replace('-', '_')
   }
 }

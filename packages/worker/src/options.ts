@@ -5,12 +5,10 @@ import {
   LIMITS,
   PgQueueValidationError,
   warningsLogger,
-  systemClock,
   validateIdentifier,
   validateInt,
   validateName,
   validateOptionalInt,
-  type Clock,
   type Logger,
 } from '@pgqueue/core/internal'
 
@@ -85,7 +83,6 @@ export interface WorkerOptions {
   schema?: string
   /** Receives warnings and errors. Default: warnings and errors to the console (`warningsLogger`); pass `silentLogger` to rely on events alone. */
   logger?: Logger
-  clock?: Clock
 }
 
 /** WorkerOptions with every default filled in. */
@@ -114,7 +111,6 @@ export interface ResolvedWorkerOptions {
   poolSize: number
   schema: string
   logger: Logger
-  clock: Clock
 }
 
 
@@ -162,6 +158,5 @@ export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorke
     noSchedulerWarnMs: validateOptionalInt('noSchedulerWarnMs', options.noSchedulerWarnMs, 60_000, 1, 2 ** 31 - 1),
     schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
     logger: options.logger ?? warningsLogger,
-    clock: options.clock ?? systemClock,
   }
 }

@@ -1,6 +1,6 @@
 import { DEFAULT_RETRY_POLICY, validateRetryPolicy, type RetryPolicy } from '@pgqueue/core/internal'
 import { queueRetryPolicyMany } from './queries/queues.js'
-import type { Queryable } from './queries/jobs.js'
+import type { Queryable } from '@pgqueue/core/internal'
 
 function parse(raw: unknown): RetryPolicy | undefined {
   if (raw === null || raw === undefined) return undefined

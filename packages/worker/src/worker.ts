@@ -7,8 +7,8 @@ import {
   PgQueueStoppedError,
   PgQueueValidationError,
   checkInstallation,
-  decodeBody,
   connect,
+  errorInfo,
   jobsChannel,
   listenUrlFor,
   nodeDelete,
@@ -18,17 +18,16 @@ import {
   validateInt,
   type Connectable,
   type Connection,
+  type ErrorInfo,
 } from '@pgqueue/core/internal'
-import { errorInfo, type ErrorInfo } from './error-info.js'
-import { JobAbortedError, type AbortReason, type Job, type JobContext, type JobHandler, type JobHandlers } from './job.js'
-import { JobCompleter, type RecordedOutcome, type RunOutcome } from './job-completer.js'
+import { ClaimLoop } from './claim-loop.js'
+import { JobAbortedError, type Job, type JobHandler, type JobHandlers } from './job.js'
+import { JobCompleter, type RecordedOutcome } from './job-completer.js'
+import { JobExecutor, RELEASE, type Settled } from './job-executor.js'
 import { LeaseKeeper } from './lease-keeper.js'
 import { LeaseOwners } from './lease-owner.js'
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js'
-import { jobClaimMany, jobListPendingQueues, rowKey, type ClaimedRow } from './queries/jobs.js'
-import { encodeResult } from './result.js'
 import type { Run } from './run.js'
-import { IdleClaimPacer, Wakeup } from './wakeup.js'
 
 /** Events a Worker emits. Listeners must not throw. */
 export interface WorkerEvents {
@@ -56,113 +55,37 @@ export interface WorkerEvents {
  *  transaction holds are set aside and the rest recorded (see JobCompleter). */
 const COMPLETE_LOCK_TIMEOUT_MS = 1_000
 
-/** A buffered job older than this halves the claim size. */
-const BUFFER_WAIT_SHRINK_MS = 500
-
-/** The run's AbortSignal, made on first use (already aborted when the run was). */
-function signalOf(run: Run): AbortSignal {
-  if (!run.controller) {
-    run.controller = new AbortController()
-    if (run.abortError) run.controller.abort(run.abortError)
-  }
-  return run.controller.signal
-}
-
-function toJob(r: ClaimedRow, queue: string): Job {
-  return {
-    id: r.id,
-    tenantId: r.tenant_id,
-    queue,
-    type: r.type,
-    key: r.key,
-    payload: r.payload,
-    payloadType: r.payload_type,
-    data: decodeBody(r.payload, r.payload_type),
-    target: r.target,
-    attempt: r.attempt,
-    maxAttempts: r.max_attempts,
-    runAt: new Date(r.run_at_ms),
-    createdAt: new Date(r.created_at_ms),
-    scheduleId: r.schedule_id,
-    priority: r.priority,
-  }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function'
-}
-
-/** What a finished handler produced, before it becomes a RunOutcome. */
-type Settled = Pick<RunOutcome, 'kind' | 'result' | 'resultType' | 'error'>
-
-const NO_RESULT = { result: null, resultType: null } as const
-
-/** The handler's ctx: one small object per run, its members on the prototype. */
-class RunContext implements JobContext {
-  constructor(
-    private readonly run: Run,
-    readonly nodeId: string,
-    private readonly extend: (run: Run, ms: number) => Promise<void>,
-  ) {}
-  get signal(): AbortSignal {
-    return signalOf(this.run)
-  }
-  extendLease(ms: number): Promise<void> {
-    return this.extend(this.run, ms)
-  }
-}
-
 /**
  * Claims pending jobs in fair order, runs the handler with a lease that a heartbeat keeps renewing,
  * and records outcomes in batches. See the package README for the options and the guarantees.
+ *
+ * The parts, each in its own file: ClaimLoop (claims and hands out runs), JobExecutor (runs a
+ * handler), LeaseKeeper (renews leases, notices cancels and lost leases), JobCompleter (records
+ * outcomes in batches). The Worker wires them, owns the lifecycle and the map of runs it holds leases
+ * for, and turns what happens to a run into events.
  */
 export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   /** The options in effect, defaults filled in. */
   readonly options: ResolvedWorkerOptions
   private readonly target: Connectable
-  private readonly handler: JobHandler<Target>
   private conn: Connection | undefined
   private listener: NotificationListener | undefined
   private completer: JobCompleter | undefined
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
   private stopPromise: Promise<void> | undefined
-  private readonly buffer: Run[] = []
-  /** Payload bytes of the runs in the buffer (see claimMaxBytes). */
-  private bufferedBytes = 0
   /** Every run whose lease this worker holds, by rowKey(tenant, id). */
   private readonly active = new Map<string, Run>()
   private readonly owners: LeaseOwners
+  private readonly executor: JobExecutor<Target>
+  private claimLoop: ClaimLoop | undefined
   private keeper: LeaseKeeper | undefined
-  /** A buffered run starts only if its lease surely lasts this long: until the next renewal at least. */
-  private readonly startMarginMs: number
-  private readonly pacer: IdleClaimPacer
-  /** The last claim came back empty: the next one is paced (see wakeGapMs). */
-  private idle = false
-  private readonly stopSignal = new AbortController()
   private nodeBeat: Promise<void> | undefined
-  /** Handlers running now, and who waits for that to reach zero (stop()). */
-  private inFlight = 0
-  private idleWaiters: (() => void)[] = []
-  private pumping = false
-  private readonly extendLeaseOf = (run: Run, ms: number): Promise<void> => this.extendLease(run, ms)
-  private exhausted = false
-  /** The current claim size, adapted between minClaimSize and batchSize (see WorkerOptions.batchSize). */
-  private claimSize = 0
-  /** Set when a claim returns to an empty buffer and idle handler slots. */
-  private starved = false
-  private minClaimSize = 0
-  private readonly claimWake = new Wakeup()
-  private claimLoop: Promise<void> | undefined
-  private knownQueues: string[] = []
-  private queuesRefreshedAt = Number.NEGATIVE_INFINITY
   /** Tells this process's node row from another process using the same node id. */
   private readonly instance = randomUUID()
   /** When start() succeeded (monotonic), and when each node warning was last given. */
   private startedAt = Number.POSITIVE_INFINITY
   private warnedSharedAt = Number.NEGATIVE_INFINITY
   private warnedSchedulerAt = Number.NEGATIVE_INFINITY
-  private queuesStale = true
-  private queueCursor = 0
 
   private constructor(target: Connectable, options: WorkerOptions, handler: JobHandler<Target>) {
     super()
@@ -171,13 +94,20 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       throw new PgQueueValidationError('url', 'must be a connection string or a pg.Pool', target)
     }
     this.options = resolveWorkerOptions(options)
-    this.minClaimSize = Math.min(this.options.batchSize, Math.max(this.options.concurrency, 10))
-    this.claimSize = this.minClaimSize
     this.target = target
-    this.handler = handler
     this.owners = new LeaseOwners(this.options.nodeId)
-    this.startMarginMs = Math.min(this.options.heartbeatMs, this.options.leaseMs / 2)
-    this.pacer = new IdleClaimPacer(this.options.wakeGapMs)
+    this.executor = new JobExecutor<Target>({
+      handler,
+      nodeId: this.options.nodeId,
+      handlerTimeoutMs: this.options.handlerTimeoutMs,
+      maxResultBytes: this.options.maxResultBytes,
+      started: (run) => {
+        if (this.listenerCount('job:started') > 0) this.safeEmit('job:started', run.job)
+      },
+      finish: (run, outcome) => this.finish(run, outcome),
+      slotFreed: () => this.claimLoop?.pump(),
+      extendLease: (run, ms) => this.extendLease(run, ms),
+    })
   }
 
   /** Validates the options (throwing PgQueueValidationError) and returns a worker that is not started yet. */
@@ -248,12 +178,23 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       logger: o.logger,
       runs: () => this.active.values(),
       onLost: (run) => this.markLost(run),
-      onCancelRequested: (run) => this.abort(run, 'cancelled'),
+      onCancelRequested: (run) => this.executor.abort(run, 'cancelled'),
       onError: (err) => this.reportError(err),
       onTick: () => this.beatNode(),
     })
     await this.heartbeatNode().catch((err) => this.reportError(err))
-    this.claimLoop = this.runClaimLoop()
+    this.claimLoop = new ClaimLoop({
+      options: o,
+      pool: this.conn.pool,
+      owners: this.owners,
+      active: this.active,
+      inFlight: () => this.executor.inFlight,
+      unrecorded: () => this.completer?.size ?? 0,
+      execute: (run) => this.executor.execute(run),
+      release: (run) => this.finish(run, RELEASE),
+      reportError: (err) => this.reportError(err),
+    })
+    this.claimLoop.start()
     this.keeper.start()
     this.emit('started')
   }
@@ -271,6 +212,15 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     }
     this.stopPromise ??= this.shutdown(timeoutMs)
     return this.stopPromise
+  }
+
+  /**
+   * The same as stop() with the default timeout: a Worker holds connections only between start() and
+   * stop() and cannot start again afterwards, so stopping it is closing it. Here so that every
+   * component ends with close().
+   */
+  close(): Promise<void> {
+    return this.stop()
   }
 
   /**
@@ -298,17 +248,14 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
 
   private async stopSteps(timeoutMs: number, graceMs: number): Promise<void> {
     const handlersDeadline = performance.now() + timeoutMs
-    this.stopSignal.abort()
-    this.claimWake.wake()
-    await this.claimLoop
-    this.bufferedBytes = 0
-    for (const run of this.buffer.splice(0)) if (run.phase === 'buffered') this.finish(run, RELEASE)
-    if (this.inFlight > 0) {
+    const unstarted = (await this.claimLoop?.stop()) ?? []
+    for (const run of unstarted) if (run.phase === 'buffered') this.finish(run, RELEASE)
+    if (this.executor.inFlight > 0) {
       const timeout = new AbortController()
-      await Promise.race([this.handlersIdle(), sleep(Math.max(0, handlersDeadline - performance.now()), timeout.signal)])
+      await Promise.race([this.executor.idle(), sleep(Math.max(0, handlersDeadline - performance.now()), timeout.signal)])
       timeout.abort()
-      for (const run of this.active.values()) if (run.phase === 'running') this.abort(run, 'shutdown')
-      await this.handlersIdle()
+      for (const run of this.active.values()) if (run.phase === 'running') this.executor.abort(run, 'shutdown')
+      await this.executor.idle()
     }
     await this.completer?.drain(Math.max(graceMs, handlersDeadline - performance.now()))
     await this.keeper?.stop()
@@ -342,193 +289,10 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   }
 
   private onNotify(): void {
-    this.exhausted = false
-    if (!this.options.queues && performance.now() - this.queuesRefreshedAt > 250) this.queuesStale = true
-    this.claimWake.wake()
+    this.claimLoop?.notified()
   }
 
-  // ---- claiming -------------------------------------------------------------------------------
-
-  private async runClaimLoop(): Promise<void> {
-    const o = this.options
-    let failures = 0
-    while (this.state === 'running') {
-      const lowWater = Math.floor(this.claimSize / 2)
-      // Outcomes not yet recorded still hold leases: beyond two completion batches they count against
-      // the room, so a slow database slows claiming instead of letting unrecorded jobs pile up.
-      const unrecorded = Math.max(0, (this.completer?.size ?? 0) - 2 * o.completeBatchSize)
-      const room = o.concurrency + this.claimSize - this.inFlight - this.buffer.length - unrecorded
-      // The byte budget bounds the payloads held in the buffer as well as those of one claim.
-      if (this.buffer.length > lowWater || room <= 0 || this.bufferedBytes >= o.claimMaxBytes) {
-        await this.claimWake.wait(o.pollMs)
-        continue
-      }
-      if (this.idle) {
-        // After an empty claim, wake-ups are paced: a flood of notifications costs few claims.
-        const wait = this.pacer.take()
-        if (wait > 0) {
-          await sleep(wait, this.stopSignal.signal)
-          continue
-        }
-      }
-      let claimed: number
-      try {
-        this.starved = false
-        claimed = await this.claimOnce(Math.min(this.claimSize, room))
-        // Handlers ran dry while the claim was on its way: claims are too small for their pace.
-        if (this.starved && claimed > 0) this.claimSize = Math.min(o.batchSize, this.claimSize * 2)
-        if (claimed > 0) this.pacer.credit()
-        this.idle = claimed === 0
-        failures = 0
-      } catch (err) {
-        failures += 1
-        this.reportError(err)
-        await this.claimWake.wait(Math.min(5_000, 50 * 2 ** Math.min(failures, 7)))
-        continue
-      }
-      // A short claim may only mean other workers held the rows (SKIP LOCKED); only an empty one
-      // means nothing is pending: then sleep until a notification or the poll interval.
-      if (claimed === 0) {
-        this.exhausted = true
-        await this.claimWake.wait(o.pollMs)
-      }
-    }
-  }
-
-  private async queuesToClaim(): Promise<string[]> {
-    const o = this.options
-    if (o.queues) return o.queues
-    if (this.queuesStale || performance.now() - this.queuesRefreshedAt > o.queueRefreshMs) {
-      this.queuesStale = false
-      this.knownQueues = await jobListPendingQueues(this.conn!.pool, { schema: o.schema, limit: 10_000 })
-      this.queuesRefreshedAt = performance.now()
-    }
-    return this.knownQueues
-  }
-
-  /** Claims up to `want` jobs, visiting queues round-robin from a rotating start. */
-  private async claimOnce(want: number): Promise<number> {
-    const o = this.options
-    const queues = await this.queuesToClaim()
-    let got = 0
-    const start = this.queueCursor++
-    for (let i = 0; i < queues.length && got < want && this.state === 'running'; i++) {
-      const queue = queues[(start + i) % queues.length]!
-      const owner = this.owners.next()
-      const sentAt = performance.now()
-      const maxBytes = Math.max(1, o.claimMaxBytes - this.bufferedBytes)
-      const rows = await jobClaimMany(this.conn!.pool, { schema: o.schema, queue, owner, leaseMs: o.leaseMs, limit: want - got, maxBytes, types: o.types })
-      if (this.buffer.length === 0 && this.inFlight < o.concurrency) this.starved = true
-      got += rows.length
-      const claimedAt = performance.now()
-      const leaseUntil = sentAt + o.leaseMs
-      for (const row of rows) {
-        const key = rowKey(row.tenant_id, row.id)
-        const bytes = row.payload?.length ?? 0
-        const run: Run = { job: toJob(row, queue), row, owner, key, phase: 'buffered', startedAt: 0, claimedAt, leaseUntil, bytes }
-        this.active.set(key, run)
-        this.buffer.push(run)
-        this.bufferedBytes += bytes
-      }
-      this.pump()
-      if (this.bufferedBytes >= o.claimMaxBytes) break
-    }
-    if (got === 0 && !o.queues && performance.now() - this.queuesRefreshedAt > 250) this.queuesStale = true
-    return got
-  }
-
-  /** Starts buffered runs while slots are free; asks for the next claim when the buffer runs low. */
-  private pump(): void {
-    // A handler that returns at once settles inside this loop and calls pump() again: the loop
-    // already goes on, so that inner call returns instead of recursing once per buffered job.
-    if (this.state !== 'running' || this.pumping) return
-    this.pumping = true
-    try {
-      while (this.inFlight < this.options.concurrency && this.buffer.length > 0) {
-        const run = this.buffer.shift()!
-        this.bufferedBytes -= run.bytes
-        if (run.phase !== 'buffered') continue
-        // A job that sat in the buffer for long means claims outpace the handlers: claim less.
-        if (performance.now() - run.claimedAt > BUFFER_WAIT_SHRINK_MS) this.claimSize = Math.max(this.minClaimSize, Math.floor(this.claimSize / 2))
-        // Its lease may lapse before the next renewal (an event-loop stall, renewals failing): it may run
-        // elsewhere soon, so it goes back unstarted, its attempt given back if the row is still ours.
-        if (run.leaseUntil - performance.now() < this.startMarginMs) {
-          this.finish(run, RELEASE)
-          continue
-        }
-        this.execute(run)
-      }
-    } finally {
-      this.pumping = false
-    }
-    if (!this.exhausted && this.buffer.length <= Math.floor(this.claimSize / 2)) this.claimWake.wake()
-  }
-
-  /** Resolves when no handler is running. */
-  private handlersIdle(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve()
-    return new Promise((resolve) => this.idleWaiters.push(resolve))
-  }
-
-  // ---- running --------------------------------------------------------------------------------
-
-  /**
-   * Runs the handler. A handler that returns a value (not a promise) settles at once, with no promise
-   * made for it; a promise is raced against the run's abort, so a handler that hangs past an abort
-   * frees its slot anyway and whatever it returns later is ignored.
-   */
-  private execute(run: Run): void {
-    this.inFlight += 1
-    run.phase = 'running'
-    run.startedAt = performance.now()
-    const o = this.options
-    if (o.handlerTimeoutMs !== undefined) run.timer = setTimeout(() => this.abort(run, 'timeout'), o.handlerTimeoutMs)
-    if (this.listenerCount('job:started') > 0) this.safeEmit('job:started', run.job)
-    let value: unknown
-    try {
-      value = this.handler(run.job as Job<Target>, new RunContext(run, o.nodeId, this.extendLeaseOf))
-    } catch (err) {
-      this.settle(run, this.failed(run, err))
-      return
-    }
-    if (!isThenable(value)) {
-      this.settle(run, this.completed(run, value))
-      return
-    }
-    new Promise<unknown>((resolve, reject) => {
-      if (run.abortError) return reject(run.abortError)
-      run.interrupt = reject
-      value.then(resolve, reject)
-    }).then(
-      (v) => this.settle(run, this.completed(run, v)),
-      (err: unknown) => this.settle(run, this.failed(run, err)),
-    )
-  }
-
-  /** A result that cannot be stored (not JSON, too large) fails the run like a thrown error. */
-  private completed(run: Run, value: unknown): Settled {
-    if (value === undefined || value === null) return { kind: 'completed', ...NO_RESULT, error: null }
-    try {
-      return { kind: 'completed', ...encodeResult(value, this.options.maxResultBytes), error: null }
-    } catch (err) {
-      return { kind: 'error', ...NO_RESULT, error: errorInfo(err, run.job.attempt) }
-    }
-  }
-
-  private failed(run: Run, err: unknown): Settled {
-    return run.abortReason === 'shutdown'
-      ? { kind: 'release', ...NO_RESULT, error: errorInfo(new JobAbortedError('shutdown', 'interrupted by worker shutdown'), run.job.attempt) }
-      : { kind: 'error', ...NO_RESULT, error: errorInfo(err, run.job.attempt) }
-  }
-
-  private settle(run: Run, outcome: Settled): void {
-    run.interrupt = undefined
-    if (run.timer) clearTimeout(run.timer)
-    this.inFlight -= 1
-    if (run.phase === 'running') this.finish(run, outcome)
-    if (this.inFlight === 0 && this.idleWaiters.length > 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
-    this.pump()
-  }
+  // ---- recording ------------------------------------------------------------------------------
 
   private finish(run: Run, outcome: Settled): void {
     run.phase = 'finishing'
@@ -549,14 +313,6 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     })
   }
 
-  private abort(run: Run, reason: AbortReason): void {
-    if (run.abortError) return
-    run.abortReason = reason
-    run.abortError = new JobAbortedError(reason)
-    run.controller?.abort(run.abortError)
-    run.interrupt?.(run.abortError)
-  }
-
   /** Forgets a run whose row is no longer its own; a later run of the same job id stays. */
   private forget(run: Run): void {
     if (this.active.get(run.key) === run) this.active.delete(run.key)
@@ -566,7 +322,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     if (run.phase === 'lost' || run.phase === 'done') return
     run.phase = 'lost'
     this.forget(run)
-    this.abort(run, 'lease-lost')
+    this.executor.abort(run, 'lease-lost')
     this.safeEmit('job:lost', { job: run.job })
   }
 
@@ -581,10 +337,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   }
 
   private onRecorded(batch: RecordedOutcome[]): void {
-    // Recorded outcomes free room for the next claim (see runClaimLoop); after an empty claim only a
-    // notification or the poll interval starts the next one, or an idle worker would claim in vain
-    // after every job it finishes.
-    if (!this.exhausted) this.claimWake.wake()
+    this.claimLoop?.recorded()
     for (const { outcome, final, recorded, retryAt, error } of batch) {
       const run = outcome.run
       this.forget(run)
@@ -655,8 +408,6 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
 
 /** At most one warning of each kind about other nodes per this many ms. */
 const NODE_WARNING_GAP_MS = 10 * 60_000
-
-const RELEASE: Settled = { kind: 'release', result: null, resultType: null, error: null }
 
 /** The options with `types` set to the handlers' types (refused when options.types says otherwise). */
 function withHandlerTypes<Target>(options: WorkerOptions, handlers: JobHandlers<Target>): WorkerOptions {

@@ -37,7 +37,7 @@ if (components.includes('scheduler')) {
   started.push(scheduler)
 }
 if (components.includes('runner')) {
-  const runner = ScheduleRunner.create(env.PGQ_URL!, { schema: env.PGQ_SCHEMA!, pollIntervalMs: Number(env.PGQ_POLL_MS ?? 200) })
+  const runner = ScheduleRunner.create(env.PGQ_URL!, { schema: env.PGQ_SCHEMA!, pollMs: Number(env.PGQ_POLL_MS ?? 200) })
   runner.on('batch', (b: { fired: number }) => (counts.fired += b.fired))
   runner.on('error', onError)
   await runner.start()

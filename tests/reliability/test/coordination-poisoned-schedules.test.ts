@@ -66,12 +66,12 @@ describe('poisoned schedule rows', () => {
     await poison('tenant-empty', {}, '')
     const good = [await insertDue('good-1', 'tick'), await insertDue('good-2', 'tick'), await insertDue('good-3', 'tick', { every_ms: '1000' })]
 
-    const runner = ScheduleRunner.create(t.workerUrl, { schema: t.schema, pollIntervalMs: 100, invalidRetryMs: 3_600_000 })
+    const runner = ScheduleRunner.create(t.workerUrl, { schema: t.schema, pollMs: 100, invalidRetryMs: 3_600_000 })
     const invalid: ScheduleInvalid[] = []
     const errors: Error[] = []
     runner.on('invalid', (i) => invalid.push(i))
     runner.on('error', (e) => errors.push(e))
-    const first = await runner.tick()
+    const first = await runner.runOnce()
     expect(first).toMatchObject({ claimed: good.length + Object.keys(bad).length, fired: good.length, invalid: Object.keys(bad).length })
     expect(invalid.map((i) => bad[i.scheduleId]).sort()).toEqual(Object.values(bad).sort())
     for (const i of invalid) expect(i.error).toBeInstanceOf(Error)

@@ -105,7 +105,7 @@ describe('a producer transaction left open', () => {
       await sleep(Math.max(0, due.getTime() - Date.now()) + 50)
 
       const scheduler = Scheduler.create(t.workerUrl, { schema: t.schema, pollMs: 200, listen: false })
-      const runner = ScheduleRunner.create(t.workerUrl, { schema: t.schema, pollIntervalMs: 200 })
+      const runner = ScheduleRunner.create(t.workerUrl, { schema: t.schema, pollMs: 200 })
       const errors: Error[] = []
       scheduler.on('error', (e) => errors.push(e))
       runner.on('error', (e) => errors.push(e))
@@ -184,7 +184,7 @@ describe('locks of logins outside pgqueue', () => {
       const started = performance.now()
       let rounds = 0
       while ((await stateOf(B, held.id)) === 'held' && rounds < 5) {
-        await scheduler.round()
+        await scheduler.runOnce()
         rounds += 1
       }
       await scheduler.close()
@@ -200,8 +200,8 @@ describe('locks of logins outside pgqueue', () => {
   it('200 notifications from any login cost the Scheduler a bounded number of rounds', async () => {
     const scheduler = Scheduler.create(t.workerUrl, { schema: t.schema, pollMs: 10_000, notifyGapMs: 100 })
     let rounds = 0
-    const round = scheduler.round.bind(scheduler)
-    scheduler.round = async () => {
+    const round = scheduler.runOnce.bind(scheduler)
+    scheduler.runOnce = async () => {
       rounds += 1
       return round()
     }

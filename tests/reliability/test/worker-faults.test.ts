@@ -260,6 +260,18 @@ describe('worker faults', () => {
     await w.stop()
     await expect(w.start()).rejects.toThrow(PgQueueStoppedError)
     await expect(w.start()).rejects.toThrow(/create a new Worker/)
+    await w.close() // the same as stop(): already done
+  })
+
+  it('close() stops a running Worker like stop(): node row removed, no restart', async () => {
+    const queue = 'close-worker'
+    const w = Worker.create(t.workerUrl, { schema: t.schema, queues: [queue] }, async () => {})
+    await w.start()
+    await w.close()
+    expect(w.isRunning).toBe(false)
+    await expect(w.start()).rejects.toThrow(PgQueueStoppedError)
+    const { rowCount } = await t.admin.query(q(`select 1 from S.nodes where node_id = $1`), [w.nodeId])
+    expect(rowCount).toBe(0)
   })
 })
 

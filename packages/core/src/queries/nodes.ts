@@ -1,8 +1,5 @@
-import type pg from 'pg'
 import { quoteIdent } from '../options.js'
-
-/** Anything that runs a query: a pool, a pool client or a client. */
-type Queryable = Pick<pg.Pool, 'query'>
+import type { Queryable } from '../queryable.js'
 
 /** What a heartbeat learned about the other nodes. */
 export interface NodeBeat {

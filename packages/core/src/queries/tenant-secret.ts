@@ -1,8 +1,5 @@
-import type pg from 'pg'
 import { quoteIdent } from '../options.js'
-
-/** Anything that runs a query: a pool, a pool client or a client. */
-type Queryable = Pick<pg.Pool, 'query'>
+import type { Queryable } from '../queryable.js'
 
 /** Replaces the installation's tenant secret (schema owner only). Tokens signed with the old one stop working. */
 export async function tenantSecretSet(db: Queryable, p: { schema: string; secret: string }): Promise<void> {

@@ -1,8 +1,9 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent, type PartitionGranularity } from '@pgqueue/core/internal'
+import { quoteIdent, type PartitionGranularity, type Database } from '@pgqueue/core/internal'
 
 /** Drops one history partition (its rows go with it: this is the retention mechanism). */
-export async function historyPartitionDrop(trx: Kysely<any>, schema: string, name: string): Promise<void> {
+export async function historyPartitionDrop(trx: Kysely<Database>, p: { schema: string; name: string }): Promise<void> {
+  const { schema, name } = p
   // DROP of a partition takes ACCESS EXCLUSIVE on the parent for an instant; the caller bounds the
   // wait with lock_timeout so a long query on job_history delays retention instead of queueing
   // every history insert behind this statement.
@@ -10,7 +11,8 @@ export async function historyPartitionDrop(trx: Kysely<any>, schema: string, nam
 }
 
 /** Detaches one history partition, leaving its table in the schema (no grants) for the owner to archive. */
-export async function historyPartitionDetach(trx: Kysely<any>, schema: string, name: string): Promise<void> {
+export async function historyPartitionDetach(trx: Kysely<Database>, p: { schema: string; name: string }): Promise<void> {
+  const { schema, name } = p
   // DETACH ... CONCURRENTLY is not allowed while a default partition exists, so this is the plain
   // form, with the same short parent lock as DROP.
   await sql.raw(`alter table ${quoteIdent(schema)}.job_history detach partition ${quoteIdent(schema)}.${quoteIdent(name)}`).execute(trx)
@@ -22,10 +24,10 @@ export async function historyPartitionDetach(trx: Kysely<any>, schema: string, n
  * arrived before their partition existed), so it stays small while Maintenance runs.
  */
 export async function historyDefaultPeriodsList(
-  trx: Kysely<any>,
-  schema: string,
-  p: { granularity: PartitionGranularity; from: Date; to: Date; limit: number },
+  trx: Kysely<Database>,
+  p: { schema: string; granularity: PartitionGranularity; from: Date; to: Date; limit: number },
 ): Promise<Date[]> {
+  const { schema } = p
   const { rows } = await sql<{ at: Date }>`
     select min(finished_at) as at
       from ${sql.raw(`${quoteIdent(schema)}.job_history_default`)}
@@ -40,7 +42,8 @@ export async function historyDefaultPeriodsList(
  * Deletes up to `limit` rows older than `before` from the default partition: rows that have no
  * partition to drop. By ctid, so each batch is one short scan that stops at `limit` and one TID delete.
  */
-export async function historyDefaultExpiredDelete(trx: Kysely<any>, schema: string, p: { before: Date; limit: number }): Promise<number> {
+export async function historyDefaultExpiredDelete(trx: Kysely<Database>, p: { schema: string; before: Date; limit: number }): Promise<number> {
+  const { schema } = p
   const t = sql.raw(`${quoteIdent(schema)}.job_history_default`)
   const res = await sql`
     delete from ${t}

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent } from '@pgqueue/core/internal'
+import { quoteIdent, type Database } from '@pgqueue/core/internal'
 
 /**
  * Replaces the live_counts snapshot with one scan of the live table (all tenants) and stamps the time
@@ -7,7 +7,8 @@ import { quoteIdent } from '@pgqueue/core/internal'
  * due scheduled jobs count as pending. Readers see the old snapshot or the new one, never a mix.
  * Returns the number of queues in the snapshot.
  */
-export async function liveCountsRefresh(trx: Kysely<any>, schema: string): Promise<number> {
+export async function liveCountsRefresh(trx: Kysely<Database>, p: { schema: string }): Promise<number> {
+  const { schema } = p
   const s = quoteIdent(schema)
   const due = sql`(state in ('pending', 'held') or (state = 'scheduled' and run_at <= now()))`
   await sql`delete from ${sql.raw(`${s}.live_counts`)}`.execute(trx)

@@ -1,8 +1,9 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent } from '@pgqueue/core/internal'
+import { quoteIdent, type Database } from '@pgqueue/core/internal'
 
 /** Deletes node records whose last heartbeat is older than `staleAfterMs` (database time); returns their ids. */
-export async function nodesStaleDelete(trx: Kysely<any>, schema: string, p: { staleAfterMs: number }): Promise<string[]> {
+export async function nodesStaleDelete(trx: Kysely<Database>, p: { schema: string; staleAfterMs: number }): Promise<string[]> {
+  const { schema } = p
   const { rows } = await sql<{ node_id: string }>`
     delete from ${sql.raw(`${quoteIdent(schema)}.nodes`)}
      where heartbeat_at < now() - make_interval(secs => ${p.staleAfterMs / 1000})

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent } from '@pgqueue/core/internal'
+import { quoteIdent, type Database } from '@pgqueue/core/internal'
 
 /** The rollup state row, as the database returns it. */
 export interface RollupStateRow {
@@ -8,14 +8,16 @@ export interface RollupStateRow {
 }
 
 /** Reads the single state row and locks it for the rest of the transaction. */
-export async function rollupStateLock(trx: Kysely<any>, schema: string): Promise<RollupStateRow> {
+export async function rollupStateLock(trx: Kysely<Database>, p: { schema: string }): Promise<RollupStateRow> {
+  const { schema } = p
   const { rows } = await sql<RollupStateRow>`
     select rolled_up_to, minutes_from from ${sql.raw(`${quoteIdent(schema)}.stats_rollup_state`)} for update`.execute(trx)
   return rows[0] ?? { rolled_up_to: null, minutes_from: null }
 }
 
 /** Moves the watermark (and where minute rows start) after a chunk was rolled up. */
-export async function rollupStateAdvance(trx: Kysely<any>, schema: string, p: { rolledUpTo: Date; minutesFrom: Date | null }): Promise<void> {
+export async function rollupStateAdvance(trx: Kysely<Database>, p: { schema: string; rolledUpTo: Date; minutesFrom: Date | null }): Promise<void> {
+  const { schema } = p
   await sql`
     update ${sql.raw(`${quoteIdent(schema)}.stats_rollup_state`)}
        set rolled_up_to = ${p.rolledUpTo}, minutes_from = ${p.minutesFrom}, updated_at = now()`.execute(trx)
@@ -26,7 +28,8 @@ export async function rollupStateAdvance(trx: Kysely<any>, schema: string, p: { 
  * the default partition when that is older (strays, or no partitions at all). Partition bounds avoid a
  * min(finished_at) over all of history, which no index serves. Null when history has neither.
  */
-export async function historyOldestBound(trx: Kysely<any>, schema: string, p: { oldestPartitionFrom: Date | null }): Promise<Date | null> {
+export async function historyOldestBound(trx: Kysely<Database>, p: { schema: string; oldestPartitionFrom: Date | null }): Promise<Date | null> {
+  const { schema } = p
   const { rows } = await sql<{ at: Date | null }>`
     select least(${p.oldestPartitionFrom}::timestamptz, (select min(finished_at) from ${sql.raw(`${quoteIdent(schema)}.job_history_default`)})) as at`.execute(trx)
   return rows[0]?.at ?? null
@@ -39,7 +42,8 @@ export async function historyOldestBound(trx: Kysely<any>, schema: string, p: { 
  * appended since autovacuum last visited the partition (never, on an installation without autovacuum).
  * Waits at most `lockTimeoutMs` for a partition's lock (a VACUUM holds the same one).
  */
-export async function historyBrinSummarize(trx: Kysely<any>, schema: string, p: { lockTimeoutMs: number }): Promise<number> {
+export async function historyBrinSummarize(trx: Kysely<Database>, p: { schema: string; lockTimeoutMs: number }): Promise<number> {
+  const { schema } = p
   await sql`select set_config('lock_timeout', ${`${p.lockTimeoutMs}ms`}, true)`.execute(trx)
   const { rows } = await sql<{ n: number }>`
     select coalesce(sum(brin_summarize_new_values(t.relid)), 0)::int as n
@@ -93,10 +97,10 @@ function upsertFromSource(schema: string, table: 'history_rollup_minutes' | 'his
  * appended in finished_at order), so a run costs what was added since the last one.
  */
 export async function historyRollupUpsert(
-  trx: Kysely<any>,
-  schema: string,
-  p: { table: 'history_rollup_minutes' | 'history_rollup_hours'; unit: 'minute' | 'hour'; from: Date; to: Date },
+  trx: Kysely<Database>,
+  p: { schema: string; table: 'history_rollup_minutes' | 'history_rollup_hours'; unit: 'minute' | 'hour'; from: Date; to: Date },
 ): Promise<number> {
+  const { schema } = p
   const s = quoteIdent(schema)
   const ran = sql`state in ('completed', 'failed') and started_at is not null`
   const res = await sql`
@@ -118,7 +122,8 @@ export async function historyRollupUpsert(
  * thousand small rows instead of every history row of the hour, which a run every minute would
  * otherwise read again and again. Histograms are summed element by element.
  */
-export async function historyRollupHoursFromMinutes(trx: Kysely<any>, schema: string, p: { from: Date; to: Date }): Promise<number> {
+export async function historyRollupHoursFromMinutes(trx: Kysely<Database>, p: { schema: string; from: Date; to: Date }): Promise<number> {
+  const { schema } = p
   const s = quoteIdent(schema)
   const res = await sql`
     with m as (
@@ -142,7 +147,8 @@ export async function historyRollupHoursFromMinutes(trx: Kysely<any>, schema: st
 }
 
 /** Deletes minute rows before `minutesBefore` and hour rows before `hoursBefore`; returns how many went. */
-export async function historyRollupExpiredDelete(trx: Kysely<any>, schema: string, p: { minutesBefore: Date; hoursBefore: Date }): Promise<number> {
+export async function historyRollupExpiredDelete(trx: Kysely<Database>, p: { schema: string; minutesBefore: Date; hoursBefore: Date }): Promise<number> {
+  const { schema } = p
   const s = quoteIdent(schema)
   const { rows } = await sql<{ n: number }>`
     with m as (delete from ${sql.raw(`${s}.history_rollup_minutes`)} where bucket < ${p.minutesBefore} returning 1),

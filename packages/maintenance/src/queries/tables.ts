@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely'
 import type pg from 'pg'
-import { quoteIdent } from '@pgqueue/core/internal'
+import { quoteIdent, type Database } from '@pgqueue/core/internal'
 
 /** Raw health figures of one table, as read from the statistics views. */
 export interface TableStatsRow {
@@ -27,7 +27,8 @@ export interface TableStatsRow {
  * like autovacuum does (threshold + scale_factor * reltuples, per-table reloptions over the settings).
  * Statistics are flushed by each backend about once a second, so the figures lag a little.
  */
-export async function tableStatsRead(db: Kysely<any>, schema: string, table: string): Promise<TableStatsRow | undefined> {
+export async function tableStatsRead(db: Kysely<Database>, p: { schema: string; table: string }): Promise<TableStatsRow | undefined> {
+  const { schema, table } = p
   const { rows } = await sql<TableStatsRow>`
     select coalesce(s.n_live_tup, 0)::float8 as live_tuples,
            coalesce(s.n_dead_tup, 0)::float8 as dead_tuples,
@@ -57,6 +58,7 @@ export async function tableStatsRead(db: Kysely<any>, schema: string, table: str
  * autovacuum) already holds the table's vacuum lock, this returns at once without vacuuming.
  * Needs the table owner (the admin). Runs on a pool connection of its own, outside any transaction.
  */
-export async function tableVacuum(pool: pg.Pool, schema: string, table: string): Promise<void> {
+export async function tableVacuum(pool: pg.Pool, p: { schema: string; table: string }): Promise<void> {
+  const { schema, table } = p
   await pool.query(`vacuum (analyze, skip_locked) ${quoteIdent(schema)}.${quoteIdent(table)}`)
 }

@@ -27,7 +27,7 @@ export async function runPartitionsTask(ctx: TaskContext): Promise<PartitionsRes
   const now = ctx.options.clock.now()
   try {
     return await ctx.db.transaction().execute(async (trx) => {
-      if (!(await lockTryPartitions(trx, schema))) return { skipped: 'locked' as const, created: [], movedRows: 0 }
+      if (!(await lockTryPartitions(trx, { schema }))) return { skipped: 'locked' as const, created: [], movedRows: 0 }
       await lockTimeoutSetLocal(trx, ddlLockTimeoutMs)
       const wanted: Date[] = []
       let at = partitionStart(now, granularity)
@@ -36,7 +36,8 @@ export async function runPartitionsTask(ctx: TaskContext): Promise<PartitionsRes
         at = partitionEnd(at, granularity)
       }
       const horizon = at
-      const strays = await historyDefaultPeriodsList(trx, schema, {
+      const strays = await historyDefaultPeriodsList(trx, {
+        schema,
         granularity,
         from: new Date(now.getTime() - retentionMs),
         to: horizon,

@@ -27,13 +27,13 @@ export async function runRetentionTask(ctx: TaskContext): Promise<RetentionResul
   try {
     for (;;) {
       const step = await ctx.db.transaction().execute(async (trx) => {
-        if (!(await lockTryPartitions(trx, schema))) return 'locked' as const
+        if (!(await lockTryPartitions(trx, { schema }))) return 'locked' as const
         await lockTimeoutSetLocal(trx, ddlLockTimeoutMs)
         // Listed again under the lock: another instance may have removed some in the meantime.
         const expired = (await listHistoryPartitions(trx, { schema })).find((p) => p.to <= cutoff)
         if (!expired) return 'done' as const
-        if (retentionMode === 'detach') await historyPartitionDetach(trx, schema, expired.name)
-        else await historyPartitionDrop(trx, schema, expired.name)
+        if (retentionMode === 'detach') await historyPartitionDetach(trx, { schema, name: expired.name })
+        else await historyPartitionDrop(trx, { schema, name: expired.name })
         result.removed.push(expired)
         ctx.logger.info(`maintenance: ${retentionMode === 'detach' ? 'detached' : 'dropped'} history partition ${expired.name}`)
         return 'more' as const
@@ -43,8 +43,8 @@ export async function runRetentionTask(ctx: TaskContext): Promise<RetentionResul
     }
     for (let i = 0; i < defaultPurgeMaxBatches; i++) {
       const n = await ctx.db.transaction().execute(async (trx) => {
-        if (!(await lockTryPartitions(trx, schema))) return -1
-        return historyDefaultExpiredDelete(trx, schema, { before: cutoff, limit: defaultPurgeBatchSize })
+        if (!(await lockTryPartitions(trx, { schema }))) return -1
+        return historyDefaultExpiredDelete(trx, { schema, before: cutoff, limit: defaultPurgeBatchSize })
       })
       if (n < 0) return { ...result, skipped: 'locked' }
       result.defaultRowsDeleted += n

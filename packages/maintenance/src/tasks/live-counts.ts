@@ -16,7 +16,7 @@ export interface LiveCountsResult {
  */
 export async function runLiveCountsTask(ctx: TaskContext): Promise<LiveCountsResult> {
   return ctx.db.transaction().execute(async (trx) => {
-    if (!(await lockTryTask(trx, ctx.options.schema, 'liveCounts'))) return { skipped: 'locked' as const, queues: 0 }
-    return { queues: await liveCountsRefresh(trx, ctx.options.schema) }
+    if (!(await lockTryTask(trx, { schema: ctx.options.schema, task: 'liveCounts' }))) return { skipped: 'locked' as const, queues: 0 }
+    return { queues: await liveCountsRefresh(trx, { schema: ctx.options.schema }) }
   })
 }

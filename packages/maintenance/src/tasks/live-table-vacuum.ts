@@ -76,14 +76,14 @@ export function toTableHealth(table: string, r: TableStatsRow): TableHealth {
  */
 export async function runLiveTableVacuumTask(ctx: TaskContext): Promise<VacuumResult> {
   const { schema, vacuumDeadTuples, vacuumDeadRatio } = ctx.options
-  const row = await tableStatsRead(ctx.db, schema, 'jobs')
+  const row = await tableStatsRead(ctx.db, { schema, table: 'jobs' })
   if (!row) return { health: null, vacuumed: false }
   const health = toTableHealth('jobs', row)
   if (health.vacuumRunning || health.deadTuples < vacuumDeadTuples || health.deadRatio < vacuumDeadRatio || health.deadTuples === 0) {
     return { health, vacuumed: false }
   }
   const started = performance.now()
-  await tableVacuum(ctx.pool, schema, 'jobs')
+  await tableVacuum(ctx.pool, { schema, table: 'jobs' })
   const vacuumMs = Math.round(performance.now() - started)
   ctx.logger.debug(`maintenance: vacuumed ${schema}.jobs`, { deadTuples: health.deadTuples, vacuumMs })
   return { health, vacuumed: true, vacuumMs }

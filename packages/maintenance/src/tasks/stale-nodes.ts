@@ -12,8 +12,8 @@ export interface NodesResult {
 /** Deletes node records whose heartbeat is older than staleNodeAfterMs (crashed or long-gone instances). */
 export async function runStaleNodesTask(ctx: TaskContext): Promise<NodesResult> {
   return ctx.db.transaction().execute(async (trx) => {
-    if (!(await lockTryTask(trx, ctx.options.schema, 'nodes'))) return { skipped: 'locked' as const, deleted: [] }
-    const deleted = await nodesStaleDelete(trx, ctx.options.schema, { staleAfterMs: ctx.options.staleNodeAfterMs })
+    if (!(await lockTryTask(trx, { schema: ctx.options.schema, task: 'nodes' }))) return { skipped: 'locked' as const, deleted: [] }
+    const deleted = await nodesStaleDelete(trx, { schema: ctx.options.schema, staleAfterMs: ctx.options.staleNodeAfterMs })
     if (deleted.length > 0) ctx.logger.info(`maintenance: deleted ${deleted.length} stale node records`, { nodes: deleted })
     return { deleted }
   })

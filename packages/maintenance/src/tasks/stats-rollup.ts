@@ -61,20 +61,20 @@ export async function runStatsRollupTask(ctx: TaskContext): Promise<RollupResult
   result.summarizedRanges = await summarizeNewHistoryRanges(ctx)
   for (;;) {
     const step = await ctx.db.transaction().execute(async (trx) => {
-      if (!(await lockTryTask(trx, schema, 'rollup'))) return 'locked' as const
+      if (!(await lockTryTask(trx, { schema, task: 'rollup' }))) return 'locked' as const
       await jitOffSetLocal(trx)
-      const state = await rollupStateLock(trx, schema)
+      const state = await rollupStateLock(trx, { schema })
       let from = state.rolled_up_to?.getTime()
       if (from === undefined) {
         const oldest = (await listHistoryPartitions(trx, { schema }))[0]?.from ?? null
-        const bound = await historyOldestBound(trx, schema, { oldestPartitionFrom: oldest })
+        const bound = await historyOldestBound(trx, { schema, oldestPartitionFrom: oldest })
         from = bound ? floorTo(bound.getTime(), HOUR) : end
       }
       if (from >= end || result.chunks >= rollupMaxChunksPerRun) {
         if (state.rolled_up_to === null) {
           // Nothing to roll up yet (no history, or it starts after `end`): the watermark starts here.
           from = Math.min(from, end)
-          await rollupStateAdvance(trx, schema, { rolledUpTo: new Date(from), minutesFrom: null })
+          await rollupStateAdvance(trx, { schema, rolledUpTo: new Date(from), minutesFrom: null })
         }
         return { done: true, rolledUpTo: new Date(from) }
       }
@@ -82,7 +82,7 @@ export async function runStatsRollupTask(ctx: TaskContext): Promise<RollupResult
       const to = from + rollupChunkMs < end ? floorTo(from + rollupChunkMs, HOUR) : end
       const minutesFrom = Math.max(from, minutesCut)
       if (minutesFrom < to) {
-        result.minuteRows += await historyRollupUpsert(trx, schema, { table: 'history_rollup_minutes', unit: 'minute', from: new Date(minutesFrom), to: new Date(to) })
+        result.minuteRows += await historyRollupUpsert(trx, { schema, table: 'history_rollup_minutes', unit: 'minute', from: new Date(minutesFrom), to: new Date(to) })
       }
       // Minute rows stay contiguous from minutes_from up to the watermark; a gap restarts them.
       const contiguous = state.minutes_from !== null && minutesFrom === from
@@ -91,9 +91,9 @@ export async function runStatsRollupTask(ctx: TaskContext): Promise<RollupResult
       const hourFrom = floorTo(from, HOUR)
       const minutesCover = minutesFrom <= hourFrom || (contiguous && state.minutes_from!.getTime() <= hourFrom)
       result.hourRows += minutesCover
-        ? await historyRollupHoursFromMinutes(trx, schema, { from: new Date(hourFrom), to: new Date(to) })
-        : await historyRollupUpsert(trx, schema, { table: 'history_rollup_hours', unit: 'hour', from: new Date(hourFrom), to: new Date(to) })
-      await rollupStateAdvance(trx, schema, { rolledUpTo: new Date(to), minutesFrom: contiguous ? state.minutes_from : new Date(Math.min(minutesFrom, to)) })
+        ? await historyRollupHoursFromMinutes(trx, { schema, from: new Date(hourFrom), to: new Date(to) })
+        : await historyRollupUpsert(trx, { schema, table: 'history_rollup_hours', unit: 'hour', from: new Date(hourFrom), to: new Date(to) })
+      await rollupStateAdvance(trx, { schema, rolledUpTo: new Date(to), minutesFrom: contiguous ? state.minutes_from : new Date(Math.min(minutesFrom, to)) })
       return { done: false, rolledUpTo: new Date(to) }
     })
     if (step === 'locked') return { ...result, skipped: 'locked' }
@@ -103,8 +103,8 @@ export async function runStatsRollupTask(ctx: TaskContext): Promise<RollupResult
   }
   result.caughtUp = result.rolledUpTo !== null && result.rolledUpTo.getTime() >= end
   result.deletedRows = await ctx.db.transaction().execute(async (trx) => {
-    if (!(await lockTryTask(trx, schema, 'rollup'))) return 0
-    return historyRollupExpiredDelete(trx, schema, { minutesBefore: new Date(minutesCut), hoursBefore: new Date(floorTo(now - retentionMs, HOUR)) })
+    if (!(await lockTryTask(trx, { schema, task: 'rollup' }))) return 0
+    return historyRollupExpiredDelete(trx, { schema, minutesBefore: new Date(minutesCut), hoursBefore: new Date(floorTo(now - retentionMs, HOUR)) })
   })
   if (result.chunks > 0) ctx.logger.debug('maintenance: rolled up history', { ...result })
   return result
@@ -119,8 +119,8 @@ async function summarizeNewHistoryRanges(ctx: TaskContext): Promise<number> {
   const { schema, ddlLockTimeoutMs } = ctx.options
   try {
     return await ctx.db.transaction().execute(async (trx) => {
-      if (!(await lockTryTask(trx, schema, 'rollup'))) return 0
-      return historyBrinSummarize(trx, schema, { lockTimeoutMs: ddlLockTimeoutMs })
+      if (!(await lockTryTask(trx, { schema, task: 'rollup' }))) return 0
+      return historyBrinSummarize(trx, { schema, lockTimeoutMs: ddlLockTimeoutMs })
     })
   } catch (err) {
     ctx.logger.debug('maintenance: history BRIN summary skipped', { error: err })

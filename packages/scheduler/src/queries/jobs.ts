@@ -1,8 +1,4 @@
-import type pg from 'pg'
-import { quoteIdent } from '@pgqueue/core/internal'
-
-/** Anything that runs a query: a pool, a pool client or a client. */
-export type Queryable = Pick<pg.Pool, 'query'>
+import { quoteIdent, type Queryable } from '@pgqueue/core/internal'
 
 /** A job the Scheduler is about to move into the fair order, locked by the current transaction. */
 export interface StampInput {
@@ -177,57 +173,6 @@ export async function jobLockReleasable(
     [p.tenantIds, p.queues, p.perPair],
   )
   return rows.map((r) => ({ tenantId: r.tenant_id, id: r.id, queue: r.queue, priority: r.priority, runAt: r.run_at, capped: r.capped }))
-}
-
-/**
- * Rescues up to `limit` running jobs whose lease expired (their worker died or stalled), in one
- * statement: jobs with attempts left go back to scheduled, due now, with no owner (so a late result
- * from the old owner is discarded by its lease check) and 'lease expired' as last error; jobs whose
- * attempts are spent, or that were being cancelled, move to history in the same statement. SKIP
- * LOCKED lets several Schedulers share the work; the attempt was counted by the claim. The running
- * rows are read through jobs_state_idx and their expiry checked on each: they are the jobs in flight,
- * a small set (there is no index on lease_expires_at, so renewals are HOT updates).
- */
-export async function jobRescueExpired(db: Queryable, p: { schema: string; limit: number }): Promise<{ rescued: number; failed: number }> {
-  const s = quoteIdent(p.schema)
-  const { rows } = await db.query<{ rescued: number; failed: number }>(
-    `with expired as (
-       select tenant_id, id from ${s}.jobs
-        where state = 'running' and lease_expires_at < now()
-        order by lease_expires_at
-        limit $1
-        for update skip locked
-     ),
-     gone as (
-       delete from ${s}.jobs j using expired e
-        where j.tenant_id = e.tenant_id and j.id = e.id and (j.attempt >= j.max_attempts or j.cancel_requested)
-       returning j.*
-     ),
-     hist as (
-       insert into ${s}.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
-                                     error, attempt, max_attempts, schedule_id, retry_of, worker_id,
-                                     created_at, run_at, started_at, finished_at)
-       select g.tenant_id, g.id, g.queue, g.type, g.key, case when g.cancel_requested then 'cancelled' else 'failed' end,
-              g.priority, g.payload, g.payload_type, g.target,
-              jsonb_build_object('message', 'lease expired', 'name', 'LeaseExpired', 'worker', g.lease_owner,
-                                 'attempt', g.attempt, 'at', now()),
-              g.attempt, g.max_attempts, g.schedule_id, g.retry_of, g.lease_owner, g.created_at, g.run_at, g.started_at, now()
-         from gone g
-     ),
-     back as (
-       update ${s}.jobs j
-          set state = 'scheduled', run_at = now(), vt = null, lease_owner = null, lease_expires_at = null,
-              last_error = jsonb_build_object('message', 'lease expired', 'name', 'LeaseExpired', 'worker', j.lease_owner,
-                                              'attempt', j.attempt, 'at', now()),
-              updated_at = now()
-         from expired e
-        where j.tenant_id = e.tenant_id and j.id = e.id and j.attempt < j.max_attempts and not j.cancel_requested
-       returning j.id
-     )
-     select (select count(*) from back)::int as rescued, (select count(*) from gone)::int as failed`,
-    [p.limit],
-  )
-  return rows[0] ?? { rescued: 0, failed: 0 }
 }
 
 /**

@@ -1,5 +1,6 @@
 import { quoteIdent } from '@pgqueue/core/internal'
-import type { Pair, Queryable } from './jobs.js'
+import type { Queryable } from '@pgqueue/core/internal'
+import type { Pair } from './jobs.js'
 
 /**
  * Takes the (tenant, queue) pairs whose held jobs this transaction may release, without waiting, and

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
-import { quoteIdent } from '@pgqueue/core/internal'
+import { quoteIdent, type Database } from '@pgqueue/core/internal'
 import type { HistogramBucket } from '../types.js'
 import type { TimeRange, WindowPlan } from '../window-plan.js'
 import { bucketsFilled, stateCounts, type HistogramRow, type HistoryCountRow } from './history.js'
@@ -41,10 +41,10 @@ function rawScope(plan: WindowPlan, queue: string | undefined): RawBuilder<unkno
 
 /** Finished counts per queue over a plan: rollup rows plus the raw parts. Queues with nothing are left out. */
 export async function historyCountByQueueFromRollups(
-  db: Kysely<any>,
-  schema: string,
-  p: { queue?: string; plan: WindowPlan },
+  db: Kysely<Database>,
+  p: { schema: string; queue?: string; plan: WindowPlan },
 ): Promise<Omit<HistoryCountRow, 'failed_last_24h'>[]> {
+  const { schema } = p
   const { rows } = await sql<Omit<HistoryCountRow, 'failed_last_24h'>>`
     with parts as (
       select queue,
@@ -68,10 +68,10 @@ export async function historyCountByQueueFromRollups(
  * always and for hour rows when the zone's offset is whole hours (the caller disallows hours otherwise).
  */
 export async function historyHistogramFromRollups(
-  db: Kysely<any>,
-  schema: string,
-  p: { queue?: string; plan: WindowPlan; from: Date; to: Date; bucket: HistogramBucket; timezone: string; states: string[] },
+  db: Kysely<Database>,
+  p: { schema: string; queue?: string; plan: WindowPlan; from: Date; to: Date; bucket: HistogramBucket; timezone: string; states: string[] },
 ): Promise<HistogramRow[]> {
+  const { schema } = p
   const unit = sql.lit(p.bucket)
   const pick = (state: string) => sql`case when ${state} = any(${p.states}::text[]) then ${sql.ref(state)} else 0 end`
   const { rows } = await sql<HistogramRow>`
@@ -108,10 +108,10 @@ export interface LatencyBucketRow {
  * latency_bucket(). Only completed and failed jobs that started count, as in historyLatencyByQueue.
  */
 export async function historyLatencyBucketsFromRollups(
-  db: Kysely<any>,
-  schema: string,
-  p: { queue?: string; plan: WindowPlan },
+  db: Kysely<Database>,
+  p: { schema: string; queue?: string; plan: WindowPlan },
 ): Promise<LatencyBucketRow[]> {
+  const { schema } = p
   const s = quoteIdent(schema)
   const { rows } = await sql<LatencyBucketRow>`
     with raw as materialized (

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
-import { quoteIdent } from '@pgqueue/core/internal'
+import { quoteIdent, type Database } from '@pgqueue/core/internal'
 import type { HistogramBucket } from '../types.js'
 
 /** Finished rows counted per outcome, as the completed, failed and cancelled columns of a grouped select. */
@@ -35,10 +35,10 @@ export interface HistoryCountRow {
  * tenant the (tenant_id, queue, finished_at desc) index narrows further.
  */
 export async function historyCountByQueue(
-  db: Kysely<any>,
-  schema: string,
-  p: { tenantId?: string; queue?: string; since: Date; dayAgo: Date },
+  db: Kysely<Database>,
+  p: { schema: string; tenantId?: string; queue?: string; since: Date; dayAgo: Date },
 ): Promise<HistoryCountRow[]> {
+  const { schema } = p
   const { rows } = await sql<HistoryCountRow>`
     select queue,
            (count(*) filter (where state = 'completed' and finished_at >= ${p.since}))::int as completed,
@@ -86,10 +86,10 @@ export interface HistogramRow {
  * The bound on finished_at prunes partitions outside the range.
  */
 export async function historyHistogram(
-  db: Kysely<any>,
-  schema: string,
-  p: { tenantId?: string; queue?: string; from: Date; to: Date; bucket: HistogramBucket; timezone: string; states: string[] },
+  db: Kysely<Database>,
+  p: { schema: string; tenantId?: string; queue?: string; from: Date; to: Date; bucket: HistogramBucket; timezone: string; states: string[] },
 ): Promise<HistogramRow[]> {
+  const { schema } = p
   const unit = sql.lit(p.bucket)
   const { rows } = await sql<HistogramRow>`
     with counts as (
@@ -120,10 +120,10 @@ export interface LatencyRow {
  * finished in the window, not with all of history.
  */
 export async function historyLatencyByQueue(
-  db: Kysely<any>,
-  schema: string,
-  p: { tenantId?: string; queue?: string; since: Date },
+  db: Kysely<Database>,
+  p: { schema: string; tenantId?: string; queue?: string; since: Date },
 ): Promise<LatencyRow[]> {
+  const { schema } = p
   const { rows } = await sql<LatencyRow>`
     select queue, count(*)::int as count,
            percentile_cont(array[0.5, 0.95, 0.99]::float8[]) within group (

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent } from '@pgqueue/core/internal'
+import { quoteIdent, type Database } from '@pgqueue/core/internal'
 
 /** Per-queue live counts, as the database returns them. */
 export interface JobsCountRow {
@@ -17,7 +17,8 @@ export interface JobsCountRow {
  * no counter table, because a counter row updated by every push and claim would serialise the hot path.
  * Never selects vt (the user role may not read it).
  */
-export async function jobsCountByQueue(db: Kysely<any>, schema: string, p: { tenantId?: string; queue?: string }): Promise<JobsCountRow[]> {
+export async function jobsCountByQueue(db: Kysely<Database>, p: { schema: string; tenantId?: string; queue?: string }): Promise<JobsCountRow[]> {
+  const { schema } = p
   const due = sql`(state in ('pending', 'held') or (state = 'scheduled' and run_at <= now()))`
   const { rows } = await sql<JobsCountRow>`
     select queue,

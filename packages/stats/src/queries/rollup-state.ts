@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent } from '@pgqueue/core/internal'
+import { quoteIdent, type Database } from '@pgqueue/core/internal'
 
 /** How far Maintenance's rollups and live snapshot reach, as the database returns it. */
 export interface RollupStateRow {
@@ -11,7 +11,8 @@ export interface RollupStateRow {
 }
 
 /** The single stats_rollup_state row (worker role). */
-export async function rollupStateRead(db: Kysely<any>, schema: string): Promise<RollupStateRow | undefined> {
+export async function rollupStateRead(db: Kysely<Database>, p: { schema: string }): Promise<RollupStateRow | undefined> {
+  const { schema } = p
   const { rows } = await sql<RollupStateRow>`
     select rolled_up_to, minutes_from, live_counts_at, now() as now
       from ${sql.raw(`${quoteIdent(schema)}.stats_rollup_state`)}`.execute(db)
@@ -19,7 +20,8 @@ export async function rollupStateRead(db: Kysely<any>, schema: string): Promise<
 }
 
 /** Whether this role may read the rollup state (false for the user role, or before migration 9). */
-export async function rollupStateReadable(db: Kysely<any>, schema: string): Promise<boolean> {
+export async function rollupStateReadable(db: Kysely<Database>, p: { schema: string }): Promise<boolean> {
+  const { schema } = p
   const name = `${quoteIdent(schema)}.stats_rollup_state`
   const { rows } = await sql<{ ok: boolean | null }>`
     select has_table_privilege(to_regclass(${name}), 'select') as ok`.execute(db)

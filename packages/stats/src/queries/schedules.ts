@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent } from '@pgqueue/core/internal'
+import { quoteIdent, type Database } from '@pgqueue/core/internal'
 
 /** Schedules per queue, as the database returns them. */
 export interface SchedulesSummaryRow {
@@ -11,7 +11,8 @@ export interface SchedulesSummaryRow {
 }
 
 /** Count, paused count, next due run and last run of schedules per queue (a tenant's, or all). */
-export async function schedulesSummaryByQueue(db: Kysely<any>, schema: string, p: { tenantId?: string }): Promise<SchedulesSummaryRow[]> {
+export async function schedulesSummaryByQueue(db: Kysely<Database>, p: { schema: string; tenantId?: string }): Promise<SchedulesSummaryRow[]> {
+  const { schema } = p
   const { rows } = await sql<SchedulesSummaryRow>`
     select queue, count(*)::int as total, (count(*) filter (where paused))::int as paused,
            min(next_run_at) filter (where not paused) as next_due_at, max(last_run_at) as last_run_at

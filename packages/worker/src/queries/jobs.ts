@@ -1,8 +1,4 @@
-import type pg from 'pg'
-import { quoteIdent, unquotedArrayLiteral } from '@pgqueue/core/internal'
-
-/** Anything that runs a query: a pool, a pool client or a client. */
-export type Queryable = Pick<pg.Pool, 'query'>
+import { jobHistoryInsertSql, quoteIdent, unquotedArrayLiteral, type Queryable } from '@pgqueue/core/internal'
 
 /**
  * A claimed row as the claim returns it (CLAIM_COLUMNS). Timestamps come as epoch milliseconds
@@ -217,14 +213,7 @@ export async function jobFinishMany(
        returning j.*, i.outcome, i.result, i.result_type, i.error, i.n::int4 as n
      ),
      hist as (
-       insert into ${s}.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
-                                     result, result_type, error, attempt, max_attempts, schedule_id, retry_of,
-                                     worker_id, created_at, run_at, started_at, finished_at)
-       select d.tenant_id, d.id, d.queue, d.type, d.key,
-              case when d.outcome = 'completed' then 'completed' when d.cancel_requested then 'cancelled' else 'failed' end,
-              d.priority, d.payload, d.payload_type, d.target, d.result, d.result_type, d.error, d.attempt,
-              d.max_attempts, d.schedule_id, d.retry_of, $1, d.created_at, d.run_at, d.started_at, now()
-         from done d
+       ${finishHistoryInsert(p.schema)}
      )${moved}
      select n from done${anyMove ? ' union all select n from moved' : ''}`,
     [
@@ -242,6 +231,28 @@ export async function jobFinishMany(
   const recorded = new Set<number>()
   for (const r of rows) recorded.add(r.n - 1)
   return recorded
+}
+
+/** The history part of jobFinishMany, built once per schema. */
+const finishHistoryInserts = new Map<string, string>()
+function finishHistoryInsert(schema: string): string {
+  let text = finishHistoryInserts.get(schema)
+  if (text === undefined) {
+    text = jobHistoryInsertSql({
+      schema,
+      from: 'done d',
+      alias: 'd',
+      values: {
+        state: `case when d.outcome = 'completed' then 'completed' when d.cancel_requested then 'cancelled' else 'failed' end`,
+        result: 'd.result',
+        result_type: 'd.result_type',
+        error: 'd.error',
+        worker_id: '$1',
+      },
+    })
+    finishHistoryInserts.set(schema, text)
+  }
+  return text
 }
 
 /** Owners go as an unquoted literal when no character needs quoting there (the usual node ids), which

@@ -1,5 +1,4 @@
-import { quoteIdent } from '@pgqueue/core/internal'
-import type { Queryable } from './jobs.js'
+import { quoteIdent, type Queryable } from '@pgqueue/core/internal'
 
 /** The retry policies configured for (tenant, queue) pairs; pairs without one are absent. */
 export async function queueRetryPolicyMany(

@@ -1,0 +1,240 @@
+/**
+ * The claim loop: fetches jobs and hands them out (River's producer). One loop per Worker, in one of
+ * these modes at a time:
+ *
+ * - **filling**: the buffer is at or below half a claim and there is room (handler slots, buffer,
+ *   byte budget): claim up to `room` jobs, visiting the served queues round-robin from a rotating start.
+ * - **full**: the buffer is above half a claim, or there is no room: wait for a wake-up (a run started
+ *   or was recorded) or `pollMs`.
+ * - **idle**: the last claim came back empty: wait for a notification or `pollMs`; claims woken by
+ *   notifications are paced by IdleClaimPacer, so a flood of them costs a bounded number of claims.
+ * - **backing off**: a claim failed (database down): wait 100 ms doubling up to 5 s, then fill again.
+ * - **stopped**: stop() was called; the loop ends and the buffered runs are handed back for release.
+ *
+ * Handing out (pump): buffered runs start while handler slots are free, in claim order; a run whose
+ * lease may lapse before the next renewal is released unstarted instead.
+ */
+import { performance } from 'node:perf_hooks'
+import type pg from 'pg'
+import { decodeBody, sleep } from '@pgqueue/core/internal'
+import { ClaimSizer } from './claim-sizer.js'
+import type { Job } from './job.js'
+import type { LeaseOwners } from './lease-owner.js'
+import type { ResolvedWorkerOptions } from './options.js'
+import { jobClaimMany, jobListPendingQueues, rowKey, type ClaimedRow } from './queries/jobs.js'
+import type { Run } from './run.js'
+import { IdleClaimPacer, Wakeup } from './wakeup.js'
+
+/** What the claim loop needs from its Worker. */
+export interface ClaimLoopDeps {
+  options: ResolvedWorkerOptions
+  pool: pg.Pool
+  owners: LeaseOwners
+  /** Every run whose lease the worker holds, by rowKey(); the loop adds the runs it claims. */
+  active: Map<string, Run>
+  /** Handlers running now. */
+  inFlight: () => number
+  /** Outcomes waiting to be recorded. */
+  unrecorded: () => number
+  /** Starts a buffered run's handler. */
+  execute: (run: Run) => void
+  /** Gives a run back unstarted. */
+  release: (run: Run) => void
+  reportError: (err: unknown) => void
+}
+
+/** Minimum gap between two refreshes of the queue list forced by notifications or empty claims. */
+const QUEUE_REFRESH_GAP_MS = 250
+
+export class ClaimLoop {
+  private readonly buffer: Run[] = []
+  /** Payload bytes of the runs in the buffer (see claimMaxBytes). */
+  private bufferedBytes = 0
+  readonly sizer: ClaimSizer
+  /** A buffered run starts only if its lease surely lasts this long: until the next renewal at least. */
+  private readonly startMarginMs: number
+  private readonly pacer: IdleClaimPacer
+  private readonly wakeup = new Wakeup()
+  private readonly stopSignal = new AbortController()
+  private running = false
+  private loop: Promise<void> | undefined
+  /** The last claim came back empty: the next one is paced (see wakeGapMs). */
+  private idle = false
+  /** Nothing was pending at the last claim: only a notification or the poll starts the next one. */
+  private exhausted = false
+  /** Set when a claim returns to an empty buffer and idle handler slots. */
+  private starved = false
+  private pumping = false
+  private knownQueues: string[] = []
+  private queuesRefreshedAt = Number.NEGATIVE_INFINITY
+  private queuesStale = true
+  private queueCursor = 0
+
+  constructor(private readonly d: ClaimLoopDeps) {
+    const o = d.options
+    this.sizer = new ClaimSizer(o.concurrency, o.batchSize)
+    this.startMarginMs = Math.min(o.heartbeatMs, o.leaseMs / 2)
+    this.pacer = new IdleClaimPacer(o.wakeGapMs)
+  }
+
+  start(): void {
+    this.running = true
+    this.loop ??= this.run()
+  }
+
+  /** Ends the loop (a claim in flight finishes first) and returns the buffered runs, unstarted. */
+  async stop(): Promise<Run[]> {
+    this.running = false
+    this.stopSignal.abort()
+    this.wakeup.wake()
+    await this.loop
+    this.bufferedBytes = 0
+    return this.buffer.splice(0)
+  }
+
+  /** A notification: jobs may be pending, maybe in a queue not seen yet. */
+  notified(): void {
+    this.exhausted = false
+    if (!this.d.options.queues && performance.now() - this.queuesRefreshedAt > QUEUE_REFRESH_GAP_MS) this.queuesStale = true
+    this.wakeup.wake()
+  }
+
+  /**
+   * Outcomes were recorded, which frees room for the next claim; after an empty claim only a
+   * notification or the poll interval starts the next one, or an idle worker would claim in vain after
+   * every job it finishes.
+   */
+  recorded(): void {
+    if (!this.exhausted) this.wakeup.wake()
+  }
+
+  private async run(): Promise<void> {
+    const o = this.d.options
+    let failures = 0
+    while (this.running) {
+      const room = this.sizer.room({ inFlight: this.d.inFlight(), buffered: this.buffer.length, unrecorded: this.d.unrecorded(), completeBatchSize: o.completeBatchSize })
+      // The byte budget bounds the payloads held in the buffer as well as those of one claim.
+      if (this.buffer.length > this.sizer.lowWater || room <= 0 || this.bufferedBytes >= o.claimMaxBytes) {
+        await this.wakeup.wait(o.pollMs)
+        continue
+      }
+      if (this.idle) {
+        const wait = this.pacer.take()
+        if (wait > 0) {
+          await sleep(wait, this.stopSignal.signal)
+          continue
+        }
+      }
+      let claimed: number
+      try {
+        this.starved = false
+        claimed = await this.claimOnce(Math.min(this.sizer.size, room))
+        if (this.starved && claimed > 0) this.sizer.grow()
+        if (claimed > 0) this.pacer.credit()
+        this.idle = claimed === 0
+        failures = 0
+      } catch (err) {
+        failures += 1
+        this.d.reportError(err)
+        await this.wakeup.wait(Math.min(5_000, 50 * 2 ** Math.min(failures, 7)))
+        continue
+      }
+      // A short claim may only mean other workers held the rows (SKIP LOCKED); only an empty one
+      // means nothing is pending: then sleep until a notification or the poll interval.
+      if (claimed === 0) {
+        this.exhausted = true
+        await this.wakeup.wait(o.pollMs)
+      }
+    }
+  }
+
+  private async queuesToClaim(): Promise<string[]> {
+    const o = this.d.options
+    if (o.queues) return o.queues
+    if (this.queuesStale || performance.now() - this.queuesRefreshedAt > o.queueRefreshMs) {
+      this.queuesStale = false
+      this.knownQueues = await jobListPendingQueues(this.d.pool, { schema: o.schema, limit: 10_000 })
+      this.queuesRefreshedAt = performance.now()
+    }
+    return this.knownQueues
+  }
+
+  /** Claims up to `want` jobs, visiting queues round-robin from a rotating start. */
+  private async claimOnce(want: number): Promise<number> {
+    const o = this.d.options
+    const queues = await this.queuesToClaim()
+    let got = 0
+    const start = this.queueCursor++
+    for (let i = 0; i < queues.length && got < want && this.running; i++) {
+      const queue = queues[(start + i) % queues.length]!
+      const owner = this.d.owners.next()
+      const sentAt = performance.now()
+      const maxBytes = Math.max(1, o.claimMaxBytes - this.bufferedBytes)
+      const rows = await jobClaimMany(this.d.pool, { schema: o.schema, queue, owner, leaseMs: o.leaseMs, limit: want - got, maxBytes, types: o.types })
+      // Handlers ran dry while the claim was on its way: claims are too small for their pace.
+      if (this.buffer.length === 0 && this.d.inFlight() < o.concurrency) this.starved = true
+      got += rows.length
+      const claimedAt = performance.now()
+      const leaseUntil = sentAt + o.leaseMs
+      for (const row of rows) {
+        const key = rowKey(row.tenant_id, row.id)
+        const bytes = row.payload?.length ?? 0
+        const run: Run = { job: toJob(row, queue), row, owner, key, phase: 'buffered', startedAt: 0, claimedAt, leaseUntil, bytes }
+        this.d.active.set(key, run)
+        this.buffer.push(run)
+        this.bufferedBytes += bytes
+      }
+      this.pump()
+      if (this.bufferedBytes >= o.claimMaxBytes) break
+    }
+    if (got === 0 && !o.queues && performance.now() - this.queuesRefreshedAt > QUEUE_REFRESH_GAP_MS) this.queuesStale = true
+    return got
+  }
+
+  /** Starts buffered runs while slots are free; asks for the next claim when the buffer runs low. */
+  pump(): void {
+    // A handler that returns at once settles inside this loop and calls pump() again: the loop
+    // already goes on, so that inner call returns instead of recursing once per buffered job.
+    if (!this.running || this.pumping) return
+    this.pumping = true
+    try {
+      while (this.d.inFlight() < this.d.options.concurrency && this.buffer.length > 0) {
+        const run = this.buffer.shift()!
+        this.bufferedBytes -= run.bytes
+        if (run.phase !== 'buffered') continue
+        const now = performance.now()
+        this.sizer.started(now - run.claimedAt)
+        // Its lease may lapse before the next renewal (an event-loop stall, renewals failing): it may run
+        // elsewhere soon, so it goes back unstarted, its attempt given back if the row is still ours.
+        if (run.leaseUntil - now < this.startMarginMs) {
+          this.d.release(run)
+          continue
+        }
+        this.d.execute(run)
+      }
+    } finally {
+      this.pumping = false
+    }
+    if (!this.exhausted && this.buffer.length <= this.sizer.lowWater) this.wakeup.wake()
+  }
+}
+
+function toJob(r: ClaimedRow, queue: string): Job {
+  return {
+    id: r.id,
+    tenantId: r.tenant_id,
+    queue,
+    type: r.type,
+    key: r.key,
+    payload: r.payload,
+    payloadType: r.payload_type,
+    data: decodeBody(r.payload, r.payload_type),
+    target: r.target,
+    attempt: r.attempt,
+    maxAttempts: r.max_attempts,
+    runAt: new Date(r.run_at_ms),
+    createdAt: new Date(r.created_at_ms),
+    scheduleId: r.schedule_id,
+    priority: r.priority,
+  }
+}
