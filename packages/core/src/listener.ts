@@ -66,7 +66,7 @@ export class NotificationListener {
         this.options.onConnect?.()
         await lost
       } catch (err) {
-        this.logger.warn(`listener: ${(err as Error).message}`)
+        this.logger.warn({ component: 'listener', err }, `listener: ${(err as Error).message}`)
       }
       await client.end().catch(() => {})
       if (this.stopped) return

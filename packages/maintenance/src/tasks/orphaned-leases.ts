@@ -32,6 +32,6 @@ export async function runOrphanedLeasesTask(ctx: TaskContext): Promise<LeasesRes
     result.failed += step.failed
     if (step.rescued + step.failed < limit) break
   }
-  if (result.rescued + result.failed > 0) ctx.logger.warn(`maintenance: rescued orphaned leases`, { ...result })
+  if (result.rescued + result.failed > 0) ctx.logger.warn({ component: 'maintenance', ...result }, 'maintenance: rescued orphaned leases')
   return result
 }
