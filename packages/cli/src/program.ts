@@ -25,7 +25,6 @@ export function buildProgram(): Command {
     .option('--json', 'print results as JSON on stdout')
     .option('--verbose', 'component warnings, and stack traces of errors, on stderr')
     .exitOverride()
-    .showHelpAfterError('(run pgqueue --help for usage)')
   // Subcommands take the settings above (copied when created with .command()).
   const base = program as unknown as Command
   registerInit(base)

@@ -22,12 +22,8 @@ interface Runnable {
  * (it keeps running and retries, as it does in any process).
  */
 async function runUntilSignal(ctx: CommandContext, name: string, component: Runnable, info: Record<string, unknown>): Promise<number> {
-  component.on('error', (error) => ctx.out.note(`pgqueue ${name}: ${error.message}`))
-  await component.start()
-  const event = (what: string, extra: Record<string, unknown> = {}) =>
-    ctx.out.result({ event: what, component: name, ...info, ...extra, at: new Date() }, () => ctx.out.line(`${name} ${what}${Object.keys(info).length > 0 ? ` (${Object.entries(info).map(([k, v]) => `${k} ${String(v)}`).join(', ')})` : ''}`))
-  event('started')
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  // Listen before starting: a signal that arrives while the component starts stops it once started.
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
     const once = (s: NodeJS.Signals) => {
       process.off('SIGTERM', once)
       process.off('SIGINT', once)
@@ -38,9 +34,15 @@ async function runUntilSignal(ctx: CommandContext, name: string, component: Runn
     process.on('SIGTERM', once)
     process.on('SIGINT', once)
   })
-  if (!ctx.out.json) ctx.out.note(`${signal}: stopping ${name}...`)
+  component.on('error', (error) => ctx.out.note(`pgqueue ${name}: ${error.message}`))
+  await component.start()
+  const event = (what: string, extra: Record<string, unknown> = {}) =>
+    ctx.out.result({ event: what, component: name, ...info, ...extra, at: new Date() }, () => ctx.out.line(`${name} ${what}${Object.keys(info).length > 0 ? ` (${Object.entries(info).map(([k, v]) => `${k} ${String(v)}`).join(', ')})` : ''}`))
+  event('started')
+  const received = await signal
+  if (!ctx.out.json) ctx.out.note(`${received}: stopping ${name}...`)
   await component.stop()
-  event('stopped', { signal })
+  event('stopped', { signal: received })
   return EXIT.ok
 }
 
