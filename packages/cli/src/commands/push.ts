@@ -112,6 +112,7 @@ function parseLine(text: string, defaults: { queue?: string; type?: string }): P
 async function pushFile(ctx: CommandContext, flags: Flags, file: string): Promise<number> {
   const batchSize = parsePositiveInt(flags.batch, '--batch')
   if (batchSize > 10_000) throw usageError('--batch: at most 10000 lines')
+  if (file === '-' && process.stdin.isTTY) throw usageError('push --file -: stdin is a terminal; pipe NDJSON into it (pgqueue push --file - < jobs.ndjson)')
   const input = file === '-' ? process.stdin : createReadStream(file)
   const opened = new Promise<void>((resolve, reject) => {
     if (file === '-') return resolve()
