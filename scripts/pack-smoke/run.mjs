@@ -30,6 +30,17 @@ try {
   copyFileSync(join(root, 'scripts', 'pack-smoke', 'smoke.mjs'), join(app, 'smoke.mjs'))
   process.stdout.write(sh(process.execPath, ['smoke.mjs', adminUrl], app))
   if (bun) process.stdout.write(sh(bun, ['smoke.mjs', adminUrl], app))
+  // The CLI through its installed bin (a dry run writes nothing), and the Prometheus collector with its peer.
+  const cli = join(app, 'node_modules', '.bin', 'pgqueue')
+  const dry = JSON.parse(sh(cli, ['migrate', '--dry-run', '--json', '--url', adminUrl, '--schema', 'pgq_pack_cli_dry'], app))
+  if (!(dry.pending.length > 0)) throw new Error('pgqueue migrate --dry-run listed no migrations for an empty schema')
+  console.log(`pgqueue ${sh(cli, ['--version'], app).trim()}: migrate --dry-run lists ${dry.pending.length} migrations`)
+  const scrape = `import { Registry } from 'prom-client'; import { registerPgQueueMetrics } from '@pgqueue/prometheus'
+    const r = new Registry(); const m = registerPgQueueMetrics(r, ${JSON.stringify(adminUrl)}, { schema: 'pgq_pack_prom_none' })
+    const text = await r.metrics(); await m.close()
+    if (!/^pgqueue_collector_errors_total 1$/m.test(text)) throw new Error('unexpected scrape: ' + text)
+    console.log('prometheus collector: scraped, a missing schema counted as a collector error')`
+  process.stdout.write(sh(process.execPath, ['--input-type=module', '-e', scrape], app))
 } finally {
   rmSync(work, { recursive: true, force: true })
 }

@@ -74,7 +74,7 @@ export class NotificationListener {
         this.options.onConnect?.()
         await Promise.race([lost, this.check(client, checkMs)])
       } catch (err) {
-        this.logger.warn(`listener: ${(err as Error).message}`)
+        this.logger.warn({ component: 'listener', err }, `listener: ${(err as Error).message}`)
       }
       await endWithin(client, 1_000)
       if (this.stopped) return
@@ -92,7 +92,7 @@ export class NotificationListener {
       try {
         await client.query('select 1')
       } catch (err) {
-        this.logger.warn(`listener: ${(err as Error).message}`)
+        this.logger.warn({ component: 'listener', err }, `listener: ${(err as Error).message}`)
         return
       }
     }

@@ -1,23 +1,53 @@
 import { EventEmitter } from 'node:events'
 import { PgQueueStoppedError } from './errors.js'
 
-/** The logging interface components accept; `console` fits, and so do pino and winston. */
+/** Structured fields of one log line: `queue`, `jobId`, `nodeId`, `tenantId`, `err`, counts... */
+export type LogFields = Record<string, unknown>
+
+/**
+ * The logging interface every component takes, in pino's shape: fields first, message second, so a
+ * line's queue, job id and node id stay fields a log pipeline can filter on, never text inside the
+ * message. pino and its children fit as they are; so does `console` (it prints the fields object,
+ * then the message). `child()` is optional: when present, components call it once with their own
+ * fields (`component`, `nodeId`) instead of repeating them on every line. Errors go in `err`.
+ */
 export interface Logger {
-  debug(message: string, meta?: Record<string, unknown>): void
-  info(message: string, meta?: Record<string, unknown>): void
-  warn(message: string, meta?: Record<string, unknown>): void
-  error(message: string, meta?: Record<string, unknown>): void
+  debug(fields: LogFields, message: string): void
+  info(fields: LogFields, message: string): void
+  warn(fields: LogFields, message: string): void
+  error(fields: LogFields, message: string): void
+  child?(bindings: LogFields): Logger
 }
 
 /** A logger that drops everything. */
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} }
 
-/** Warnings and errors to the console, prefixed with `pgqueue`; debug and info dropped. */
+function consoleLine(write: (...data: unknown[]) => void): (fields: LogFields, message: string) => void {
+  return (fields, message) => write(`pgqueue: ${message}`, ...(Object.keys(fields).length === 0 ? [] : [fields]))
+}
+
+/** Warnings and errors to the console, prefixed with `pgqueue`, fields after the message; debug and info dropped. */
 export const warningsLogger: Logger = {
   debug() {},
   info() {},
-  warn: (message, meta) => console.warn(`pgqueue: ${message}`, ...(meta === undefined ? [] : [meta])),
-  error: (message, meta) => console.error(`pgqueue: ${message}`, ...(meta === undefined ? [] : [meta])),
+  warn: consoleLine((...data) => console.warn(...data)),
+  error: consoleLine((...data) => console.error(...data)),
+}
+
+/**
+ * `logger` with `bindings` added to every line: the logger's own child() when it has one (pino),
+ * else a wrapper that merges them under each line's fields.
+ */
+export function childLogger(logger: Logger, bindings: LogFields): Logger {
+  if (typeof logger.child === 'function') return logger.child(bindings)
+  const merged = (level: 'debug' | 'info' | 'warn' | 'error') => (fields: LogFields, message: string) => logger[level]({ ...bindings, ...fields }, message)
+  return {
+    debug: merged('debug'),
+    info: merged('info'),
+    warn: merged('warn'),
+    error: merged('error'),
+    child: (more) => childLogger(logger, { ...bindings, ...more }),
+  }
 }
 
 /** Time as components see it; injected so tests can move it without sleeping. */
@@ -156,7 +186,7 @@ export abstract class LoopService<Events extends Record<keyof Events, unknown[]>
 
   protected reportError(err: unknown): void {
     const error = err instanceof Error ? err : new Error(String(err))
-    this.logger.error(`${this.loopOptions.name}: ${error.message}`, { error })
+    this.logger.error({ component: this.loopOptions.name, err: error }, `${this.loopOptions.name}: ${error.message}`)
     // Emit only when someone listens: an unhandled 'error' event would crash the process.
     if ((this as unknown as EventEmitter).listenerCount('error') > 0) this.untypedEmit('error', error)
   }

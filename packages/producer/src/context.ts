@@ -43,6 +43,7 @@ export class ProducerContext {
       const reason = await loginBypassesTenantScope(this.connection.pool, { schema: this.schema })
       if (reason !== null) {
         this.options.logger.warn(
+          {},
           `the producer's login ${reason}, so row-level security does not confine it to one tenant: connect producers as a member of the user role (queue_user)`,
         )
       }

@@ -169,7 +169,7 @@ describe('a producer on a login that sees every tenant', () => {
       ['user role', t.userUrl, null],
     ] as const) {
       const warnings: string[] = []
-      const logger = { debug() {}, info() {}, error() {}, warn: (m: string) => warnings.push(m) }
+      const logger = { debug() {}, info() {}, error() {}, warn: (_fields: object, m: string) => warnings.push(m) }
       const p = createProducer(url, { schema: t.schema, poolSize: 1, logger })
       try {
         const tq = p.queues.withTenant('tenant-w')

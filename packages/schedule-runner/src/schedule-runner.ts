@@ -257,11 +257,10 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
       durationMs: performance.now() - started,
     }
     for (const i of invalid) {
-      this.logger.warn(`schedule-runner: schedule ${i.scheduleId} of tenant ${JSON.stringify(i.tenantId)} cannot be read (${i.error.message}); retrying at ${i.retryAt.toISOString()}`, {
-        tenantId: i.tenantId,
-        scheduleId: i.scheduleId,
-        key: i.key,
-      })
+      this.logger.warn(
+        { component: 'schedule-runner', tenantId: i.tenantId, scheduleId: i.scheduleId, key: i.key, err: i.error },
+        `schedule-runner: schedule ${i.scheduleId} of tenant ${JSON.stringify(i.tenantId)} cannot be read (${i.error.message}); retrying at ${i.retryAt.toISOString()}`,
+      )
     }
     this.emitEach('fired', fired)
     this.emitEach('skipped', skipped)

@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { checkInstallation, LoopService, NotificationListener, PgQueueValidationError, connect, jobsChannel, listenUrlFor, nodeDelete, nodeHeartbeat, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core/internal'
+import { checkInstallation, childLogger, LoopService, NotificationListener, PgQueueStoppedError, PgQueueValidationError, connect, jobsChannel, listenUrlFor, nodeDelete, nodeHeartbeat, type Connectable, type Connection, type ServiceEvents } from '@pgqueue/core/internal'
 import { DueJobPromoter } from './due-job-promoter.js'
 import { HeldJobReleaser } from './held-job-releaser.js'
 import { LeaseRescuer } from './lease-rescuer.js'
@@ -57,7 +57,7 @@ export class Scheduler extends LoopService<SchedulerEvents> {
 
   private constructor(target: Connectable, options: SchedulerOptions) {
     const o = resolveSchedulerOptions(options)
-    super({ name: `scheduler ${o.nodeId}`, idleMs: o.pollMs, logger: o.logger, maxBackoffMs: 5_000 })
+    super({ name: `scheduler ${o.nodeId}`, idleMs: o.pollMs, logger: childLogger(o.logger, { nodeId: o.nodeId }), maxBackoffMs: 5_000 })
     if (typeof target !== 'string' && (typeof target !== 'object' || target === null)) {
       throw new PgQueueValidationError('url', 'must be a connection string or a pg.Pool', target)
     }

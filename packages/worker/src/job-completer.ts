@@ -277,7 +277,7 @@ export class JobCompleter {
     const message = err instanceof Error ? err.message : String(err)
     if (e.degraded !== undefined) {
       if (e.strikes - e.degradedAtStrike! >= ABANDON_AFTER) {
-        this.options.logger.error(`worker ${this.options.nodeId}: gave up recording job ${e.outcome.id} of tenant ${e.outcome.tenantId}: ${message}`)
+        this.options.logger.error({ nodeId: this.options.nodeId, jobId: e.outcome.id, tenantId: e.outcome.tenantId }, `worker ${this.options.nodeId}: gave up recording job ${e.outcome.id} of tenant ${e.outcome.tenantId}: ${message}`)
         this.options.onRecorded([{ outcome: e.outcome, final: 'failed', recorded: false }])
         return
       }

@@ -180,7 +180,7 @@ export class LeaseKeeper {
     if (this.client) return this.client
     const client = this.o.newClient(this.connectTimeoutMs)
     client.on('error', (err) => {
-      this.o.logger.warn(`lease connection error: ${err.message}`)
+      this.o.logger.warn({ err }, `lease connection error: ${err.message}`)
       this.dropConnection(client)
     })
     this.client = client

@@ -238,7 +238,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     const ranOut = await Promise.race([steps.then(() => false), late])
     limit.abort()
     if (ranOut) {
-      this.options.logger.warn(`worker ${this.options.nodeId}: stop ran out of time waiting for the database; connections cut, unrecorded outcomes come back when their leases expire`)
+      this.options.logger.warn({ component: 'worker', nodeId: this.options.nodeId }, 'stop ran out of time waiting for the database; connections cut, unrecorded outcomes come back when their leases expire')
       steps.catch(() => {})
       this.cutConnections()
     }
@@ -275,7 +275,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
 
   private reportError(err: unknown): void {
     const error = err instanceof Error ? err : new Error(String(err))
-    this.options.logger.error(`worker ${this.options.nodeId}: ${error.message}`, { error })
+    this.options.logger.error({ nodeId: this.options.nodeId, err: error }, `worker ${this.options.nodeId}: ${error.message}`)
     // An 'error' event without a listener would throw and crash the process.
     if (this.listenerCount('error') > 0) this.emit('error', error)
   }
@@ -284,7 +284,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     try {
       ;(this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args)
     } catch (err) {
-      this.options.logger.error(`worker ${this.options.nodeId}: a '${String(event)}' listener threw`, { error: err })
+      this.options.logger.error({ nodeId: this.options.nodeId, event: String(event), err }, `worker ${this.options.nodeId}: a '${String(event)}' listener threw`)
     }
   }
 
@@ -387,13 +387,13 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     const now = performance.now()
     if (beat.sharedWith && now - this.warnedSharedAt > NODE_WARNING_GAP_MS) {
       this.warnedSharedAt = now
-      o.logger.warn(`worker ${o.nodeId}: another process (pid ${String(beat.sharedWith.pid)}) beat ${beat.sharedWith.agoMs} ms ago under the same nodeId; give every Worker its own nodeId (ignore this once after a restart)`)
+      o.logger.warn({ nodeId: o.nodeId, sharedWithPid: beat.sharedWith.pid }, `worker ${o.nodeId}: another process (pid ${String(beat.sharedWith.pid)}) beat ${beat.sharedWith.agoMs} ms ago under the same nodeId; give every Worker its own nodeId (ignore this once after a restart)`)
     }
     const schedulerAgo = beat.schedulerAgoMs ?? Number.POSITIVE_INFINITY
     if (schedulerAgo > o.noSchedulerWarnMs && now - this.startedAt > o.noSchedulerWarnMs && now - this.warnedSchedulerAt > NODE_WARNING_GAP_MS) {
       this.warnedSchedulerAt = now
       const since = beat.schedulerAgoMs === null ? 'no Scheduler has ever run' : `no Scheduler has beaten for ${Math.round(schedulerAgo / 1000)} s`
-      o.logger.warn(`worker ${o.nodeId}: ${since} in schema "${o.schema}": delayed jobs, retries, held jobs and expired leases wait until one runs (Coordinator.create(...) or Scheduler.create(workerUrl).start())`)
+      o.logger.warn({ nodeId: o.nodeId, schedulerAgoMs: beat.schedulerAgoMs }, `worker ${o.nodeId}: ${since} in schema "${o.schema}": delayed jobs, retries, held jobs and expired leases wait until one runs (Coordinator.create(...) or Scheduler.create(workerUrl).start())`)
     }
   }
 

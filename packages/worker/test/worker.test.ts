@@ -53,7 +53,7 @@ describe('Worker', () => {
 
   it('warns when no Scheduler is alive and when two processes share a nodeId', async () => {
     const warnings: string[] = []
-    const logger = { debug() {}, info() {}, error() {}, warn: (m: string) => warnings.push(m) }
+    const logger = { debug() {}, info() {}, error() {}, warn: (_fields: object, m: string) => warnings.push(m) }
     const opts = { nodeId: 'w-shared', queues: ['nobody'], schema: t.schema, leaseMs: 900, noSchedulerWarnMs: 400, logger }
     const a = Worker.create(t.workerUrl, opts, async () => undefined)
     const b = Worker.create(t.workerUrl, opts, async () => undefined)

@@ -49,7 +49,7 @@ export async function runPartitionsTask(ctx: TaskContext): Promise<PartitionsRes
         if (p.created) {
           result.created.push({ name: p.name, from: p.from, to: p.to })
           result.movedRows += p.movedRows
-          ctx.logger.info(`maintenance: created history partition ${p.name}`, { from: p.from, to: p.to, movedRows: p.movedRows })
+          ctx.logger.info({ component: 'maintenance', partition: p.name, from: p.from, to: p.to, movedRows: p.movedRows }, `maintenance: created history partition ${p.name}`)
         }
       }
       return result

@@ -35,7 +35,7 @@ export async function runRetentionTask(ctx: TaskContext): Promise<RetentionResul
         if (retentionMode === 'detach') await historyPartitionDetach(trx, { schema, name: expired.name })
         else await historyPartitionDrop(trx, { schema, name: expired.name })
         result.removed.push(expired)
-        ctx.logger.info(`maintenance: ${retentionMode === 'detach' ? 'detached' : 'dropped'} history partition ${expired.name}`)
+        ctx.logger.info({ component: 'maintenance', partition: expired.name, retentionMode }, `maintenance: ${retentionMode === 'detach' ? 'detached' : 'dropped'} history partition ${expired.name}`)
         return 'more' as const
       })
       if (step === 'locked') return { ...result, skipped: 'locked' }

@@ -85,6 +85,6 @@ export async function runLiveTableVacuumTask(ctx: TaskContext): Promise<VacuumRe
   const started = performance.now()
   await tableVacuum(ctx.pool, { schema, table: 'jobs' })
   const vacuumMs = Math.round(performance.now() - started)
-  ctx.logger.debug(`maintenance: vacuumed ${schema}.jobs`, { deadTuples: health.deadTuples, vacuumMs })
+  ctx.logger.debug({ component: 'maintenance', deadTuples: health.deadTuples, vacuumMs }, `maintenance: vacuumed ${schema}.jobs`)
   return { health, vacuumed: true, vacuumMs }
 }

@@ -36,6 +36,6 @@ export async function runOrphanedLeasesTask(ctx: TaskContext): Promise<LeasesRes
     result.cancelled += step.cancelled
     if (step.rescued + step.failed + step.cancelled < limit) break
   }
-  if (result.rescued + result.failed + result.cancelled > 0) ctx.logger.warn(`maintenance: rescued orphaned leases`, { ...result })
+  if (result.rescued + result.failed + result.cancelled > 0) ctx.logger.warn({ component: 'maintenance', ...result }, 'maintenance: rescued orphaned leases')
   return result
 }

@@ -14,7 +14,7 @@ export async function runStaleNodesTask(ctx: TaskContext): Promise<NodesResult> 
   return ctx.db.transaction().execute(async (trx) => {
     if (!(await lockTryTask(trx, { schema: ctx.options.schema, task: 'nodes' }))) return { skipped: 'locked' as const, deleted: [] }
     const deleted = await nodesStaleDelete(trx, { schema: ctx.options.schema, staleAfterMs: ctx.options.staleNodeAfterMs })
-    if (deleted.length > 0) ctx.logger.info(`maintenance: deleted ${deleted.length} stale node records`, { nodes: deleted })
+    if (deleted.length > 0) ctx.logger.info({ component: 'maintenance', nodes: deleted }, `maintenance: deleted ${deleted.length} stale node records`)
     return { deleted }
   })
 }

@@ -106,7 +106,7 @@ export async function runStatsRollupTask(ctx: TaskContext): Promise<RollupResult
     if (!(await lockTryTask(trx, { schema, task: 'rollup' }))) return 0
     return historyRollupExpiredDelete(trx, { schema, minutesBefore: new Date(minutesCut), hoursBefore: new Date(floorTo(now - retentionMs, HOUR)) })
   })
-  if (result.chunks > 0) ctx.logger.debug('maintenance: rolled up history', { ...result })
+  if (result.chunks > 0) ctx.logger.debug({ component: 'maintenance', ...result }, 'maintenance: rolled up history')
   return result
 }
 
@@ -123,7 +123,7 @@ async function summarizeNewHistoryRanges(ctx: TaskContext): Promise<number> {
       return historyBrinSummarize(trx, { schema, lockTimeoutMs: ddlLockTimeoutMs })
     })
   } catch (err) {
-    ctx.logger.debug('maintenance: history BRIN summary skipped', { error: err })
+    ctx.logger.debug({ component: 'maintenance', err }, 'maintenance: history BRIN summary skipped')
     return 0
   }
 }
