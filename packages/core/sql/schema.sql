@@ -244,13 +244,14 @@ CREATE INDEX job_history_id_idx ON ONLY pgqueue.job_history USING btree (tenant_
 CREATE UNIQUE INDEX job_history_pkey ON ONLY pgqueue.job_history USING btree (tenant_id, finished_at, id);
 CREATE INDEX job_history_schedule_idx ON ONLY pgqueue.job_history USING btree (tenant_id, schedule_id, finished_at DESC) WHERE (schedule_id IS NOT NULL);
 CREATE INDEX job_history_tenant_queue_idx ON ONLY pgqueue.job_history USING btree (tenant_id, queue, finished_at DESC, id DESC);
-CREATE INDEX jobs_claim_idx ON pgqueue.jobs USING btree (queue, priority DESC, vt) WHERE (state = 'pending'::text);
+CREATE INDEX jobs_claim_idx ON pgqueue.jobs USING btree (queue, vt) WHERE (state = 'pending'::text);
 CREATE INDEX jobs_due_idx ON pgqueue.jobs USING btree (run_at) WHERE (state = 'scheduled'::text);
 CREATE INDEX jobs_held_idx ON pgqueue.jobs USING btree (tenant_id, queue, priority DESC, run_at) WHERE (state = 'held'::text);
 CREATE UNIQUE INDEX jobs_key_idx ON pgqueue.jobs USING btree (tenant_id, queue, key) WHERE (key IS NOT NULL);
 CREATE UNIQUE INDEX jobs_pkey ON pgqueue.jobs USING btree (tenant_id, id);
 CREATE INDEX jobs_schedule_idx ON pgqueue.jobs USING btree (tenant_id, schedule_id) WHERE (schedule_id IS NOT NULL);
 CREATE INDEX jobs_state_idx ON pgqueue.jobs USING btree (state, tenant_id, queue);
+CREATE INDEX jobs_tenant_claim_idx ON pgqueue.jobs USING btree (tenant_id, queue, priority DESC, vt) WHERE (state = 'pending'::text);
 CREATE UNIQUE INDEX live_counts_pkey ON pgqueue.live_counts USING btree (queue);
 CREATE UNIQUE INDEX locks_pkey ON pgqueue.locks USING btree (name);
 CREATE UNIQUE INDEX migrations_pkey ON pgqueue.migrations USING btree (version);
@@ -305,9 +306,11 @@ declare
   v_head bigint;
   v_last bigint;
 begin
+  -- The head is the lowest slot of the queue, whatever its priority: priority never moves a tenant's
+  -- clock, so it cannot move the tenant ahead of others.
   select j.vt into v_head from pgqueue.jobs j
    where j.queue = p_queue and j.state = 'pending'
-   order by j.priority desc, j.vt limit 1;
+   order by j.vt limit 1;
   if v_head is null then
     -- Nothing pending: the newest value handed out in this queue is where claiming stopped.
     select c.last_vt into v_head from pgqueue.queue_clocks c where c.queue = p_queue order by c.last_vt desc limit 1;

@@ -25,7 +25,7 @@ import { JobCompleter, type RecordedOutcome, type RunOutcome } from './job-compl
 import { LeaseKeeper } from './lease-keeper.js'
 import { LeaseOwners } from './lease-owner.js'
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js'
-import { jobClaimMany, jobListPendingQueues, rowKey, type ClaimedRow } from './queries/jobs.js'
+import { jobClaimAcrossQueues, jobClaimMany, rowKey, type ClaimedRow } from './queries/jobs.js'
 import { encodeResult } from './result.js'
 import type { Run } from './run.js'
 import { IdleClaimPacer, Wakeup } from './wakeup.js'
@@ -153,15 +153,16 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   private minClaimSize = 0
   private readonly claimWake = new Wakeup()
   private claimLoop: Promise<void> | undefined
-  private knownQueues: string[] = []
-  private queuesRefreshedAt = Number.NEGATIVE_INFINITY
+  /** Serving every queue: the last tenant of the previous claim round, and the queue each tenant was
+   *  last served from (see jobClaimAcrossQueues()). */
+  private tenantCursor = ''
+  private lastQueues = new Map<string, string>()
   /** Tells this process's node row from another process using the same node id. */
   private readonly instance = randomUUID()
   /** When start() succeeded (monotonic), and when each node warning was last given. */
   private startedAt = Number.POSITIVE_INFINITY
   private warnedSharedAt = Number.NEGATIVE_INFINITY
   private warnedSchedulerAt = Number.NEGATIVE_INFINITY
-  private queuesStale = true
   private queueCursor = 0
 
   private constructor(target: Connectable, options: WorkerOptions, handler: JobHandler<Target>) {
@@ -314,7 +315,6 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
 
   private onNotify(): void {
     this.exhausted = false
-    if (!this.options.queues && performance.now() - this.queuesRefreshedAt > 250) this.queuesStale = true
     this.claimWake.wake()
   }
 
@@ -366,21 +366,15 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     }
   }
 
-  private async queuesToClaim(): Promise<string[]> {
-    const o = this.options
-    if (o.queues) return o.queues
-    if (this.queuesStale || performance.now() - this.queuesRefreshedAt > o.queueRefreshMs) {
-      this.queuesStale = false
-      this.knownQueues = await jobListPendingQueues(this.conn!.pool, { schema: o.schema, limit: 10_000 })
-      this.queuesRefreshedAt = performance.now()
-    }
-    return this.knownQueues
-  }
-
-  /** Claims up to `want` jobs, visiting queues round-robin from a rotating start. */
+  /**
+   * Claims up to `want` jobs. With `queues`, visits them round-robin from a rotating start (the
+   * operator's list bounds how many shares a tenant can get). Serving every queue, claims by tenant
+   * instead (claimAcrossQueues()).
+   */
   private async claimOnce(want: number): Promise<number> {
     const o = this.options
-    const queues = await this.queuesToClaim()
+    if (!o.queues) return this.claimAcrossQueues(want)
+    const queues = o.queues
     let got = 0
     const start = this.queueCursor++
     for (let i = 0; i < queues.length && got < want && this.state === 'running'; i++) {
@@ -389,23 +383,57 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       const sentAt = performance.now()
       const maxBytes = Math.max(1, o.claimMaxBytes - this.bufferedBytes)
       const rows = await jobClaimMany(this.conn!.pool, { schema: o.schema, queue, owner, leaseMs: o.leaseMs, limit: want - got, maxBytes, types: o.types })
-      if (this.buffer.length === 0 && this.inFlight < o.concurrency) this.starved = true
-      got += rows.length
-      const claimedAt = performance.now()
-      const leaseUntil = sentAt + o.leaseMs
-      for (const row of rows) {
-        const key = rowKey(row.tenant_id, row.id)
-        const bytes = row.payload?.length ?? 0
-        const run: Run = { job: toJob(row, queue), row, owner, key, phase: 'buffered', startedAt: 0, claimedAt, leaseUntil, bytes }
-        this.active.set(key, run)
-        this.buffer.push(run)
-        this.bufferedBytes += bytes
-      }
-      this.pump()
+      got += this.accept(rows, () => queue, owner, sentAt)
       if (this.bufferedBytes >= o.claimMaxBytes) break
     }
-    if (got === 0 && !o.queues && performance.now() - this.queuesRefreshedAt > 250) this.queuesStale = true
     return got
+  }
+
+  /**
+   * Serving every queue: each round visits up to `want` tenants with pending jobs from a rotating
+   * cursor and takes an equal quantum from one queue of each, so a tenant's share is one share however
+   * many queues it spreads its jobs over. A round that reached the last tenant starts the next one from
+   * the first; an empty round that did not (every visited tenant's rows were locked, or of other
+   * types) goes on from its cursor, a few rounds at most, before calling the queues empty.
+   */
+  private async claimAcrossQueues(want: number): Promise<number> {
+    const o = this.options
+    for (let round = 0; round < 8 && this.state === 'running'; round++) {
+      const owner = this.owners.next()
+      const sentAt = performance.now()
+      const from = this.tenantCursor
+      const r = await jobClaimAcrossQueues(this.conn!.pool, {
+        schema: o.schema, afterTenant: from, lastQueues: this.lastQueues, owner, leaseMs: o.leaseMs, limit: want,
+        maxBytes: Math.max(1, o.claimMaxBytes - this.bufferedBytes), types: o.types,
+      })
+      this.tenantCursor = r.tenants >= want && r.lastTenant !== null ? r.lastTenant : ''
+      // The memory of queues served is a rotation hint only: bounded, and forgotten when full.
+      if (this.lastQueues.size > 10_000) this.lastQueues.clear()
+      for (const row of r.rows) this.lastQueues.set(row.tenant_id, row.queue)
+      const got = this.accept(r.rows, (row) => (row as ClaimedRow & { queue: string }).queue, owner, sentAt)
+      if (got > 0) return got
+      // Nothing claimed: only a round that started at the first tenant and saw them all proves it.
+      if (from === '' && this.tenantCursor === '') return 0
+    }
+    return 0
+  }
+
+  /** Buffers claimed rows as runs and starts what the free slots allow; returns how many. */
+  private accept(rows: ClaimedRow[], queueOf: (row: ClaimedRow) => string, owner: string, sentAt: number): number {
+    const o = this.options
+    if (this.buffer.length === 0 && this.inFlight < o.concurrency) this.starved = true
+    const claimedAt = performance.now()
+    const leaseUntil = sentAt + o.leaseMs
+    for (const row of rows) {
+      const key = rowKey(row.tenant_id, row.id)
+      const bytes = row.payload?.length ?? 0
+      const run: Run = { job: toJob(row, queueOf(row)), row, owner, key, phase: 'buffered', startedAt: 0, claimedAt, leaseUntil, bytes }
+      this.active.set(key, run)
+      this.buffer.push(run)
+      this.bufferedBytes += bytes
+    }
+    this.pump()
+    return rows.length
   }
 
   /** Starts buffered runs while slots are free; asks for the next claim when the buffer runs low. */

@@ -10,6 +10,7 @@ import jobsStateIndex from './0011_jobs_state_index.js'
 import tenantCredential from './0012_tenant_credential.js'
 import limitsAndLocks from './0013_limits_and_locks.js'
 import fairClockTry from './0014_fair_clock_try.js'
+import fairOrder from './0015_fair_order.js'
 
 /** One forward-only schema change. `sql` is a template; see renderMigration(). */
 export interface Migration {
@@ -32,4 +33,5 @@ export const migrations: readonly Migration[] = [
   { version: 12, name: 'tenant_credential', sql: tenantCredential },
   { version: 13, name: 'limits_and_locks', sql: limitsAndLocks },
   { version: 14, name: 'fair_clock_try', sql: fairClockTry },
+  { version: 15, name: 'fair_order', sql: fairOrder },
 ]

@@ -54,23 +54,37 @@ const CLAIM_COLUMNS = `j.tenant_id, j.id, j.type, j.key, j.payload, j.payload_ty
   j.max_attempts, j.retry_policy, (extract(epoch from j.run_at) * 1000)::float8 as run_at_ms,
   (extract(epoch from j.created_at) * 1000)::float8 as created_at_ms, j.schedule_id, j.priority`
 
+/** The bytes a claimed row brings into the worker's memory (payload plus target), as SQL over `j`. */
+const ROW_BYTES = `coalesce(octet_length(j.payload), 0)
+  + case when j.target is null then 0
+         when pg_column_size(j.target) <= 2048 then pg_column_size(j.target)
+         else octet_length(j.target::text) end`
+
 /**
- * Claims up to `limit` pending jobs of one queue in fair order (priority, then virtual time) and
- * leases them to `owner` (the node id plus a token unique to this claim, see FinishInput.owner).
- * Strategy: the inner SELECT walks jobs_claim_idx (queue, priority desc, vt) and locks with SKIP
- * LOCKED, so concurrent workers take disjoint rows without waiting; the UPDATE then reaches the locked
- * rows by ctid (a TID scan over an InitPlan array), not by a primary-key probe each. The ctids stay
- * valid because this statement holds the row locks; a row whose newer version was locked after a
- * concurrent change is invisible to the statement's snapshot at that ctid and is simply not claimed
- * this time. vt is kept, so a job released at shutdown returns to the same fair position.
- * Byte budget: rows are taken in claim order while the bytes of the rows before them (payload plus
- * target) stay under `maxBytes`, so one claim never carries more than about maxBytes plus one row
- * into the worker's memory, and always at least one row. octet_length of a bytea reads the stored
- * size without detoasting; a target is serialised for its size only when it is stored large
- * (pg_column_size over 2 kB, where compression could hide its real size). Rows locked but left out
- * are unlocked at commit, untouched. The running sum takes the rows in the order they come from the
- * index scan: an ORDER BY in the window would add a sort, as the planner does not carry the order
- * through the row locking.
+ * Claims up to `limit` pending jobs of one queue in fair order and leases them to `owner` (the node id
+ * plus a token unique to this claim, see FinishInput.owner).
+ * Fair order: a pending job's vt is its tenant's slot in the queue (stamped at push by the tenant's
+ * fair clock); priority only decides which of the tenant's own jobs fills a slot, so it never moves a
+ * tenant ahead of another (issue 18). The claim takes the `limit` lowest slots over jobs_claim_idx
+ * (queue, vt) with SKIP LOCKED, counts them per tenant, and gives each tenant that many of its own
+ * jobs in (priority desc, vt) order over jobs_tenant_claim_idx. A tenant whose pending jobs all have
+ * the priority of its slots (one index probe tells: its highest priority is not above its slots'
+ * lowest) has its slots claimed as they are; only a tenant with higher-priority jobs waiting runs the
+ * LATERAL top-n, whose gating filter skips it for the others. So a queue where every priority is
+ * equal costs one probe per tenant in the batch more than a plain vt-ordered claim.
+ * Slots locked but not claimed (replaced by a tenant's higher-priority jobs) are unlocked at commit,
+ * untouched. Concurrent workers take disjoint slots, and SKIP LOCKED in the top-n keeps them off each
+ * other's rows.
+ * The UPDATE reaches the locked rows by ctid (a TID scan over an InitPlan array), not by a primary-key
+ * probe each. The ctids stay valid because this statement holds the row locks; a row whose newer
+ * version was locked after a concurrent change is invisible to the statement's snapshot at that ctid
+ * and is simply not claimed this time. vt is kept, so a job released at shutdown returns to the same
+ * fair position.
+ * Byte budget: rows are taken while the bytes of the rows before them (payload plus target) stay under
+ * `maxBytes`, so one claim never carries more than about maxBytes plus one row into the worker's
+ * memory, and always at least one row. octet_length of a bytea reads the stored size without
+ * detoasting; a target is serialised for its size only when it is stored large (pg_column_size over
+ * 2 kB, where compression could hide its real size). Rows left out are unlocked at commit, untouched.
  * The claim commits without waiting for its WAL flush (synchronous_commit off for this transaction
  * only), which takes about half a millisecond off every pickup. Losing a claim in a server crash
  * loses no job: the row is back to pending and runs again (delivery is at least once), and the
@@ -82,50 +96,136 @@ export async function jobClaimMany(
   p: { schema: string; queue: string; owner: string; leaseMs: number; limit: number; maxBytes: number; types: string[] | undefined },
 ): Promise<ClaimedRow[]> {
   const s = quoteIdent(p.schema)
-  const typeFilter = p.types ? 'and type = any($6::text[])' : ''
+  const typeFilter = p.types ? 'and j.type = any($6::text[])' : ''
   const text = `
-    with picked as (
+    with slots as materialized (
+      select j.ctid, j.tenant_id, j.id, j.priority, j.vt, ${ROW_BYTES} as bytes
+        from ${s}.jobs j
+       where j.queue = $1 and j.state = 'pending' ${typeFilter}
+       order by j.vt
+       limit $2
+       for update skip locked
+    ),
+    tenants as materialized (
+      select t.tenant_id, t.n, t.slots,
+             (select j.priority from ${s}.jobs j
+               where j.tenant_id = t.tenant_id and j.queue = $1 and j.state = 'pending' ${typeFilter}
+               order by j.priority desc limit 1) > t.lowest as reorder
+        from (select tenant_id, count(*) as n, min(priority) as lowest, array_agg(vt order by vt) as slots
+                from slots group by tenant_id) t
+    ),
+    chosen as materialized (
+      select sl.ctid, sl.tenant_id, sl.id, sl.vt as slot, sl.bytes from slots sl join tenants t on t.tenant_id = sl.tenant_id
+       where not t.reorder
+      union all
+      select o.ctid, t.tenant_id, o.id, t.slots[o.k], o.bytes from tenants t
+       cross join lateral (
+         select j.ctid, j.id, ${ROW_BYTES} as bytes, row_number() over () as k from (
+           select j.ctid, j.id, j.payload, j.target from ${s}.jobs j
+            where t.reorder and j.tenant_id = t.tenant_id and j.queue = $1 and j.state = 'pending' ${typeFilter}
+            order by j.priority desc, j.vt
+            limit t.n
+            for update skip locked) j) o
+    ),
+    picked as (
       select array_agg(ctid) filter (where before is null or before < $5) as ctids,
              set_config('synchronous_commit', 'off', true) as commit_mode from (
-        select ctid, sum(bytes) over (rows between unbounded preceding and 1 preceding) as before from (
-          select ctid,
-                 coalesce(octet_length(payload), 0)
-                 + case when target is null then 0
-                        when pg_column_size(target) <= 2048 then pg_column_size(target)
-                        else octet_length(target::text) end as bytes
-            from ${s}.jobs
-           where queue = $1 and state = 'pending' ${typeFilter}
-           order by priority desc, vt
-           limit $2
-           for update skip locked) l) x)
-    update ${s}.jobs j
-       set state = 'running', attempt = j.attempt + 1, lease_owner = $3,
-           lease_expires_at = now() + $4 * interval '1 millisecond', started_at = now(), updated_at = now()
-     where j.ctid = any((select ctids from picked)::tid[])
-       and j.state = 'pending'
-    returning ${CLAIM_COLUMNS}`
+        select ctid, sum(bytes) over (order by slot rows between unbounded preceding and 1 preceding) as before from chosen) x),
+    claimed as (
+      update ${s}.jobs j
+         set state = 'running', attempt = j.attempt + 1, lease_owner = $3,
+             lease_expires_at = now() + $4 * interval '1 millisecond', started_at = now(), updated_at = now()
+       where j.ctid = any((select ctids from picked)::tid[])
+         and j.state = 'pending'
+      returning ${CLAIM_COLUMNS})
+    -- In slot order, so the worker's buffer interleaves tenants as the fair order does.
+    select c.* from claimed c join chosen ch on ch.tenant_id = c.tenant_id and ch.id = c.id order by ch.slot`
   const values: unknown[] = [p.queue, p.limit, p.owner, p.leaseMs, p.maxBytes]
   if (p.types) values.push(p.types)
   const { rows } = await db.query<ClaimedRow>(text, values)
   return rows
 }
 
+/** A row of jobClaimAcrossQueues(): a claimed job (its queue included), or none when nothing was claimed. */
+export type ClaimedAnyRow = (ClaimedRow & { queue: string }) | { [K in keyof ClaimedRow]: null } & { queue: null }
+
 /**
- * Distinct queues that have pending jobs, by a recursive skip-scan over jobs_claim_idx: one index
- * probe per queue, however many jobs wait, instead of a scan of the backlog.
+ * Claims up to `limit` pending jobs from every queue, for a Worker that serves them all, so that a
+ * tenant's share does not grow with the number of queues it creates (issue 18). Tenants with pending
+ * jobs are found by a recursive skip-scan over jobs_tenant_claim_idx from `afterTenant` (one index
+ * probe per tenant, at most `limit` tenants, so no list of queue names to outgrow); each tenant gets
+ * one of its queues, the first after the one it was last served from (`lastQueues`, the caller's
+ * memory; rotating, so every queue of a tenant gets its turn), and an equal quantum of that queue's
+ * jobs in the tenant's own order (priority desc, vt), with SKIP LOCKED. Rows come back round-robin
+ * across tenants (each tenant's first job, then each one's second...), so a small buffer interleaves
+ * them. Every row also carries `last_tenant` and `tenants`, the cursor's next value and how many
+ * tenants the round visited (a row of nulls but for those when nothing was claimed): fewer than
+ * `limit` means the skip-scan reached the last tenant, and the next round starts from the first.
+ * Byte budget, ctid update and commit mode as in jobClaimMany().
  */
-export async function jobListPendingQueues(db: Queryable, p: { schema: string; limit: number }): Promise<string[]> {
+export async function jobClaimAcrossQueues(
+  db: Queryable,
+  p: {
+    schema: string; afterTenant: string; lastQueues: Map<string, string>; owner: string; leaseMs: number; limit: number
+    maxBytes: number; types: string[] | undefined
+  },
+): Promise<{ rows: (ClaimedRow & { queue: string })[]; lastTenant: string | null; tenants: number }> {
   const s = quoteIdent(p.schema)
-  const { rows } = await db.query<{ queue: string }>(
-    `with recursive q as (
-       (select queue from ${s}.jobs where state = 'pending' order by queue limit 1)
-       union all
-       select (select j.queue from ${s}.jobs j where j.state = 'pending' and j.queue > q.queue order by j.queue limit 1)
-         from q where q.queue is not null)
-     select queue from q where queue is not null limit $1`,
-    [p.limit],
-  )
-  return rows.map((r) => r.queue)
+  const typeFilter = p.types ? 'and j.type = any($9::text[])' : ''
+  const text = `
+    with recursive t as (
+      (select j.tenant_id from ${s}.jobs j where j.state = 'pending' and j.tenant_id > $1 order by j.tenant_id limit 1)
+      union all
+      select (select j.tenant_id from ${s}.jobs j where j.state = 'pending' and j.tenant_id > t.tenant_id
+               order by j.tenant_id limit 1)
+        from t where t.tenant_id is not null
+    ),
+    tenants as materialized (select tenant_id from t where tenant_id is not null limit $2),
+    pairs as materialized (
+      select tn.tenant_id,
+             coalesce((select j.queue from ${s}.jobs j where j.tenant_id = tn.tenant_id and j.state = 'pending'
+                          and j.queue > c.last_queue order by j.queue limit 1),
+                      (select j.queue from ${s}.jobs j where j.tenant_id = tn.tenant_id and j.state = 'pending'
+                        order by j.queue limit 1)) as queue,
+             row_number() over (order by tn.tenant_id) as pos
+        from tenants tn
+        left join unnest($3::text[], $4::text[]) as c(tenant_id, last_queue) on c.tenant_id = tn.tenant_id
+    ),
+    chosen as materialized (
+      select o.ctid, p.tenant_id, o.id, p.pos, o.k, o.bytes from pairs p
+       cross join lateral (
+         select j.ctid, j.id, ${ROW_BYTES} as bytes, row_number() over () as k from (
+           select j.ctid, j.id, j.payload, j.target from ${s}.jobs j
+            where j.tenant_id = p.tenant_id and j.queue = p.queue and j.state = 'pending' ${typeFilter}
+            order by j.priority desc, j.vt
+            limit ceil($5::numeric / (select count(*) from pairs))::bigint
+            for update skip locked) j) o
+    ),
+    picked as (
+      select array_agg(ctid) filter (where rank <= $5 and (before is null or before < $8)) as ctids,
+             set_config('synchronous_commit', 'off', true) as commit_mode from (
+        select ctid, row_number() over w as rank, sum(bytes) over (w rows between unbounded preceding and 1 preceding) as before
+          from chosen window w as (order by k, pos)) x),
+    claimed as (
+      update ${s}.jobs j
+         set state = 'running', attempt = j.attempt + 1, lease_owner = $6,
+             lease_expires_at = now() + $7 * interval '1 millisecond', started_at = now(), updated_at = now()
+       where j.ctid = any((select ctids from picked)::tid[])
+         and j.state = 'pending'
+      returning ${CLAIM_COLUMNS}, j.queue)
+    select c.*, m.last_tenant, m.tenants
+      from (select max(tenant_id) as last_tenant, count(*)::int as tenants from tenants) m
+      left join (claimed c join chosen ch on ch.tenant_id = c.tenant_id and ch.id = c.id) on true
+     order by ch.k, ch.pos`
+  const values: unknown[] = [p.afterTenant, p.limit, [...p.lastQueues.keys()], [...p.lastQueues.values()], p.limit, p.owner, p.leaseMs, p.maxBytes]
+  if (p.types) values.push(p.types)
+  const { rows } = await db.query<ClaimedAnyRow & { last_tenant: string | null; tenants: number }>(text, values)
+  const first = rows[0]
+  return {
+    rows: rows.filter((r): r is ClaimedRow & { queue: string; last_tenant: string | null; tenants: number } => r.id !== null),
+    lastTenant: first?.last_tenant ?? null,
+    tenants: first?.tenants ?? 0,
+  }
 }
 
 /**
