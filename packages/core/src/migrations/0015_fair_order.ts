@@ -9,6 +9,9 @@
  *   from it (same SET enable_seqscan = off as 0008, which CREATE OR REPLACE would otherwise drop).
  * - jobs_tenant_claim_idx (tenant_id, queue, priority desc, vt): a tenant's own order in a queue,
  *   used by the claim to fill the tenant's slots, and by the Worker to find tenants with work.
+ * - jobs_tenant_due_idx (tenant_id, run_at) of scheduled jobs: the Scheduler finds tenants with due
+ *   jobs by a skip-scan (a tenant's first entry is its earliest run_at) and promotes an equal part of
+ *   each one's due jobs, so one tenant's million jobs due at one instant do not hold back the others.
  *
  * Cost on a big installation: both CREATE INDEX read the live table under a SHARE lock (pushes wait,
  * claims go on); the live table only holds unfinished jobs.
@@ -17,6 +20,7 @@ export default /* sql */ `
 drop index :schema.jobs_claim_idx;
 create index jobs_claim_idx on :schema.jobs (queue, vt) where state = 'pending';
 create index jobs_tenant_claim_idx on :schema.jobs (tenant_id, queue, priority desc, vt) where state = 'pending';
+create index jobs_tenant_due_idx on :schema.jobs (tenant_id, run_at) where state = 'scheduled';
 
 create or replace function :schema.fair_clock_advance(p_tenant text, p_queue text, p_n bigint) returns bigint
 language plpgsql security definer set search_path = pg_catalog, pg_temp set enable_seqscan = off as $fn$
