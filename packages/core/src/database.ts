@@ -84,6 +84,14 @@ export interface QueueClocksTable {
   last_vt: ColumnType<string, string | number | bigint, string | number | bigint>
 }
 
+/** pgqueue.fair_weights: operator-set weights per tenant (queue '') or per (tenant, queue). */
+export interface FairWeightsTable {
+  tenant_id: string
+  queue: Generated<string>
+  weight: number
+  updated_at: DefaultedTimestamp
+}
+
 /** pgqueue.schedules: cron or interval schedules with their job template. */
 export interface SchedulesTable {
   tenant_id: string
@@ -177,6 +185,7 @@ export interface Database {
   job_history: JobHistoryTable
   queues: QueuesTable
   queue_clocks: QueueClocksTable
+  fair_weights: FairWeightsTable
   schedules: SchedulesTable
   worker_metadata: WorkerMetadataTable
   nodes: NodesTable

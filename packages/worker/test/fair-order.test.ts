@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
-import { createIsolatedDatabase, pushJobs, waitFor, type IsolatedDatabase } from '@pgqueue/testing'
-import { migrate } from '@pgqueue/core'
+import { createIsolatedDatabase, inTenantTx, pushJobs, waitFor, type IsolatedDatabase } from '@pgqueue/testing'
+import { fairWeightDelete, fairWeightList, fairWeightSet, migrate, PgQueueValidationError } from '@pgqueue/core'
 import { Worker, type Job } from '@pgqueue/worker'
 import { jobClaimMany } from '../src/queries/jobs.js'
 
@@ -90,5 +90,61 @@ describe('fair order', () => {
     const x = order.slice(0, 200).filter((j) => j.tenantId === 'x').length
     expect(x).toBeGreaterThan(70)
     expect(x).toBeLessThan(130)
+  })
+
+  it('weights 3:1 share a busy queue about 75/25', async () => {
+    await fairWeightSet(pool, { schema: t.schema, tenantId: 'heavy', weight: 3 })
+    await pushJobs(pool, t.schema, 'heavy', 'w31', 400)
+    await pushJobs(pool, t.schema, 'light', 'w31', 400)
+    const order = await startOrder(200, { queues: ['w31'], concurrency: 4 })
+    const heavy = order.slice(0, 200).filter((j) => j.tenantId === 'heavy').length
+    expect(heavy).toBeGreaterThanOrEqual(135)
+    expect(heavy).toBeLessThanOrEqual(165)
+  })
+
+  it('a weight-1 tenant behind a weight-100 tenant is still served every round', async () => {
+    await fairWeightSet(pool, { schema: t.schema, tenantId: 'big', queue: 'w100', weight: 100 })
+    await pushJobs(pool, t.schema, 'big', 'w100', 400)
+    await pushJobs(pool, t.schema, 'small', 'w100', 3)
+    const order = await startOrder(250, { queues: ['w100'], concurrency: 1 })
+    const small = order.map((j, i) => (j.tenantId === 'small' ? i : -1)).filter((i) => i >= 0)
+    // Its first job joins at the head; each next one after about 100 of big's.
+    expect(small[0]).toBeLessThan(5)
+    expect(small[1]).toBeGreaterThan(70)
+    expect(small[1]).toBeLessThan(130)
+    expect(small[2]).toBeLessThan(240)
+  })
+
+  it('weights are the operator\'s: validated, and out of a tenant\'s reach', async () => {
+    for (const weight of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 1001, 0.0001, '2' as unknown as number]) {
+      await expect(fairWeightSet(pool, { schema: t.schema, tenantId: 'v', weight })).rejects.toBeInstanceOf(PgQueueValidationError)
+    }
+    await expect(fairWeightSet(pool, { schema: t.schema, tenantId: '', weight: 2 })).rejects.toBeInstanceOf(PgQueueValidationError)
+    expect(await fairWeightList(pool, { schema: t.schema, tenantId: 'v' })).toEqual([])
+    // The database refuses the same values.
+    await expect(t.admin.query(`insert into "${t.schema}".fair_weights (tenant_id, weight) values ('v', 'NaN')`)).rejects.toMatchObject({ code: '23514' })
+    await expect(t.admin.query(`insert into "${t.schema}".fair_weights (tenant_id, weight) values ('v', 0)`)).rejects.toMatchObject({ code: '23514' })
+    const user = new pg.Pool({ connectionString: t.userUrl, max: 1 })
+    try {
+      await inTenantTx(user, 'v', async (c) => {
+        await expect(c.query(`select * from "${t.schema}".fair_weights`)).rejects.toMatchObject({ code: '42501' })
+      })
+      await inTenantTx(user, 'v', async (c) => {
+        await expect(c.query(`insert into "${t.schema}".fair_weights (tenant_id, weight) values ('v', 1000)`)).rejects.toMatchObject({ code: '42501' })
+      })
+      await inTenantTx(user, 'v', async (c) => {
+        await expect(c.query(`select "${t.schema}".fair_clock_stride('v', 'q')`)).rejects.toMatchObject({ code: '42501' })
+      })
+    } finally {
+      await user.end()
+    }
+    await fairWeightSet(pool, { schema: t.schema, tenantId: 'v', weight: 2 })
+    await fairWeightSet(pool, { schema: t.schema, tenantId: 'v', queue: 'q', weight: 0.5 })
+    expect(await fairWeightList(pool, { schema: t.schema, tenantId: 'v' })).toEqual([
+      { tenantId: 'v', queue: null, weight: 2 },
+      { tenantId: 'v', queue: 'q', weight: 0.5 },
+    ])
+    expect(await fairWeightDelete(pool, { schema: t.schema, tenantId: 'v', queue: 'q' })).toBe(true)
+    expect(await fairWeightList(pool, { schema: t.schema, tenantId: 'v' })).toHaveLength(1)
   })
 })

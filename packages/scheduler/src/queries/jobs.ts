@@ -87,8 +87,8 @@ export async function jobLockDue(
 /**
  * Moves locked jobs into the fair order: one fair_clock_try_advance(tenant, queue, n) per pair, in
  * (tenant, queue) order (the OFFSET 0 keeps the sorted subquery from being flattened away), then the n
- * jobs of a pair take the n virtual times below the new clock value, in the order given (priority, then
- * due time). A pair whose clock another transaction holds (a producer's open push) gets null and its
+ * jobs of a pair take the n virtual times below the new clock value, one stride apart (the pair's
+ * fair_clock_stride(), 1000 / weight), in the order given (priority, then due time). A pair whose clock another transaction holds (a producer's open push) gets null and its
  * jobs are left as they were: nothing here waits on a lock a tenant can hold. Returns how many jobs
  * were stamped and the pairs left out. Joins through unnest arrays, not a CTE of the table
  * (PERF-NOTES 6).
@@ -102,13 +102,14 @@ export async function jobStampPending(db: Queryable, p: { schema: string; jobs: 
        select * from unnest($1::text[], $2::uuid[], $3::text[]) with ordinality as i(tenant_id, id, queue, ord)
      ),
      clocks as materialized (
-       select c.tenant_id, c.queue, c.n, ${s}.fair_clock_try_advance(c.tenant_id, c.queue, c.n) as last_vt
+       select c.tenant_id, c.queue, c.n, ${s}.fair_clock_try_advance(c.tenant_id, c.queue, c.n) as last_vt,
+              ${s}.fair_clock_stride(c.tenant_id, c.queue) as stride
          from (select tenant_id, queue, count(*) as n from input group by tenant_id, queue
                 order by tenant_id, queue offset 0) c
      ),
      stamped as (
        select i.tenant_id, i.id,
-              c.last_vt - c.n + row_number() over (partition by i.tenant_id, i.queue order by i.ord) as vt
+              c.last_vt - (c.n - row_number() over (partition by i.tenant_id, i.queue order by i.ord)) * c.stride as vt
          from input i join clocks c on c.tenant_id = i.tenant_id and c.queue = i.queue
         where c.last_vt is not null
      ),
