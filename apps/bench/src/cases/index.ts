@@ -1,6 +1,7 @@
 import type { CaseResult, LibName } from '../types.js'
 import type { CaseContext } from './context.js'
 import { fairness } from './fairness.js'
+import { weights, wrongedTenant } from './fair-order.js'
 import { latency } from './latency.js'
 import { processing } from './processing.js'
 import { bulkPush, singlePush } from './push.js'
@@ -79,6 +80,30 @@ export const cases: CaseDef[] = [
     fullOnly: true,
     params: () => ({ a: 200_000, b: 10, handlerMs: 1, timeoutMs: 900_000 }),
     run: (ctx, p) => fairness(ctx, p as { a: number; b: number; handlerMs: number; timeoutMs: number }),
+  },
+  {
+    id: 'hole-priority',
+    title: "priority hole: B's last start behind A's 20,000 at priority 1 (pgqueue)",
+    better: 'lower',
+    libs: ['pgqueue'],
+    params: (m) => ({ a: q(m, 2_000, 20_000), b: 10, queues: 1, priority: 1, timeoutMs: q(m, 60_000, 300_000) }),
+    run: (ctx, p) => wrongedTenant(ctx, p as { a: number; b: number; queues: number; priority: number; timeoutMs: number }),
+  },
+  {
+    id: 'hole-queues',
+    title: "queues hole: B's last start, A's 20,000 over 1,000 queues, Worker on every queue (pgqueue)",
+    better: 'lower',
+    libs: ['pgqueue'],
+    params: (m) => ({ a: q(m, 2_000, 20_000), b: 10, queues: q(m, 100, 1_000), priority: 0, timeoutMs: q(m, 60_000, 300_000) }),
+    run: (ctx, p) => wrongedTenant(ctx, p as { a: number; b: number; queues: number; priority: number; timeoutMs: number }),
+  },
+  {
+    id: 'weights',
+    title: 'weights 3:1, share of weight 3 in the first jobs started, % (pgqueue)',
+    better: 'higher',
+    libs: ['pgqueue'],
+    params: (m) => ({ n: q(m, 2_000, 10_000), measure: q(m, 1_000, 8_000), timeoutMs: q(m, 60_000, 300_000) }),
+    run: (ctx, p) => weights(ctx, p as { n: number; measure: number; timeoutMs: number }),
   },
   {
     id: 'scale',
