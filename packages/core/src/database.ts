@@ -92,6 +92,13 @@ export interface FairWeightsTable {
   updated_at: DefaultedTimestamp
 }
 
+/** pgqueue.fair_blocks: (tenant, queue) pairs backed off by a handler until a time. */
+export interface FairBlocksTable {
+  tenant_id: string
+  queue: string
+  until: Date
+}
+
 /** pgqueue.schedules: cron or interval schedules with their job template. */
 export interface SchedulesTable {
   tenant_id: string
@@ -186,6 +193,7 @@ export interface Database {
   queues: QueuesTable
   queue_clocks: QueueClocksTable
   fair_weights: FairWeightsTable
+  fair_blocks: FairBlocksTable
   schedules: SchedulesTable
   worker_metadata: WorkerMetadataTable
   nodes: NodesTable

@@ -20,7 +20,7 @@ import {
   type Connection,
 } from '@pgqueue/core'
 import { errorInfo, type ErrorInfo } from './error-info.js'
-import { JobAbortedError, type AbortReason, type Job, type JobContext, type JobHandler, type JobHandlers } from './job.js'
+import { JobAbortedError, JobBackOffError, type AbortReason, type Job, type JobContext, type JobHandler, type JobHandlers } from './job.js'
 import { JobCompleter, type RecordedOutcome, type RunOutcome } from './job-completer.js'
 import { LeaseKeeper } from './lease-keeper.js'
 import { LeaseOwners } from './lease-owner.js'
@@ -93,7 +93,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /** What a finished handler produced, before it becomes a RunOutcome. */
-type Settled = Pick<RunOutcome, 'kind' | 'result' | 'resultType' | 'error'>
+type Settled = Pick<RunOutcome, 'kind' | 'result' | 'resultType' | 'error' | 'backOffMs'>
 
 const NO_RESULT = { result: null, resultType: null } as const
 
@@ -109,6 +109,9 @@ class RunContext implements JobContext {
   }
   extendLease(ms: number): Promise<void> {
     return this.extend(this.run, ms)
+  }
+  backOff(ms: number): never {
+    throw new JobBackOffError(ms)
   }
 }
 
@@ -515,6 +518,9 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   }
 
   private failed(run: Run, err: unknown): Settled {
+    if (err instanceof JobBackOffError && run.abortReason === undefined) {
+      return { kind: 'backoff', ...NO_RESULT, error: null, backOffMs: err.retryAfterMs }
+    }
     return run.abortReason === 'shutdown'
       ? { kind: 'release', ...NO_RESULT, error: errorInfo(new JobAbortedError('shutdown', 'interrupted by worker shutdown'), run.job.attempt) }
       : { kind: 'error', ...NO_RESULT, error: errorInfo(err, run.job.attempt) }
@@ -524,9 +530,27 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     run.interrupt = undefined
     if (run.timer) clearTimeout(run.timer)
     this.inFlight -= 1
-    if (run.phase === 'running') this.finish(run, outcome)
+    if (run.phase === 'running') {
+      this.finish(run, outcome)
+      if (outcome.kind === 'backoff') this.backOffBuffered(run, outcome)
+    }
     if (this.inFlight === 0 && this.idleWaiters.length > 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
     this.pump()
+  }
+
+  /** A back-off holds the pair's jobs this worker has buffered as well: they go to held unstarted. */
+  private backOffBuffered(run: Run, outcome: Settled): void {
+    const { tenantId, queue } = run.job
+    const keep: Run[] = []
+    for (const b of this.buffer) {
+      if (b.phase === 'buffered' && b.job.tenantId === tenantId && b.job.queue === queue) {
+        this.bufferedBytes -= b.bytes
+        this.finish(b, outcome)
+      } else {
+        keep.push(b)
+      }
+    }
+    this.buffer.splice(0, this.buffer.length, ...keep)
   }
 
   private finish(run: Run, outcome: Settled): void {
@@ -544,6 +568,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       result: outcome.result,
       resultType: outcome.resultType,
       error: outcome.error,
+      ...(outcome.backOffMs !== undefined ? { backOffMs: outcome.backOffMs } : {}),
       run,
     })
   }
@@ -596,7 +621,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       if (final === 'completed') {
         if (this.listenerCount('job:completed') > 0) this.safeEmit('job:completed', { job, durationMs: performance.now() - run.startedAt })
       }
-      else if (final === 'release') this.safeEmit('job:released', { job })
+      else if (final === 'release' || final === 'backoff') this.safeEmit('job:released', { job })
       else if (run.abortReason === 'cancelled') this.safeEmit('job:cancelled', { job })
       else this.safeEmit('job:failed', { job, error: error ?? outcome.error ?? errorInfo('failed', run.job.attempt), willRetry: final === 'retry', ...(retryAt ? { retryAt } : {}) })
     }

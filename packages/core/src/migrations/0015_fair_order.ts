@@ -16,6 +16,7 @@
  * Weights: fair_weights and fair_clock_stride(): a job of a pair takes 1000 / weight of virtual time
  * instead of 1, stamped by fair_clock_advance(), push_jobs_unchecked() and the Scheduler's stamping.
  * Jobs pending at the upgrade keep their vt (one apart), so they simply run first.
+ * Back-off: fair_blocks, (tenant, queue) blocked until a time; see the table's comment.
  *
  * Cost on a big installation: each CREATE INDEX reads the live table under a SHARE lock (pushes wait,
  * claims go on); the live table only holds unfinished jobs.
@@ -52,6 +53,19 @@ language sql stable security definer set search_path = pg_catalog, pg_temp as $f
                     where w.tenant_id = p_tenant and w.queue in (p_queue, '')
                     order by w.queue desc limit 1), 1000)
 $fn$;
+-- Back-off (issue 18): a (tenant, queue) whose handler backed off waits until \`until\` on every Worker.
+-- The worker role writes it (a completion), the push and the Scheduler read it; its pending jobs sit
+-- in held meanwhile, so no claim steps over them. Expired rows are harmless (one per pair).
+create table :schema.fair_blocks (
+  tenant_id text collate "C" not null,
+  queue text collate "C" not null,
+  until timestamptz not null,
+  primary key (tenant_id, queue)
+);
+alter table :schema.fair_blocks enable row level security;
+create policy fair_blocks_worker on :schema.fair_blocks to :worker_role using (true) with check (true);
+grant select, insert, update, delete on :schema.fair_blocks to :worker_role;
+
 revoke all on function :schema.fair_clock_stride(text, text) from public;
 grant execute on function :schema.fair_clock_stride(text, text) to :worker_role;
 
@@ -121,9 +135,11 @@ begin
            coalesce(i.max_attempts, (qc.retry_policy->>'maxAttempts')::integer, 5) as max_attempts, i.retry_policy, i.schedule_id, i.retry_of,
            case when coalesce(i.run_at, now()) > now() then 'scheduled'
                 when qc.paused or qc.max_concurrency is not null then 'held'
+                when fb.until > now() then 'held'
                 else 'pending' end as state
       from given i
       left join :schema.queues qc on qc.tenant_id = p_tenant and qc.queue = i.queue
+      left join :schema.fair_blocks fb on fb.tenant_id = p_tenant and fb.queue = i.queue
      where i.ord not in (select running.ord from running)
   ),
   -- One clock advance per queue, in queue order (the sorted subquery fixes the call order).

@@ -38,7 +38,7 @@ export interface Pair {
  * oldest first across tenants let one tenant's million jobs due at one instant hold back everyone
  * else's delayed jobs and retries). SKIP LOCKED lets several Schedulers take disjoint slices and never
  * waits on a row a tenant holds. The queues row is joined (not locked) to tell which pairs must go to
- * held. Also returns the visit's last tenant, how many tenants it visited and how many had due jobs.
+ * held (a pair backed off until later as well). Also returns the visit's last tenant, how many tenants it visited and how many had due jobs.
  */
 export async function jobLockDue(
   db: Queryable,
@@ -68,7 +68,9 @@ export async function jobLockDue(
            for update skip locked) x
      )
      select l.tenant_id, l.id, l.queue, l.priority, l.run_at,
-            coalesce(q.paused or q.max_concurrency is not null, false) as throttled,
+            coalesce(q.paused or q.max_concurrency is not null, false)
+              or exists (select 1 from ${s}.fair_blocks b where b.tenant_id = l.tenant_id and b.queue = l.queue and b.until > now())
+              as throttled,
             m.last_tenant, m.visited, m.due_tenants
        from (select max(tenant_id) as last_tenant, count(*)::int as visited,
                     (select count(*) from due)::int as due_tenants from visited) m
@@ -186,7 +188,7 @@ export async function jobListHeldPairs(
 
 /**
  * For pairs this transaction has locked: locks the held jobs that may be released now, at most
- * `perPair` per pair. A paused pair releases none; a capped pair releases up to max_concurrency minus
+ * `perPair` per pair. A paused pair, or one backed off until later (fair_blocks), releases none; a capped pair releases up to max_concurrency minus
  * its pending and running jobs (counted with a LIMIT, so a count costs at most the cap in index
  * entries); an unthrottled pair (unpaused or uncapped since) releases up to `perPair`. Must run as a
  * statement after the pair locks were taken, so its snapshot sees every release committed before.
@@ -198,7 +200,10 @@ export async function jobLockReleasable(
   const s = quoteIdent(p.schema)
   const { rows } = await db.query<{ tenant_id: string; id: string; queue: string; priority: number; run_at: Date; capped: boolean }>(
     `with pairs as (
-       select i.tenant_id, i.queue, coalesce(q.paused, false) as paused, q.max_concurrency
+       select i.tenant_id, i.queue, coalesce(q.paused, false)
+                or exists (select 1 from ${s}.fair_blocks b where b.tenant_id = i.tenant_id and b.queue = i.queue and b.until > now())
+                as paused,
+              q.max_concurrency
          from unnest($1::text[], $2::text[]) as i(tenant_id, queue)
          left join ${s}.queues q on q.tenant_id = i.tenant_id and q.queue = i.queue
      ),

@@ -35,8 +35,9 @@ export interface FinishInput {
    *  this same node) matches no row and is discarded. */
   owner: string
   /** completed / failed: to history. retry: back to scheduled after delayMs. release: back to pending
-   *  at its old fair position, the attempt not counted (shutdown). */
-  outcome: 'completed' | 'failed' | 'retry' | 'release'
+   *  at its old fair position, the attempt not counted (shutdown). backoff: to held, the attempt not
+   *  counted, and the (tenant, queue) blocked for delayMs (see jobFinishMany). */
+  outcome: 'completed' | 'failed' | 'retry' | 'release' | 'backoff'
   result: Buffer | null
   resultType: string | null
   /** ErrorInfo JSON text. */
@@ -271,6 +272,7 @@ export async function jobFinishMany(
   let anyResult = false
   let anyError = false
   let anyMove = false
+  let anyBackOff = false
   for (let k = 0; k < n; k++) {
     const x = it[k]!
     tenantIds[k] = x.tenantId
@@ -284,16 +286,38 @@ export async function jobFinishMany(
     if (x.result !== null || x.resultType !== null) anyResult = true
     if (x.error !== null) anyError = true
     if (x.outcome === 'retry' || x.outcome === 'release') anyMove = true
+    if (x.outcome === 'backoff') anyMove = anyBackOff = true
   }
   // Retries and releases go back to the live table; a batch of only completed and failed runs (the
   // usual one) skips that statement part, so its second unnest and primary-key probes are not run.
+  // A back-off (rare) also blocks its (tenant, queue) until now() + delay, extending a block already
+  // there, and parks the pair's pending jobs in held, where the Scheduler's releaser leaves them until
+  // the block has passed; pushes to a blocked pair go to held as well (push_jobs). So the tenant waits
+  // on every Worker while no claim has to step over its jobs.
+  const backedOff = anyBackOff
+    ? `,
+     blocked as (
+       insert into ${s}.fair_blocks as b (tenant_id, queue, until)
+       select m.tenant_id, m.queue, now() + max(m.delay_ms) * interval '1 millisecond' from moved m
+        where m.outcome = 'backoff' group by m.tenant_id, m.queue
+       on conflict (tenant_id, queue) do update set until = greatest(b.until, excluded.until)
+     ),
+     parked as (
+       update ${s}.jobs h set state = 'held', vt = null, updated_at = now()
+         from (select distinct m.tenant_id, m.queue from moved m where m.outcome = 'backoff') m
+        where h.tenant_id = m.tenant_id and h.queue = m.queue and h.state = 'pending'
+     )`
+    : ''
+  // Retries, releases and back-offs go back to the live table; a batch of only completed and failed
+  // runs (the usual one) skips that statement part, so its second unnest and primary-key probes are
+  // not run.
   const moved = anyMove
     ? `,
      moved as (
        update ${s}.jobs j
-          set state = case when i.outcome = 'retry' then 'scheduled' else 'pending' end,
+          set state = case when i.outcome = 'retry' then 'scheduled' when i.outcome = 'backoff' then 'held' else 'pending' end,
               run_at = case when i.outcome = 'retry' then now() + i.delay_ms * interval '1 millisecond' else j.run_at end,
-              vt = case when i.outcome = 'retry' then null else j.vt end,
+              vt = case when i.outcome = 'release' then j.vt end,
               attempt = case when i.outcome = 'retry' then j.attempt else j.attempt - 1 end,
               last_error = coalesce(i.error, j.last_error),
               started_at = case when i.outcome = 'retry' then j.started_at else null end,
@@ -301,10 +325,10 @@ export async function jobFinishMany(
          from unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $8::jsonb[], $9::int8[]) with ordinality
               as i(tenant_id, id, owner, outcome, error, delay_ms, n)
         where j.tenant_id = i.tenant_id and j.id = i.id and j.lease_owner = i.owner
-          and ((i.outcome = 'retry' and not j.cancel_requested) or i.outcome = 'release')
+          and ((i.outcome = 'retry' and not j.cancel_requested) or i.outcome in ('release', 'backoff'))
           and ${waitAtMost}
-       returning i.n::int4 as n
-     )`
+       returning i.n::int4 as n, j.tenant_id, j.queue, i.outcome, i.delay_ms
+     )${backedOff}`
     : ''
   const { rows } = await db.query<{ n: number }>(
     `with done as (
