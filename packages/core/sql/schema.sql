@@ -267,6 +267,7 @@ CREATE INDEX jobs_due_idx ON pgqueue.jobs USING btree (run_at) WHERE (state = 's
 CREATE INDEX jobs_held_idx ON pgqueue.jobs USING btree (tenant_id, queue, priority DESC, run_at) WHERE (state = 'held'::text);
 CREATE UNIQUE INDEX jobs_key_idx ON pgqueue.jobs USING btree (tenant_id, queue, key) WHERE (key IS NOT NULL);
 CREATE UNIQUE INDEX jobs_pkey ON pgqueue.jobs USING btree (tenant_id, id);
+CREATE INDEX jobs_priority_idx ON pgqueue.jobs USING btree (queue) WHERE ((state = 'pending'::text) AND (priority <> 0));
 CREATE INDEX jobs_schedule_idx ON pgqueue.jobs USING btree (tenant_id, schedule_id) WHERE (schedule_id IS NOT NULL);
 CREATE INDEX jobs_state_idx ON pgqueue.jobs USING btree (state, tenant_id, queue);
 CREATE INDEX jobs_tenant_claim_idx ON pgqueue.jobs USING btree (tenant_id, queue, priority DESC, vt) WHERE (state = 'pending'::text);

@@ -25,7 +25,7 @@ import { JobCompleter, type RecordedOutcome, type RunOutcome } from './job-compl
 import { LeaseKeeper } from './lease-keeper.js'
 import { LeaseOwners } from './lease-owner.js'
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js'
-import { jobClaimAcrossQueues, jobClaimMany, rowKey, type ClaimedRow } from './queries/jobs.js'
+import { jobClaimAcrossQueues, jobClaimMany, jobClaimManyByPriority, jobQueueHasPriorities, rowKey, type ClaimedRow } from './queries/jobs.js'
 import { encodeResult } from './result.js'
 import type { Run } from './run.js'
 import { IdleClaimPacer, Wakeup } from './wakeup.js'
@@ -167,6 +167,8 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   private warnedSharedAt = Number.NEGATIVE_INFINITY
   private warnedSchedulerAt = Number.NEGATIVE_INFINITY
   private queueCursor = 0
+  /** Per queue: whether it has pending jobs with a priority other than 0, and when that was asked. */
+  private readonly priorityQueues = new Map<string, { mixed: boolean; at: number }>()
 
   private constructor(target: Connectable, options: WorkerOptions, handler: JobHandler<Target>) {
     super()
@@ -385,11 +387,27 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       const owner = this.owners.next()
       const sentAt = performance.now()
       const maxBytes = Math.max(1, o.claimMaxBytes - this.bufferedBytes)
-      const rows = await jobClaimMany(this.conn!.pool, { schema: o.schema, queue, owner, leaseMs: o.leaseMs, limit: want - got, maxBytes, types: o.types })
+      const claim = (await this.usesPriorities(queue)) ? jobClaimManyByPriority : jobClaimMany
+      const rows = await claim(this.conn!.pool, { schema: o.schema, queue, owner, leaseMs: o.leaseMs, limit: want - got, maxBytes, types: o.types })
       got += this.accept(rows, () => queue, owner, sentAt)
       if (this.bufferedBytes >= o.claimMaxBytes) break
     }
     return got
+  }
+
+  /**
+   * Whether `queue` needs the priority claim (some pending job has a priority other than 0), asked at
+   * most every PRIORITY_CHECK_MS. Both claims keep tenants in their fair order; only the order of a
+   * tenant's own jobs differs, so a priority pushed since the last check is honoured that much later.
+   */
+  private async usesPriorities(queue: string): Promise<boolean> {
+    const now = performance.now()
+    const known = this.priorityQueues.get(queue)
+    if (known && now - known.at < PRIORITY_CHECK_MS) return known.mixed
+    const mixed = await jobQueueHasPriorities(this.conn!.pool, { schema: this.options.schema, queue })
+    if (this.priorityQueues.size > 10_000) this.priorityQueues.clear()
+    this.priorityQueues.set(queue, { mixed, at: now })
+    return mixed
   }
 
   /**
@@ -676,6 +694,9 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       .finally(() => (this.nodeBeat = undefined))
   }
 }
+
+/** How often a Worker asks whether a queue has pending jobs with a priority other than 0. */
+const PRIORITY_CHECK_MS = 1_000
 
 /** At most one warning of each kind about other nodes per this many ms. */
 const NODE_WARNING_GAP_MS = 10 * 60_000

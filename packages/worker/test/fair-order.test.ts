@@ -3,7 +3,7 @@ import pg from 'pg'
 import { createIsolatedDatabase, inTenantTx, pushJobs, waitFor, type IsolatedDatabase } from '@pgqueue/testing'
 import { fairWeightDelete, fairWeightList, fairWeightSet, migrate, PgQueueValidationError } from '@pgqueue/core'
 import { Worker, type Job } from '@pgqueue/worker'
-import { jobClaimMany } from '../src/queries/jobs.js'
+import { jobClaimManyByPriority, jobQueueHasPriorities } from '../src/queries/jobs.js'
 
 let t: IsolatedDatabase
 let pool: pg.Pool
@@ -59,7 +59,8 @@ describe('fair order', () => {
       await pushJobs(pool, t.schema, 'b', 'slots', 1, { target: { i } })
     }
     await pushJobs(pool, t.schema, 'a', 'slots', 4, { priority: 9, target: { i: 9 } })
-    const rows = await jobClaimMany(pool, { schema: t.schema, queue: 'slots', owner: 'test:1', leaseMs: 60_000, limit: 4, maxBytes: 1 << 20, types: undefined })
+    expect(await jobQueueHasPriorities(pool, { schema: t.schema, queue: 'slots' })).toBe(true)
+    const rows = await jobClaimManyByPriority(pool, { schema: t.schema, queue: 'slots', owner: 'test:1', leaseMs: 60_000, limit: 4, maxBytes: 1 << 20, types: undefined })
     const byTenant = (x: string) => rows.filter((r) => r.tenant_id === x)
     expect(byTenant('a')).toHaveLength(2)
     expect(byTenant('b')).toHaveLength(2)

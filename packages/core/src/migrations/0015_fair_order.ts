@@ -9,6 +9,8 @@
  *   from it (same SET enable_seqscan = off as 0008, which CREATE OR REPLACE would otherwise drop).
  * - jobs_tenant_claim_idx (tenant_id, queue, priority desc, vt): a tenant's own order in a queue,
  *   used by the claim to fill the tenant's slots, and by the Worker to find tenants with work.
+ * - jobs_priority_idx (queue) of pending jobs whose priority is not 0: lets the Worker use the plain
+ *   vt claim, as cheap as before, on queues where nobody uses priorities.
  * - jobs_tenant_due_idx (tenant_id, run_at) of scheduled jobs: the Scheduler finds tenants with due
  *   jobs by a skip-scan (a tenant's first entry is its earliest run_at) and promotes an equal part of
  *   each one's due jobs, so one tenant's million jobs due at one instant do not hold back the others.
@@ -26,6 +28,9 @@ drop index :schema.jobs_claim_idx;
 create index jobs_claim_idx on :schema.jobs (queue, vt) where state = 'pending';
 create index jobs_tenant_claim_idx on :schema.jobs (tenant_id, queue, priority desc, vt) where state = 'pending';
 create index jobs_tenant_due_idx on :schema.jobs (tenant_id, run_at) where state = 'scheduled';
+-- Pending jobs with a priority other than 0, per queue: empty (and never written) while nobody uses
+-- priorities, so the Worker's probe of it tells in one step whether a queue needs the priority claim.
+create index jobs_priority_idx on :schema.jobs (queue) where state = 'pending' and priority <> 0;
 
 -- Operator-set weights (issue 18): per tenant (queue '') and optionally per (tenant, queue), the
 -- latter winning. Only the worker role and the owner read or write them; a tenant cannot see or set
