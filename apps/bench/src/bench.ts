@@ -85,7 +85,7 @@ export function plan(mode: Mode, only: string[]): { def: CaseDef; libs: LibName[
   const wantCases = only.filter((o) => caseIds.has(o))
   const wantLibs = only.filter((o) => !caseIds.has(o))
   return allCases
-    .filter((c) => (wantCases.length ? wantCases.includes(c.id) : mode === 'full' || !c.fullOnly))
+    .filter((c) => (wantCases.length ? wantCases.includes(c.id) : mode === 'full' || (!c.fullOnly && !(mode === 'quick' && c.notQuick))))
     .map((def) => ({ def, libs: def.libs.filter((l) => !wantLibs.length || wantLibs.includes(l)) }))
     .filter((p) => p.libs.length > 0)
 }

@@ -4,6 +4,9 @@ export interface BenchJob {
   s: number
   /** Tenant id. Peers have no tenants: for them it is only a payload field in one shared queue. */
   t: string
+  /** pgqueue-only cases: the queue (default the bench queue) and the priority. */
+  q?: string
+  p?: number
 }
 
 export type Handler = (job: BenchJob) => Promise<void> | void
@@ -14,6 +17,8 @@ export interface WorkerOptions {
   handler: Handler
   /** The latency case: turn on whatever the library documents for fast pickup (LISTEN/NOTIFY). */
   lowLatency?: boolean
+  /** pgqueue-only cases: serve every queue instead of the bench queue. */
+  everyQueue?: boolean
 }
 
 /** Names the parent chose for this child, so it can clean up even after a crash or a timeout. */
@@ -35,6 +40,8 @@ export interface LibAdapter {
   stopWorker(): Promise<void>
   /** Jobs not finished yet (live rows), counted on the database. */
   remaining(): Promise<number>
+  /** pgqueue-only cases: an operator weight for a tenant (throws where the library has none). */
+  setWeight?(tenant: string, weight: number): Promise<void>
   /** Closes connections; the schema itself is dropped by the parent (see cleanup.ts). */
   close(): Promise<void>
 }

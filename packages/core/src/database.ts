@@ -84,6 +84,21 @@ export interface QueueClocksTable {
   last_vt: ColumnType<string, string | number | bigint, string | number | bigint>
 }
 
+/** pgqueue.fair_weights: operator-set weights per tenant (queue '') or per (tenant, queue). */
+export interface FairWeightsTable {
+  tenant_id: string
+  queue: Generated<string>
+  weight: number
+  updated_at: DefaultedTimestamp
+}
+
+/** pgqueue.fair_blocks: (tenant, queue) pairs backed off by a handler until a time. */
+export interface FairBlocksTable {
+  tenant_id: string
+  queue: string
+  until: Date
+}
+
 /** pgqueue.schedules: cron or interval schedules with their job template. */
 export interface SchedulesTable {
   tenant_id: string
@@ -177,6 +192,8 @@ export interface Database {
   job_history: JobHistoryTable
   queues: QueuesTable
   queue_clocks: QueueClocksTable
+  fair_weights: FairWeightsTable
+  fair_blocks: FairBlocksTable
   schedules: SchedulesTable
   worker_metadata: WorkerMetadataTable
   nodes: NodesTable

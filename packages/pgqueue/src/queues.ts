@@ -1,7 +1,7 @@
 /** The `pgqueue/queues` import path: producing and processing jobs. */
 export { Queues, TenantQueues, createProducer } from '@pgqueue/producer'
 export type * from '@pgqueue/producer'
-export { Worker, JobAbortedError } from '@pgqueue/worker'
+export { Worker, JobAbortedError, JobBackOffError } from '@pgqueue/worker'
 export type { WorkerOptions, WorkerEvents, Job, JobContext, JobHandler, JobHandlers, HandlerResult } from '@pgqueue/worker'
 export { Scheduler } from '@pgqueue/scheduler'
 export type { SchedulerOptions, SchedulerEvents } from '@pgqueue/scheduler'

@@ -7,13 +7,15 @@ import * as core from '@pgqueue/core'
 describe('public API', () => {
   it('exports from pgqueue exactly what users call', () => {
     expect(Object.keys(pgqueue).sort()).toEqual([
-      'Coordinator', 'DEFAULT_RETRY_POLICY', 'DEFAULT_SCHEMA', 'DEFAULT_USER_ROLE', 'DEFAULT_WORKER_ROLE', 'JSON_TYPE',
-      'JobAbortedError', 'LATEST_SCHEMA_VERSION', 'LIMITS', 'Maintenance', 'PgQueueError', 'PgQueueJobRunningError',
-      'PgQueueMigrationError', 'PgQueueNotFoundError', 'PgQueueQueryTimeoutError', 'PgQueueRoleSetupError',
-      'PgQueueSetupError', 'PgQueueStoppedError', 'PgQueueTenantAccessError', 'PgQueueTenantRequiredError',
-      'PgQueueValidationError', 'Queues', 'ScheduleRunner', 'Scheduler', 'Schedules', 'Stats', 'TENANT_SECRET_ENV',
-      'TenantQueues', 'TenantSchedules', 'TenantStats', 'TenantWorkerMetadata', 'Worker', 'createProducer',
-      'decodeBody', 'default', 'initialize', 'migrate', 'quickstart', 'silentLogger', 'warningsLogger',
+      'Coordinator', 'DEFAULT_RETRY_POLICY', 'DEFAULT_SCHEMA', 'DEFAULT_USER_ROLE', 'DEFAULT_WORKER_ROLE', 'ERROR_CODES',
+      'JSON_TYPE', 'JobAbortedError', 'JobBackOffError', 'LATEST_SCHEMA_VERSION', 'LIMITS', 'MAX_ERROR_MESSAGE',
+      'MAX_ERROR_STACK', 'Maintenance', 'PgQueueError', 'PgQueueJobRunningError', 'PgQueueMigrationError',
+      'PgQueueNotFoundError', 'PgQueueQueryTimeoutError', 'PgQueueRoleSetupError', 'PgQueueSetupError',
+      'PgQueueStoppedError', 'PgQueueTenantAccessError', 'PgQueueTenantRequiredError', 'PgQueueValidationError',
+      'Queues', 'ScheduleRunner', 'Scheduler', 'Schedules', 'Stats', 'TENANT_SECRET_ENV', 'TenantQueues',
+      'TenantSchedules', 'TenantStats', 'TenantWorkerMetadata', 'WEIGHT_RANGE', 'Worker', 'createProducer',
+      'decodeBody', 'default', 'fairWeightDelete', 'fairWeightList', 'fairWeightSet', 'initialize', 'migrate',
+      'quickstart', 'silentLogger', 'warningsLogger',
     ])
   })
 

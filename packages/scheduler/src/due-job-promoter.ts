@@ -24,6 +24,8 @@ const RELOOK_MS = 20
  * Promotes due delayed, retried and rescued jobs. They wait in `scheduled` without a virtual time so
  * an old vt never jumps the queue; when due they are stamped with fresh fair times (or parked in held
  * for a paused or capped pair), in one transaction per batch with the row locks taken by SKIP LOCKED.
+ * A batch is shared equally among the tenants with due jobs, found from a rotating cursor (see
+ * jobLockDue()), so one tenant's flood of due jobs cannot hold back another tenant's.
  *
  * Nothing waits on a tenant: a pair whose fair clock another transaction holds (a producer's push left
  * open with `{ tx }`) keeps its due jobs scheduled until a later round (after one more look a moment
@@ -31,7 +33,10 @@ const RELOOK_MS = 20
  * pass leaves that pair out, so its backlog cannot crowd other tenants' due jobs out of the pass.
  */
 export class DueJobPromoter {
-  constructor(private readonly options: { schema: string; batchSize: number; channel: string; timeouts: TransactionTimeouts }) {}
+  /** Where the next visit of tenants with scheduled jobs starts (see jobLockDue()). */
+  private tenantCursor = ''
+
+  constructor(private readonly options: { schema: string; batchSize: number; tenantsPerBatch: number; channel: string; timeouts: TransactionTimeouts }) {}
 
   async run(pool: pg.Pool): Promise<PromoteResult> {
     const total = await this.pass(pool)
@@ -44,13 +49,22 @@ export class DueJobPromoter {
   }
 
   private async pass(pool: pg.Pool): Promise<PromoteResult> {
-    const { schema, batchSize, channel, timeouts } = this.options
+    const { schema, batchSize, tenantsPerBatch, channel, timeouts } = this.options
     const exclude: Pair[] = []
     const total: PromoteResult = { promoted: 0, held: 0, blocked: 0, more: false }
     for (let batch = 0; batch < MAX_BATCHES_PER_PASS; batch++) {
+      const from = this.tenantCursor
       const r = await inTransaction(pool, timeouts, async (client) => {
-        const due = await jobLockDue(client, { schema, limit: batchSize, exclude })
-        if (due.length === 0) return { promoted: 0, held: 0, blocked: [] as Pair[], full: false }
+        const found = await jobLockDue(client, { schema, afterTenant: from, tenants: tenantsPerBatch, limit: batchSize, exclude })
+        // A visit that reached the last tenant starts the next one from the first.
+        this.tenantCursor = found.visited >= tenantsPerBatch && found.lastTenant !== null ? found.lastTenant : ''
+        const due = found.rows
+        // Full: some tenant took its whole part, so it may have more due right now.
+        const part = Math.ceil(batchSize / Math.max(1, found.dueTenants))
+        const perTenant = new Map<string, number>()
+        for (const d of due) perTenant.set(d.tenant_id, (perTenant.get(d.tenant_id) ?? 0) + 1)
+        const full = [...perTenant.values()].some((n) => n >= part)
+        if (due.length === 0) return { promoted: 0, held: 0, blocked: [] as Pair[], full: false, wrap: from !== '' && this.tenantCursor === '' }
         const open = due.filter((d) => !d.throttled)
         const throttled = due.filter((d) => d.throttled)
         const stamp = await jobStampPending(client, {
@@ -59,7 +73,7 @@ export class DueJobPromoter {
         })
         const held = await jobHoldMany(client, { schema, tenantIds: throttled.map((d) => d.tenant_id), ids: throttled.map((d) => d.id) })
         if (stamp.stamped > 0) await jobNotify(client, { channel })
-        return { promoted: stamp.stamped, held, blocked: stamp.blocked, full: due.length >= batchSize }
+        return { promoted: stamp.stamped, held, blocked: stamp.blocked, full, wrap: from !== '' && this.tenantCursor === '' }
       })
       total.promoted += r.promoted
       total.held += r.held
@@ -68,6 +82,11 @@ export class DueJobPromoter {
       // A full batch that left pairs out may have kept other due jobs from this batch: take the next
       // one now, without those pairs. A full batch that left nothing out is the round's `more`.
       total.more = r.full && r.blocked.length === 0
+      // A visit that started mid-way and reached the end: the tenants before the cursor get their turn
+      // in this pass too.
+      if (r.wrap && !r.full) continue
+      // A visit that stopped at its tenant limit: the tenants after it get theirs.
+      if (this.tenantCursor !== '' && !r.full) continue
       if (!r.full || r.blocked.length === 0) break
     }
     return total

@@ -17,28 +17,50 @@ export interface ReleaseResult {
 
 /**
  * Releases held jobs of pairs that are no longer paused, up to their concurrency cap. Pairs are found
- * by a skip-scan over the held index from a rotating cursor, at most `pairsPerRound` per pass, so the
- * cost of a pass does not grow with the number of tenants and every pair gets its turn. Each pair is
- * taken by locking its queues row with SKIP LOCKED (see queueLockForRelease()), so two Schedulers never
- * release the same pair's room twice, and a pair whose row or fair clock another transaction holds is
- * skipped until a later pass instead of stalling the others.
+ * per tenant (see jobListHeldPairs()): up to `pairsPerRound` tenants from a rotating cursor, each with
+ * an equal part of `pairsPerRound` pairs from its own rotating queue cursor, so the cost of a pass does
+ * not grow with the number of tenants or queues, every tenant is visited each round while there are
+ * fewer tenants holding jobs than `pairsPerRound`, and no tenant's paused queues push another's out.
+ * Each pair is taken by locking its queues row with SKIP LOCKED (see queueLockForRelease()), so two
+ * Schedulers never release the same pair's room twice, and a pair whose row or fair clock another
+ * transaction holds is skipped until a later pass instead of stalling the others.
  */
 export class HeldJobReleaser {
-  private cursor = { tenant: '', queue: '' }
+  private tenantCursor = ''
+  /** Per tenant, the last queue visited when its part of a round was full; bounded, a rotation hint. */
+  private queueCursors = new Map<string, string>()
 
   constructor(private readonly options: { schema: string; pairsPerRound: number; perPair: number; channel: string; timeouts: TransactionTimeouts }) {}
 
   async run(pool: pg.Pool): Promise<ReleaseResult> {
     const { schema, pairsPerRound, perPair, channel, timeouts } = this.options
-    let pairs = await jobListHeldPairs(pool, { schema, afterTenant: this.cursor.tenant, afterQueue: this.cursor.queue, limit: pairsPerRound })
-    if (pairs.length < pairsPerRound && (this.cursor.tenant !== '' || this.cursor.queue !== '')) {
-      // Wrap around: the pairs before the cursor get their turn in the same pass.
-      const seen = new Set(pairs.map((p) => `${p.tenant_id}\u0000${p.queue}`))
-      const head = await jobListHeldPairs(pool, { schema, afterTenant: '', afterQueue: '', limit: pairsPerRound - pairs.length })
-      pairs = pairs.concat(head.filter((p) => !seen.has(`${p.tenant_id}\u0000${p.queue}`)))
+    const list = (afterTenant: string) =>
+      jobListHeldPairs(pool, { schema, afterTenant, afterQueues: this.queueCursors, tenants: pairsPerRound, pairs: pairsPerRound })
+    let pairs = await list(this.tenantCursor)
+    let tenants = new Set(pairs.map((p) => p.tenant_id))
+    const wrapped = tenants.size < pairsPerRound && this.tenantCursor !== ''
+    if (wrapped) {
+      // Wrap around: the tenants before the cursor get their turn in the same pass.
+      const head = (await list('')).filter((p) => !tenants.has(p.tenant_id))
+      pairs = pairs.concat(head)
+      tenants = new Set(pairs.map((p) => p.tenant_id))
     }
-    const last = pairs[pairs.length - 1]
-    this.cursor = pairs.length >= pairsPerRound && last ? { tenant: last.tenant_id, queue: last.queue } : { tenant: '', queue: '' }
+    const lastTenant = pairs[pairs.length - 1]?.tenant_id
+    this.tenantCursor = !wrapped && tenants.size >= pairsPerRound && lastTenant !== undefined ? lastTenant : ''
+    // A tenant that filled its part has more pairs: go on after its last one next time; else start over.
+    const part = Math.max(1, Math.floor(pairsPerRound / Math.max(1, tenants.size)))
+    const perTenant = new Map<string, string[]>()
+    for (const p of pairs) perTenant.set(p.tenant_id, [...(perTenant.get(p.tenant_id) ?? []), p.queue])
+    if (this.queueCursors.size > 10_000) this.queueCursors.clear()
+    let fullTenant = false
+    for (const [tenant, queues] of perTenant) {
+      if (queues.length >= part) {
+        this.queueCursors.set(tenant, queues[queues.length - 1]!)
+        fullTenant = true
+      } else {
+        this.queueCursors.delete(tenant)
+      }
+    }
     if (pairs.length === 0) return { released: 0, pairs: 0, holding: false, more: false }
     return inTransaction(pool, timeouts, async (client) => {
       const locked = await queueLockForRelease(client, { schema, pairs })
@@ -57,7 +79,8 @@ export class HeldJobReleaser {
         released: stamped,
         pairs: pairs.length,
         holding: true,
-        more: pairs.length >= pairsPerRound || [...perPairCount.values()].some((n) => n >= perPair),
+        // Another round at once only while releasing: paused pairs alone would make the loop spin.
+        more: stamped > 0 && (tenants.size >= pairsPerRound || fullTenant || [...perPairCount.values()].some((n) => n >= perPair)),
       }
     })
   }

@@ -13,9 +13,13 @@ export interface SchedulerOptions {
    *  because another transaction held their fair clock, in ms: how soon room freed by a finishing job
    *  is used, and a clock freed by a commit. Default 200. */
   heldPollMs?: number
-  /** Due jobs promoted per transaction. Default 1,000. */
+  /** Due jobs promoted per transaction, shared equally among the tenants with due jobs. Default 1,000. */
   promoteBatchSize?: number
-  /** (tenant, queue) pairs holding jobs visited per round. Default 100. */
+  /** Tenants with scheduled jobs visited per promotion transaction (one index probe each, from a
+   *  rotating cursor; a pass takes up to 8 transactions). Default 1,000. */
+  promoteTenantsPerBatch?: number
+  /** (tenant, queue) pairs holding jobs visited per round, shared equally among the tenants holding
+   *  jobs (at least one each, up to this many tenants). Default 100. */
   releasePairsPerRound?: number
   /** Held jobs released per pair per round. Default 100. */
   releaseBatchSize?: number
@@ -56,6 +60,7 @@ export interface ResolvedSchedulerOptions {
   pollMs: number
   heldPollMs: number
   promoteBatchSize: number
+  promoteTenantsPerBatch: number
   releasePairsPerRound: number
   releaseBatchSize: number
   rescueBatchSize: number
@@ -84,6 +89,7 @@ export function resolveSchedulerOptions(options: SchedulerOptions = {}): Resolve
     pollMs: validateOptionalInt('pollMs', options.pollMs, 1_000, 10, 3600_000),
     heldPollMs: validateOptionalInt('heldPollMs', options.heldPollMs, 200, 10, 3600_000),
     promoteBatchSize: validateOptionalInt('promoteBatchSize', options.promoteBatchSize, 1_000, 1, 100_000),
+    promoteTenantsPerBatch: validateOptionalInt('promoteTenantsPerBatch', options.promoteTenantsPerBatch, 1_000, 1, 100_000),
     releasePairsPerRound: validateOptionalInt('releasePairsPerRound', options.releasePairsPerRound, 100, 1, 100_000),
     releaseBatchSize: validateOptionalInt('releaseBatchSize', options.releaseBatchSize, 100, 1, 100_000),
     rescueBatchSize: validateOptionalInt('rescueBatchSize', options.rescueBatchSize, 1_000, 1, 100_000),

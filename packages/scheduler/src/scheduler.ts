@@ -65,7 +65,7 @@ export class Scheduler extends LoopService<SchedulerEvents> {
     this.target = target
     const channel = jobsChannel(o.schema)
     const timeouts = { lockTimeoutMs: o.lockTimeoutMs, statementTimeoutMs: o.statementTimeoutMs }
-    this.promoter = new DueJobPromoter({ schema: o.schema, batchSize: o.promoteBatchSize, channel, timeouts })
+    this.promoter = new DueJobPromoter({ schema: o.schema, batchSize: o.promoteBatchSize, tenantsPerBatch: o.promoteTenantsPerBatch, channel, timeouts })
     this.releaser = new HeldJobReleaser({ schema: o.schema, pairsPerRound: o.releasePairsPerRound, perPair: o.releaseBatchSize, channel, timeouts })
     this.rescuer = new LeaseRescuer({ schema: o.schema, batchSize: o.rescueBatchSize, timeouts })
   }

@@ -48,7 +48,8 @@ describe('Scheduler', () => {
     expect(await states('delayed')).toEqual({ scheduled: 3 })
     await waitFor(async () => (await s.runOnce()).promoted === 3, { timeoutMs: 5_000 })
     const { rows } = await t.admin.query(q(`select vt from S.jobs where queue = 'delayed' order by vt`))
-    expect(rows.map((r) => Number(r.vt))).toEqual([1, 2, 3])
+    // One stride (1000 at the default weight) apart.
+    expect(rows.map((r) => Number(r.vt))).toEqual([1000, 2000, 3000])
     await s.close()
   })
 

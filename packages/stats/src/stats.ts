@@ -8,8 +8,9 @@ import { rollupStateRead, rollupStateReadable, type RollupStateRow } from './que
 import { hasWholeHourOffsets } from './time-zone.js'
 import { planWindow } from './window-plan.js'
 import { schedulesSummaryByQueue } from './queries/schedules.js'
+import { fairnessSettings } from './queries/fairness.js'
 import { MAX_BUCKETS, resolveStatsOptions, validateWindow, type ResolvedStatsOptions, type StatsOptions } from './options.js'
-import type { HistogramBucket, HistogramPoint, Percentiles, QueueLatency, QueueStats, ScheduleStats } from './types.js'
+import type { FairnessStats, HistogramBucket, HistogramPoint, Percentiles, QueueLatency, QueueStats, ScheduleStats } from './types.js'
 
 /** Options of queues(). */
 export interface QueuesStatsOptions {
@@ -198,6 +199,22 @@ export class Stats {
         nextDueAt: earliest(queues.map((q) => q.nextDueAt)),
         lastRunAt: latest(queues.map((q) => q.lastRunAt)),
         queues,
+      }
+    })
+  }
+
+  /**
+   * The fair order's operator settings: weights (queue null: the tenant's weight in every queue
+   * without its own) and the back-offs still running, of one tenant or all. Worker role or owner only:
+   * a tenant's user role may not read them (PostgreSQL refuses with permission denied).
+   */
+  async fairness(options: { tenantId?: string } = {}): Promise<FairnessStats> {
+    const tenantId = options.tenantId === undefined ? undefined : validateTenantId(options.tenantId)
+    return this.conn.db.transaction().setAccessMode('read only').execute(async (trx) => {
+      const rows = await fairnessSettings(trx, this.options.schema, tenantId === undefined ? {} : { tenantId })
+      return {
+        weights: rows.filter((r) => r.kind === 'weight').map((r) => ({ tenantId: r.tenant_id, queue: r.queue === '' ? null : r.queue, weight: r.weight! })),
+        backOffs: rows.filter((r) => r.kind === 'back-off').map((r) => ({ tenantId: r.tenant_id, queue: r.queue, until: r.until! })),
       }
     })
   }

@@ -69,3 +69,9 @@ export interface QueueSchedules {
 export interface ScheduleStats extends Omit<QueueSchedules, 'queue'> {
   queues: QueueSchedules[]
 }
+
+/** Stats.fairness(): operator weights and running back-offs (issue 18). */
+export interface FairnessStats {
+  weights: { tenantId: string; queue: string | null; weight: number }[]
+  backOffs: { tenantId: string; queue: string; until: Date }[]
+}

@@ -3,7 +3,9 @@
  * these modes at a time:
  *
  * - **filling**: the buffer is at or below half a claim and there is room (handler slots, buffer,
- *   byte budget): claim up to `room` jobs, visiting the served queues round-robin from a rotating start.
+ *   byte budget): claim up to `room` jobs. With `queues`, visiting them round-robin from a rotating
+ *   start; serving every queue, by tenant (claimAcrossQueues()), so a tenant's share does not grow
+ *   with the number of queues it uses.
  * - **full**: the buffer is above half a claim, or there is no room: wait for a wake-up (a run started
  *   or was recorded) or `pollMs`.
  * - **idle**: the last claim came back empty: wait for a notification or `pollMs`; claims woken by
@@ -21,7 +23,7 @@ import { ClaimSizer } from './claim-sizer.js'
 import type { Job } from './job.js'
 import type { LeaseOwners } from './lease-owner.js'
 import type { ResolvedWorkerOptions } from './options.js'
-import { jobClaimMany, jobListPendingQueues, rowKey, type ClaimedRow } from './queries/jobs.js'
+import { jobClaimAcrossQueues, jobClaimMany, jobClaimManyByPriority, jobQueueHasPriorities, rowKey, type ClaimedRow } from './queries/jobs.js'
 import type { Run } from './run.js'
 import { IdleClaimPacer, Wakeup } from './wakeup.js'
 
@@ -43,8 +45,8 @@ export interface ClaimLoopDeps {
   reportError: (err: unknown) => void
 }
 
-/** Minimum gap between two refreshes of the queue list forced by notifications or empty claims. */
-const QUEUE_REFRESH_GAP_MS = 250
+/** How often the loop asks whether a queue has pending jobs with a priority other than 0. */
+const PRIORITY_CHECK_MS = 1_000
 
 export class ClaimLoop {
   private readonly buffer: Run[] = []
@@ -65,10 +67,13 @@ export class ClaimLoop {
   /** Set when a claim returns to an empty buffer and idle handler slots. */
   private starved = false
   private pumping = false
-  private knownQueues: string[] = []
-  private queuesRefreshedAt = Number.NEGATIVE_INFINITY
-  private queuesStale = true
   private queueCursor = 0
+  /** Serving every queue: the last tenant of the previous claim round, and the queue each tenant was
+   *  last served from (see jobClaimAcrossQueues()). */
+  private tenantCursor = ''
+  private readonly lastQueues = new Map<string, string>()
+  /** Per queue: whether it has pending jobs with a priority other than 0, and when that was asked. */
+  private readonly priorityQueues = new Map<string, { mixed: boolean; at: number }>()
 
   constructor(private readonly d: ClaimLoopDeps) {
     const o = d.options
@@ -92,11 +97,24 @@ export class ClaimLoop {
     return this.buffer.splice(0)
   }
 
-  /** A notification: jobs may be pending, maybe in a queue not seen yet. */
+  /** A notification: jobs may be pending. */
   notified(): void {
     this.exhausted = false
-    if (!this.d.options.queues && performance.now() - this.queuesRefreshedAt > QUEUE_REFRESH_GAP_MS) this.queuesStale = true
     this.wakeup.wake()
+  }
+
+  /** Takes the buffered runs of one tenant's queue out of the buffer, unstarted (a back-off). */
+  takeBuffered(tenantId: string, queue: string): Run[] {
+    const taken: Run[] = []
+    const keep: Run[] = []
+    for (const b of this.buffer) {
+      if (b.phase === 'buffered' && b.job.tenantId === tenantId && b.job.queue === queue) {
+        this.bufferedBytes -= b.bytes
+        taken.push(b)
+      } else keep.push(b)
+    }
+    this.buffer.splice(0, this.buffer.length, ...keep)
+    return taken
   }
 
   /**
@@ -148,21 +166,15 @@ export class ClaimLoop {
     }
   }
 
-  private async queuesToClaim(): Promise<string[]> {
-    const o = this.d.options
-    if (o.queues) return o.queues
-    if (this.queuesStale || performance.now() - this.queuesRefreshedAt > o.queueRefreshMs) {
-      this.queuesStale = false
-      this.knownQueues = await jobListPendingQueues(this.d.pool, { schema: o.schema, limit: 10_000 })
-      this.queuesRefreshedAt = performance.now()
-    }
-    return this.knownQueues
-  }
-
-  /** Claims up to `want` jobs, visiting queues round-robin from a rotating start. */
+  /**
+   * Claims up to `want` jobs. With `queues`, visits them round-robin from a rotating start (the
+   * operator's list bounds how many shares a tenant can get). Serving every queue, claims by tenant
+   * instead (claimAcrossQueues()).
+   */
   private async claimOnce(want: number): Promise<number> {
     const o = this.d.options
-    const queues = await this.queuesToClaim()
+    if (!o.queues) return this.claimAcrossQueues(want)
+    const queues = o.queues
     let got = 0
     const start = this.queueCursor++
     for (let i = 0; i < queues.length && got < want && this.running; i++) {
@@ -170,25 +182,75 @@ export class ClaimLoop {
       const owner = this.d.owners.next()
       const sentAt = performance.now()
       const maxBytes = Math.max(1, o.claimMaxBytes - this.bufferedBytes)
-      const rows = await jobClaimMany(this.d.pool, { schema: o.schema, queue, owner, leaseMs: o.leaseMs, limit: want - got, maxBytes, types: o.types })
-      // Handlers ran dry while the claim was on its way: claims are too small for their pace.
-      if (this.buffer.length === 0 && this.d.inFlight() < o.concurrency) this.starved = true
-      got += rows.length
-      const claimedAt = performance.now()
-      const leaseUntil = sentAt + o.leaseMs
-      for (const row of rows) {
-        const key = rowKey(row.tenant_id, row.id)
-        const bytes = row.payload?.length ?? 0
-        const run: Run = { job: toJob(row, queue), row, owner, key, phase: 'buffered', startedAt: 0, claimedAt, leaseUntil, bytes }
-        this.d.active.set(key, run)
-        this.buffer.push(run)
-        this.bufferedBytes += bytes
-      }
-      this.pump()
+      const claim = (await this.usesPriorities(queue)) ? jobClaimManyByPriority : jobClaimMany
+      const rows = await claim(this.d.pool, { schema: o.schema, queue, owner, leaseMs: o.leaseMs, limit: want - got, maxBytes, types: o.types })
+      got += this.accept(rows, () => queue, owner, sentAt)
       if (this.bufferedBytes >= o.claimMaxBytes) break
     }
-    if (got === 0 && !o.queues && performance.now() - this.queuesRefreshedAt > QUEUE_REFRESH_GAP_MS) this.queuesStale = true
     return got
+  }
+
+  /**
+   * Whether `queue` needs the priority claim (some pending job has a priority other than 0), asked at
+   * most every PRIORITY_CHECK_MS. Both claims keep tenants in their fair order; only the order of a
+   * tenant's own jobs differs, so a priority pushed since the last check is honoured that much later.
+   */
+  private async usesPriorities(queue: string): Promise<boolean> {
+    const now = performance.now()
+    const known = this.priorityQueues.get(queue)
+    if (known && now - known.at < PRIORITY_CHECK_MS) return known.mixed
+    const mixed = await jobQueueHasPriorities(this.d.pool, { schema: this.d.options.schema, queue })
+    if (this.priorityQueues.size > 10_000) this.priorityQueues.clear()
+    this.priorityQueues.set(queue, { mixed, at: now })
+    return mixed
+  }
+
+  /**
+   * Serving every queue: each round visits up to `want` tenants with pending jobs from a rotating
+   * cursor and takes an equal quantum from one queue of each, so a tenant's share is one share however
+   * many queues it spreads its jobs over. A round that reached the last tenant starts the next one from
+   * the first; an empty round that did not (every visited tenant's rows were locked, or of other
+   * types) goes on from its cursor, a few rounds at most, before calling the queues empty.
+   */
+  private async claimAcrossQueues(want: number): Promise<number> {
+    const o = this.d.options
+    for (let round = 0; round < 8 && this.running; round++) {
+      const owner = this.d.owners.next()
+      const sentAt = performance.now()
+      const from = this.tenantCursor
+      const r = await jobClaimAcrossQueues(this.d.pool, {
+        schema: o.schema, afterTenant: from, lastQueues: this.lastQueues, owner, leaseMs: o.leaseMs, limit: want,
+        maxBytes: Math.max(1, o.claimMaxBytes - this.bufferedBytes), types: o.types,
+      })
+      this.tenantCursor = r.tenants >= want && r.lastTenant !== null ? r.lastTenant : ''
+      // The memory of queues served is a rotation hint only: bounded, and forgotten when full.
+      if (this.lastQueues.size > 10_000) this.lastQueues.clear()
+      for (const row of r.rows) this.lastQueues.set(row.tenant_id, row.queue)
+      const got = this.accept(r.rows, (row) => (row as ClaimedRow & { queue: string }).queue, owner, sentAt)
+      if (got > 0) return got
+      // Nothing claimed: only a round that started at the first tenant and saw them all proves it.
+      if (from === '' && this.tenantCursor === '') return 0
+    }
+    return 0
+  }
+
+  /** Buffers claimed rows as runs and starts what the free slots allow; returns how many. */
+  private accept(rows: ClaimedRow[], queueOf: (row: ClaimedRow) => string, owner: string, sentAt: number): number {
+    const o = this.d.options
+    // Handlers ran dry while the claim was on its way: claims are too small for their pace.
+    if (this.buffer.length === 0 && this.d.inFlight() < o.concurrency) this.starved = true
+    const claimedAt = performance.now()
+    const leaseUntil = sentAt + o.leaseMs
+    for (const row of rows) {
+      const key = rowKey(row.tenant_id, row.id)
+      const bytes = row.payload?.length ?? 0
+      const run: Run = { job: toJob(row, queueOf(row)), row, owner, key, phase: 'buffered', startedAt: 0, claimedAt, leaseUntil, bytes }
+      this.d.active.set(key, run)
+      this.buffer.push(run)
+      this.bufferedBytes += bytes
+    }
+    this.pump()
+    return rows.length
   }
 
   /** Starts buffered runs while slots are free; asks for the next claim when the buffer runs low. */

@@ -18,7 +18,9 @@ export interface RunOutcome {
   retryPolicy: unknown
   /** error: the handler failed (retried while attempts remain); release: not started, or interrupted
    *  by shutdown (back to pending, the attempt given back). */
-  kind: 'completed' | 'error' | 'release'
+  kind: 'completed' | 'error' | 'release' | 'backoff'
+  /** backoff: how long the tenant's queue waits (JobBackOffError). */
+  backOffMs?: number
   result: Buffer | null
   resultType: string | null
   error: ErrorInfo | null
@@ -306,11 +308,11 @@ export class JobCompleter {
         tenantId: o.tenantId,
         id: o.id,
         owner: o.owner,
-        outcome: o.kind === 'completed' ? 'completed' : o.kind === 'release' ? 'release' : delays.has(o) ? 'retry' : 'failed',
+        outcome: o.kind === 'completed' ? 'completed' : o.kind === 'release' ? 'release' : o.kind === 'backoff' ? 'backoff' : delays.has(o) ? 'retry' : 'failed',
         result: o.result,
         resultType: o.resultType,
         error: o.error ? errorJson(o.error) : null,
-        delayMs: delays.get(o) ?? 0,
+        delayMs: o.kind === 'backoff' ? o.backOffMs ?? 0 : delays.get(o) ?? 0,
       }
     })
     const recorded = await jobFinishMany(this.db, { schema: this.options.schema, nodeId: this.options.nodeId, items, lockTimeoutMs: this.options.lockTimeoutMs })

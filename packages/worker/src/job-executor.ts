@@ -1,12 +1,12 @@
 import { performance } from 'node:perf_hooks'
 import { errorInfo } from '@pgqueue/core/internal'
-import { JobAbortedError, type AbortReason, type Job, type JobContext, type JobHandler } from './job.js'
+import { JobAbortedError, JobBackOffError, type AbortReason, type Job, type JobContext, type JobHandler } from './job.js'
 import type { RunOutcome } from './job-completer.js'
 import { encodeResult } from './result.js'
 import type { Run } from './run.js'
 
 /** What a finished handler produced, before it becomes a RunOutcome. */
-export type Settled = Pick<RunOutcome, 'kind' | 'result' | 'resultType' | 'error'>
+export type Settled = Pick<RunOutcome, 'kind' | 'result' | 'resultType' | 'error' | 'backOffMs'>
 
 const NO_RESULT = { result: null, resultType: null } as const
 
@@ -53,6 +53,9 @@ class RunContext implements JobContext {
   }
   extendLease(ms: number): Promise<void> {
     return this.extend(this.run, ms)
+  }
+  backOff(ms: number): never {
+    throw new JobBackOffError(ms)
   }
 }
 
@@ -131,6 +134,9 @@ export class JobExecutor<Target> {
   }
 
   private failed(run: Run, err: unknown): Settled {
+    if (err instanceof JobBackOffError && run.abortReason === undefined) {
+      return { kind: 'backoff', ...NO_RESULT, error: null, backOffMs: err.retryAfterMs }
+    }
     return run.abortReason === 'shutdown'
       ? { kind: 'release', ...NO_RESULT, error: errorInfo(new JobAbortedError('shutdown', 'interrupted by worker shutdown'), run.job.attempt) }
       : { kind: 'error', ...NO_RESULT, error: errorInfo(err, run.job.attempt) }

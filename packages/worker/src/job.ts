@@ -1,3 +1,5 @@
+import { PgQueueValidationError } from '@pgqueue/core/internal'
+
 /** A job as the handler sees it. `target` is the JSON the producer stored, parsed. */
 export interface Job<Target = unknown> {
   id: string
@@ -35,6 +37,14 @@ export interface JobContext {
    * JobAbortedError when the lease was already lost.
    */
   extendLease(ms: number): Promise<void>
+  /**
+   * Ends the run and makes this job's tenant wait `ms` in this queue, on every Worker (say, after an
+   * HTTP 429 from an API the tenant's jobs call): the job and the tenant's other waiting jobs of the
+   * queue are held until then, and the job's attempt is not counted. Throws a JobBackOffError, so
+   * code after it does not run; `ms` must be an integer from 1 to BACK_OFF_MAX_MS (else a
+   * PgQueueValidationError is thrown instead, which fails the run like any error).
+   */
+  backOff(ms: number): never
   /** The worker's node id. */
   nodeId: string
 }
@@ -68,5 +78,24 @@ export class JobAbortedError extends Error {
     this.name = 'JobAbortedError'
     this.reason = reason
     this.code = reason.toUpperCase().replace('-', '_')
+  }
+}
+
+/** Longest back-off a handler may ask for: one day. */
+export const BACK_OFF_MAX_MS = 86_400_000
+
+/**
+ * Thrown by a handler (or by `ctx.backOff(ms)`) to back off: the tenant's queue waits `retryAfterMs`
+ * on every Worker and the job goes back without spending an attempt. Its constructor validates.
+ */
+export class JobBackOffError extends Error {
+  readonly retryAfterMs: number
+  constructor(retryAfterMs: number, message?: string) {
+    if (typeof retryAfterMs !== 'number' || !Number.isInteger(retryAfterMs) || retryAfterMs < 1 || retryAfterMs > BACK_OFF_MAX_MS) {
+      throw new PgQueueValidationError('retryAfterMs', `must be an integer from 1 to ${BACK_OFF_MAX_MS}`, retryAfterMs)
+    }
+    super(message ?? `backing off for ${retryAfterMs} ms`)
+    this.name = 'JobBackOffError'
+    this.retryAfterMs = retryAfterMs
   }
 }

@@ -17,8 +17,8 @@ export interface WorkerOptions {
   /** This worker's id: the lease owner of the jobs it runs and its row in `nodes`. Must be unique among
    *  live workers. Default `worker-<host>-<pid>-<random>`. */
   nodeId?: string
-  /** Queues to serve. Default: every queue that has pending jobs (discovered every `queueRefreshMs`
-   *  and on notification). */
+  /** Queues to serve, visited round-robin. Default: every queue, claimed by tenant (each tenant with
+   *  pending jobs gets one share of the Worker however many queues it spreads them over). */
   queues?: string[]
   /** Only jobs of these types are claimed. A filter inside the claim: putting types into their own
    *  queues is the fast path. Default: all types. */
@@ -41,7 +41,8 @@ export interface WorkerOptions {
    *  so a flood of notifications (any login may send them) costs a bounded number of claims. A claim
    *  that finds work does not count, nor the empty one that usually follows it. Default 50. */
   wakeGapMs?: number
-  /** With no `queues` option: how often the list of queues with pending work is refreshed. Default 2,000. */
+  /** No longer used: a Worker serving every queue finds tenants with pending jobs in every claim
+   *  (jobClaimAcrossQueues). Still accepted and validated, so existing options keep working. */
   queueRefreshMs?: number
   /** Largest claim in bytes (payloads plus targets, as stored): a claim stops adding jobs once the jobs
    *  before reach this, and takes one job at least. Also bounds the bytes of payloads waiting in the

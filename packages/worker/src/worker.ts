@@ -309,8 +309,11 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       result: outcome.result,
       resultType: outcome.resultType,
       error: outcome.error,
+      ...(outcome.backOffMs !== undefined ? { backOffMs: outcome.backOffMs } : {}),
       run,
     })
+    // A back-off holds the pair's jobs this worker has buffered as well: they go to held unstarted.
+    if (outcome.kind === 'backoff') for (const b of this.claimLoop?.takeBuffered(run.job.tenantId, run.job.queue) ?? []) this.finish(b, { ...outcome })
   }
 
   /** Forgets a run whose row is no longer its own; a later run of the same job id stays. */
@@ -350,7 +353,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       if (final === 'completed') {
         if (this.listenerCount('job:completed') > 0) this.safeEmit('job:completed', { job, durationMs: performance.now() - run.startedAt })
       }
-      else if (final === 'release') this.safeEmit('job:released', { job })
+      else if (final === 'release' || final === 'backoff') this.safeEmit('job:released', { job })
       else if (run.abortReason === 'cancelled') this.safeEmit('job:cancelled', { job })
       else this.safeEmit('job:failed', { job, error: error ?? outcome.error ?? errorInfo('failed', run.job.attempt), willRetry: final === 'retry', ...(retryAt ? { retryAt } : {}) })
     }

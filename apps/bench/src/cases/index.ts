@@ -1,6 +1,7 @@
 import type { CaseResult, LibName } from '../types.js'
 import type { CaseContext } from './context.js'
 import { fairness } from './fairness.js'
+import { weights, wrongedTenant } from './fair-order.js'
 import { latency } from './latency.js'
 import { processing } from './processing.js'
 import { bulkPush, singlePush } from './push.js'
@@ -14,6 +15,8 @@ export interface CaseDef {
   libs: LibName[]
   /** Only with --full (slow). */
   fullOnly?: boolean
+  /** Left out of --quick (what the CI test runs), which must fit its time budget; `--only` still runs it. */
+  notQuick?: boolean
   params(mode: Mode): Record<string, number>
   run(ctx: CaseContext, params: Record<string, number>): Promise<CaseResult>
 }
@@ -81,6 +84,33 @@ export const cases: CaseDef[] = [
     fullOnly: true,
     params: () => ({ a: 200_000, b: 10, handlerMs: 1, timeoutMs: 900_000 }),
     run: (ctx, p) => fairness(ctx, p as { a: number; b: number; handlerMs: number; timeoutMs: number }),
+  },
+  {
+    id: 'hole-priority',
+    notQuick: true,
+    title: "priority hole: B's last start behind A's 20,000 at priority 1 (pgqueue)",
+    better: 'lower',
+    libs: ['pgqueue'],
+    params: (m) => ({ a: q(m, 2_000, 20_000), b: 10, queues: 1, priority: 1, timeoutMs: q(m, 60_000, 300_000) }),
+    run: (ctx, p) => wrongedTenant(ctx, p as { a: number; b: number; queues: number; priority: number; timeoutMs: number }),
+  },
+  {
+    id: 'hole-queues',
+    notQuick: true,
+    title: "queues hole: B's last start, A's 20,000 over 1,000 queues, Worker on every queue (pgqueue)",
+    better: 'lower',
+    libs: ['pgqueue'],
+    params: (m) => ({ a: q(m, 2_000, 20_000), b: 10, queues: q(m, 100, 1_000), priority: 0, timeoutMs: q(m, 60_000, 300_000) }),
+    run: (ctx, p) => wrongedTenant(ctx, p as { a: number; b: number; queues: number; priority: number; timeoutMs: number }),
+  },
+  {
+    id: 'weights',
+    notQuick: true,
+    title: 'weights 3:1, share of weight 3 in the first jobs started, % (pgqueue)',
+    better: 'higher',
+    libs: ['pgqueue'],
+    params: (m) => ({ n: q(m, 2_000, 10_000), measure: q(m, 1_000, 8_000), timeoutMs: q(m, 60_000, 300_000) }),
+    run: (ctx, p) => weights(ctx, p as { n: number; measure: number; timeoutMs: number }),
   },
   {
     id: 'scale',

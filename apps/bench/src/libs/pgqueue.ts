@@ -38,7 +38,7 @@ function withUser(url: string, user: string, password: string): string {
 /** Worker options to try without editing code (e.g. '{"batchSize":200}'); printed with the results. */
 const extraWorkerOptions = JSON.parse(process.env.PGQUEUE_BENCH_WORKER_OPTIONS || '{}') as Record<string, unknown>
 
-const item = (job: BenchJob): Record<string, unknown> => ({ queue: QUEUE, type: 'noop', target: job })
+const item = (job: BenchJob): Record<string, unknown> => ({ queue: job.q ?? QUEUE, type: 'noop', target: job, ...(job.p ? { priority: job.p } : {}) })
 
 /**
  * pgqueue as a user would deploy it: migrated by the admin into its own schema with its own group
@@ -104,7 +104,7 @@ export class PgqueueAdapter implements LibAdapter {
     await this.scheduler.start()
     this.worker = workerPkg.Worker.create(
       this.workerUrl,
-      { schema: this.schemaOptions.schema, nodeId: 'bench-worker', queues: [QUEUE], concurrency: opts.concurrency, ...extraWorkerOptions },
+      { schema: this.schemaOptions.schema, nodeId: 'bench-worker', ...(opts.everyQueue ? {} : { queues: [QUEUE] }), concurrency: opts.concurrency, ...extraWorkerOptions },
       async (job) => {
         await opts.handler(job.target as BenchJob)
         return undefined
@@ -114,6 +114,12 @@ export class PgqueueAdapter implements LibAdapter {
     await this.worker.start()
     const tuned = Object.keys(extraWorkerOptions).length ? `, ${JSON.stringify(extraWorkerOptions)} from PGQUEUE_BENCH_WORKER_OPTIONS` : ', other options at their defaults'
     this.config = `pgqueue: push via ${PUSH_VIA}; Worker(concurrency ${opts.concurrency}${tuned}) + Scheduler running, both as a login of the worker role; history written`
+  }
+
+  async setWeight(tenant: string, weight: number): Promise<void> {
+    const core = (await import('@pgqueue/core')) as { fairWeightSet?: (db: pg.Pool, p: object) => Promise<void> }
+    if (!core.fairWeightSet) throw new NotAvailableError('weights have not landed in @pgqueue/core')
+    await core.fairWeightSet(this.admin, { schema: this.schemaOptions.schema, tenantId: tenant, weight })
   }
 
   async stopWorker(): Promise<void> {

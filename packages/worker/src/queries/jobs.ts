@@ -31,8 +31,9 @@ export interface FinishInput {
    *  this same node) matches no row and is discarded. */
   owner: string
   /** completed / failed: to history. retry: back to scheduled after delayMs. release: back to pending
-   *  at its old fair position, the attempt not counted (shutdown). */
-  outcome: 'completed' | 'failed' | 'retry' | 'release'
+   *  at its old fair position, the attempt not counted (shutdown). backoff: to held, the attempt not
+   *  counted, and the (tenant, queue) blocked for delayMs (see jobFinishMany). */
+  outcome: 'completed' | 'failed' | 'retry' | 'release' | 'backoff'
   result: Buffer | null
   resultType: string | null
   /** ErrorInfo JSON text. */
@@ -50,15 +51,23 @@ const CLAIM_COLUMNS = `j.tenant_id, j.id, j.type, j.key, j.payload, j.payload_ty
   j.max_attempts, j.retry_policy, (extract(epoch from j.run_at) * 1000)::float8 as run_at_ms,
   (extract(epoch from j.created_at) * 1000)::float8 as created_at_ms, j.schedule_id, j.priority`
 
+/** The bytes a claimed row brings into the worker's memory (payload plus target), as SQL over `j`. */
+const ROW_BYTES = `coalesce(octet_length(j.payload), 0)
+  + case when j.target is null then 0
+         when pg_column_size(j.target) <= 2048 then pg_column_size(j.target)
+         else octet_length(j.target::text) end`
+
 /**
- * Claims up to `limit` pending jobs of one queue in fair order (priority, then virtual time) and
- * leases them to `owner` (the node id plus a token unique to this claim, see FinishInput.owner).
- * Strategy: the inner SELECT walks jobs_claim_idx (queue, priority desc, vt) and locks with SKIP
- * LOCKED, so concurrent workers take disjoint rows without waiting; the UPDATE then reaches the locked
- * rows by ctid (a TID scan over an InitPlan array), not by a primary-key probe each. The ctids stay
- * valid because this statement holds the row locks; a row whose newer version was locked after a
- * concurrent change is invisible to the statement's snapshot at that ctid and is simply not claimed
- * this time. vt is kept, so a job released at shutdown returns to the same fair position.
+ * Claims up to `limit` pending jobs of one queue in fair order (vt: each tenant's slots, see
+ * jobClaimManyByPriority()) and leases them to `owner` (the node id plus a token unique to this claim,
+ * see FinishInput.owner). The plain claim, for a queue whose pending jobs all have priority 0, where
+ * the slots are the jobs: the inner SELECT walks jobs_claim_idx (queue, vt) and locks with SKIP LOCKED,
+ * so concurrent workers take disjoint rows without waiting; the UPDATE then reaches the locked rows by
+ * ctid (a TID scan over an InitPlan array), not by a primary-key probe each. The ctids stay valid
+ * because this statement holds the row locks; a row whose newer version was locked after a concurrent
+ * change is invisible to the statement's snapshot at that ctid and is simply not claimed this time.
+ * vt is kept, so a job released at shutdown returns to the same fair position. The worker sorts the
+ * rows by vt (they come back in ctid order), so its buffer interleaves tenants as the order does.
  * Byte budget: rows are taken in claim order while the bytes of the rows before them (payload plus
  * target) stay under `maxBytes`, so one claim never carries more than about maxBytes plus one row
  * into the worker's memory, and always at least one row. octet_length of a bytea reads the stored
@@ -78,20 +87,16 @@ export async function jobClaimMany(
   p: { schema: string; queue: string; owner: string; leaseMs: number; limit: number; maxBytes: number; types: string[] | undefined },
 ): Promise<ClaimedRow[]> {
   const s = quoteIdent(p.schema)
-  const typeFilter = p.types ? 'and type = any($6::text[])' : ''
+  const typeFilter = p.types ? 'and j.type = any($6::text[])' : ''
   const text = `
     with picked as (
       select array_agg(ctid) filter (where before is null or before < $5) as ctids,
              set_config('synchronous_commit', 'off', true) as commit_mode from (
         select ctid, sum(bytes) over (rows between unbounded preceding and 1 preceding) as before from (
-          select ctid,
-                 coalesce(octet_length(payload), 0)
-                 + case when target is null then 0
-                        when pg_column_size(target) <= 2048 then pg_column_size(target)
-                        else octet_length(target::text) end as bytes
-            from ${s}.jobs
-           where queue = $1 and state = 'pending' ${typeFilter}
-           order by priority desc, vt
+          select j.ctid, ${ROW_BYTES} as bytes
+            from ${s}.jobs j
+           where j.queue = $1 and j.state = 'pending' ${typeFilter}
+           order by j.vt
            limit $2
            for update skip locked) l) x)
     update ${s}.jobs j
@@ -99,29 +104,195 @@ export async function jobClaimMany(
            lease_expires_at = now() + $4 * interval '1 millisecond', started_at = now(), updated_at = now()
      where j.ctid = any((select ctids from picked)::tid[])
        and j.state = 'pending'
-    returning ${CLAIM_COLUMNS}`
+    returning ${CLAIM_COLUMNS}, j.vt`
+  const values: unknown[] = [p.queue, p.limit, p.owner, p.leaseMs, p.maxBytes]
+  if (p.types) values.push(p.types)
+  const { rows } = await db.query<ClaimedRow & { vt: string }>(text, values)
+  // vt is a bigint (text), never negative: compare lengths first, then the digits.
+  rows.sort((a, b) => a.vt.length - b.vt.length || (a.vt < b.vt ? -1 : a.vt > b.vt ? 1 : 0))
+  return rows
+}
+
+/**
+ * True when some pending job of `queue` has a priority other than 0: one probe of jobs_priority_idx,
+ * an index that stays empty while nobody uses priorities. The Worker asks this to choose between
+ * jobClaimMany() and jobClaimManyByPriority().
+ */
+export async function jobQueueHasPriorities(db: Queryable, p: { schema: string; queue: string }): Promise<boolean> {
+  const { rows } = await db.query<{ mixed: boolean }>(
+    `select exists (select 1 from ${quoteIdent(p.schema)}.jobs where queue = $1 and state = 'pending' and priority <> 0) as mixed`,
+    [p.queue],
+  )
+  return rows[0]?.mixed === true
+}
+
+/**
+ * Claims up to `limit` pending jobs of one queue in fair order, for a queue where some pending job has
+ * a priority other than 0 (see jobClaimMany() for the plain claim, and the Worker's choice between
+ * them), and leases them to `owner` (the node id plus a token unique to this claim).
+ * Fair order: a pending job's vt is its tenant's slot in the queue (stamped at push by the tenant's
+ * fair clock); priority only decides which of the tenant's own jobs fills a slot, so it never moves a
+ * tenant ahead of another (issue 18). The claim takes the `limit` lowest slots over jobs_claim_idx
+ * (queue, vt) with SKIP LOCKED, counts them per tenant, and gives each tenant that many of its own
+ * jobs in (priority desc, vt) order over jobs_tenant_claim_idx. A tenant whose pending jobs all have
+ * the priority of its slots (one index probe tells: its highest priority is not above its slots'
+ * lowest) has its slots claimed as they are; only a tenant with higher-priority jobs waiting runs the
+ * LATERAL top-n, whose gating filter skips it for the others. So a queue where every priority is
+ * equal costs one probe per tenant in the batch more than a plain vt-ordered claim.
+ * Slots locked but not claimed (replaced by a tenant's higher-priority jobs) are unlocked at commit,
+ * untouched. Concurrent workers take disjoint slots, and SKIP LOCKED in the top-n keeps them off each
+ * other's rows.
+ * The UPDATE reaches the locked rows by ctid (a TID scan over an InitPlan array), not by a primary-key
+ * probe each. The ctids stay valid because this statement holds the row locks; a row whose newer
+ * version was locked after a concurrent change is invisible to the statement's snapshot at that ctid
+ * and is simply not claimed this time. vt is kept, so a job released at shutdown returns to the same
+ * fair position.
+ * Byte budget: rows are taken while the bytes of the rows before them (payload plus target) stay under
+ * `maxBytes`, so one claim never carries more than about maxBytes plus one row into the worker's
+ * memory, and always at least one row. octet_length of a bytea reads the stored size without
+ * detoasting; a target is serialised for its size only when it is stored large (pg_column_size over
+ * 2 kB, where compression could hide its real size). Rows left out are unlocked at commit, untouched.
+ * The claim commits without waiting for its WAL flush (synchronous_commit off for this transaction
+ * only), which takes about half a millisecond off every pickup. Losing a claim in a server crash
+ * loses no job: the row is back to pending and runs again (delivery is at least once), and the
+ * completion commits synchronously, which flushes the claim's WAL before it, so a recorded outcome
+ * never rests on a lost claim.
+ */
+export async function jobClaimManyByPriority(
+  db: Queryable,
+  p: { schema: string; queue: string; owner: string; leaseMs: number; limit: number; maxBytes: number; types: string[] | undefined },
+): Promise<ClaimedRow[]> {
+  const s = quoteIdent(p.schema)
+  const typeFilter = p.types ? 'and j.type = any($6::text[])' : ''
+  const text = `
+    with slots as materialized (
+      select j.ctid, j.tenant_id, j.id, j.priority, j.vt, ${ROW_BYTES} as bytes
+        from ${s}.jobs j
+       where j.queue = $1 and j.state = 'pending' ${typeFilter}
+       order by j.vt
+       limit $2
+       for update skip locked
+    ),
+    tenants as materialized (
+      select t.tenant_id, t.n, t.slots,
+             (select j.priority from ${s}.jobs j
+               where j.tenant_id = t.tenant_id and j.queue = $1 and j.state = 'pending' ${typeFilter}
+               order by j.priority desc limit 1) > t.lowest as reorder
+        from (select tenant_id, count(*) as n, min(priority) as lowest, array_agg(vt order by vt) as slots
+                from slots group by tenant_id) t
+    ),
+    chosen as materialized (
+      select sl.ctid, sl.tenant_id, sl.id, sl.vt as slot, sl.bytes from slots sl join tenants t on t.tenant_id = sl.tenant_id
+       where not t.reorder
+      union all
+      select o.ctid, t.tenant_id, o.id, t.slots[o.k], o.bytes from tenants t
+       cross join lateral (
+         select j.ctid, j.id, ${ROW_BYTES} as bytes, row_number() over () as k from (
+           select j.ctid, j.id, j.payload, j.target from ${s}.jobs j
+            where t.reorder and j.tenant_id = t.tenant_id and j.queue = $1 and j.state = 'pending' ${typeFilter}
+            order by j.priority desc, j.vt
+            limit t.n
+            for update skip locked) j) o
+    ),
+    picked as (
+      select array_agg(ctid) filter (where before is null or before < $5) as ctids,
+             set_config('synchronous_commit', 'off', true) as commit_mode from (
+        select ctid, sum(bytes) over (order by slot rows between unbounded preceding and 1 preceding) as before from chosen) x),
+    claimed as (
+      update ${s}.jobs j
+         set state = 'running', attempt = j.attempt + 1, lease_owner = $3,
+             lease_expires_at = now() + $4 * interval '1 millisecond', started_at = now(), updated_at = now()
+       where j.ctid = any((select ctids from picked)::tid[])
+         and j.state = 'pending'
+      returning ${CLAIM_COLUMNS})
+    -- In slot order, so the worker's buffer interleaves tenants as the fair order does.
+    select c.* from claimed c join chosen ch on ch.tenant_id = c.tenant_id and ch.id = c.id order by ch.slot`
   const values: unknown[] = [p.queue, p.limit, p.owner, p.leaseMs, p.maxBytes]
   if (p.types) values.push(p.types)
   const { rows } = await db.query<ClaimedRow>(text, values)
   return rows
 }
 
+/** A row of jobClaimAcrossQueues(): a claimed job (its queue included), or none when nothing was claimed. */
+export type ClaimedAnyRow = (ClaimedRow & { queue: string }) | { [K in keyof ClaimedRow]: null } & { queue: null }
+
 /**
- * Distinct queues that have pending jobs, by a recursive skip-scan over jobs_claim_idx: one index
- * probe per queue, however many jobs wait, instead of a scan of the backlog.
+ * Claims up to `limit` pending jobs from every queue, for a Worker that serves them all, so that a
+ * tenant's share does not grow with the number of queues it creates (issue 18). Tenants with pending
+ * jobs are found by a recursive skip-scan over jobs_tenant_claim_idx from `afterTenant` (one index
+ * probe per tenant, at most `limit` tenants, so no list of queue names to outgrow); each tenant gets
+ * one of its queues, the first after the one it was last served from (`lastQueues`, the caller's
+ * memory; rotating, so every queue of a tenant gets its turn), and an equal quantum of that queue's
+ * jobs in the tenant's own order (priority desc, vt), with SKIP LOCKED. Rows come back round-robin
+ * across tenants (each tenant's first job, then each one's second...), so a small buffer interleaves
+ * them. Every row also carries `last_tenant` and `tenants`, the cursor's next value and how many
+ * tenants the round visited (a row of nulls but for those when nothing was claimed): fewer than
+ * `limit` means the skip-scan reached the last tenant, and the next round starts from the first.
+ * Byte budget, ctid update and commit mode as in jobClaimMany().
  */
-export async function jobListPendingQueues(db: Queryable, p: { schema: string; limit: number }): Promise<string[]> {
+export async function jobClaimAcrossQueues(
+  db: Queryable,
+  p: {
+    schema: string; afterTenant: string; lastQueues: Map<string, string>; owner: string; leaseMs: number; limit: number
+    maxBytes: number; types: string[] | undefined
+  },
+): Promise<{ rows: (ClaimedRow & { queue: string })[]; lastTenant: string | null; tenants: number }> {
   const s = quoteIdent(p.schema)
-  const { rows } = await db.query<{ queue: string }>(
-    `with recursive q as (
-       (select queue from ${s}.jobs where state = 'pending' order by queue limit 1)
-       union all
-       select (select j.queue from ${s}.jobs j where j.state = 'pending' and j.queue > q.queue order by j.queue limit 1)
-         from q where q.queue is not null)
-     select queue from q where queue is not null limit $1`,
-    [p.limit],
-  )
-  return rows.map((r) => r.queue)
+  const typeFilter = p.types ? 'and j.type = any($9::text[])' : ''
+  const text = `
+    with recursive t as (
+      (select j.tenant_id from ${s}.jobs j where j.state = 'pending' and j.tenant_id > $1 order by j.tenant_id limit 1)
+      union all
+      select (select j.tenant_id from ${s}.jobs j where j.state = 'pending' and j.tenant_id > t.tenant_id
+               order by j.tenant_id limit 1)
+        from t where t.tenant_id is not null
+    ),
+    tenants as materialized (select tenant_id from t where tenant_id is not null limit $2),
+    pairs as materialized (
+      select tn.tenant_id,
+             coalesce((select j.queue from ${s}.jobs j where j.tenant_id = tn.tenant_id and j.state = 'pending'
+                          and j.queue > c.last_queue order by j.queue limit 1),
+                      (select j.queue from ${s}.jobs j where j.tenant_id = tn.tenant_id and j.state = 'pending'
+                        order by j.queue limit 1)) as queue,
+             row_number() over (order by tn.tenant_id) as pos
+        from tenants tn
+        left join unnest($3::text[], $4::text[]) as c(tenant_id, last_queue) on c.tenant_id = tn.tenant_id
+    ),
+    chosen as materialized (
+      select o.ctid, p.tenant_id, o.id, p.pos, o.k, o.bytes from pairs p
+       cross join lateral (
+         select j.ctid, j.id, ${ROW_BYTES} as bytes, row_number() over () as k from (
+           select j.ctid, j.id, j.payload, j.target from ${s}.jobs j
+            where j.tenant_id = p.tenant_id and j.queue = p.queue and j.state = 'pending' ${typeFilter}
+            order by j.priority desc, j.vt
+            limit ceil($5::numeric / (select count(*) from pairs))::bigint
+            for update skip locked) j) o
+    ),
+    picked as (
+      select array_agg(ctid) filter (where rank <= $5 and (before is null or before < $8)) as ctids,
+             set_config('synchronous_commit', 'off', true) as commit_mode from (
+        select ctid, row_number() over w as rank, sum(bytes) over (w rows between unbounded preceding and 1 preceding) as before
+          from chosen window w as (order by k, pos)) x),
+    claimed as (
+      update ${s}.jobs j
+         set state = 'running', attempt = j.attempt + 1, lease_owner = $6,
+             lease_expires_at = now() + $7 * interval '1 millisecond', started_at = now(), updated_at = now()
+       where j.ctid = any((select ctids from picked)::tid[])
+         and j.state = 'pending'
+      returning ${CLAIM_COLUMNS}, j.queue)
+    select c.*, m.last_tenant, m.tenants
+      from (select max(tenant_id) as last_tenant, count(*)::int as tenants from tenants) m
+      left join (claimed c join chosen ch on ch.tenant_id = c.tenant_id and ch.id = c.id) on true
+     order by ch.k, ch.pos`
+  const values: unknown[] = [p.afterTenant, p.limit, [...p.lastQueues.keys()], [...p.lastQueues.values()], p.limit, p.owner, p.leaseMs, p.maxBytes]
+  if (p.types) values.push(p.types)
+  const { rows } = await db.query<ClaimedAnyRow & { last_tenant: string | null; tenants: number }>(text, values)
+  const first = rows[0]
+  return {
+    rows: rows.filter((r): r is ClaimedRow & { queue: string; last_tenant: string | null; tenants: number } => r.id !== null),
+    lastTenant: first?.last_tenant ?? null,
+    tenants: first?.tenants ?? 0,
+  }
 }
 
 /**
@@ -167,6 +338,7 @@ export async function jobFinishMany(
   let anyResult = false
   let anyError = false
   let anyMove = false
+  let anyBackOff = false
   for (let k = 0; k < n; k++) {
     const x = it[k]!
     tenantIds[k] = x.tenantId
@@ -180,16 +352,38 @@ export async function jobFinishMany(
     if (x.result !== null || x.resultType !== null) anyResult = true
     if (x.error !== null) anyError = true
     if (x.outcome === 'retry' || x.outcome === 'release') anyMove = true
+    if (x.outcome === 'backoff') anyMove = anyBackOff = true
   }
   // Retries and releases go back to the live table; a batch of only completed and failed runs (the
   // usual one) skips that statement part, so its second unnest and primary-key probes are not run.
+  // A back-off (rare) also blocks its (tenant, queue) until now() + delay, extending a block already
+  // there, and parks the pair's pending jobs in held, where the Scheduler's releaser leaves them until
+  // the block has passed; pushes to a blocked pair go to held as well (push_jobs). So the tenant waits
+  // on every Worker while no claim has to step over its jobs.
+  const backedOff = anyBackOff
+    ? `,
+     blocked as (
+       insert into ${s}.fair_blocks as b (tenant_id, queue, until)
+       select m.tenant_id, m.queue, now() + max(m.delay_ms) * interval '1 millisecond' from moved m
+        where m.outcome = 'backoff' group by m.tenant_id, m.queue
+       on conflict (tenant_id, queue) do update set until = greatest(b.until, excluded.until)
+     ),
+     parked as (
+       update ${s}.jobs h set state = 'held', vt = null, updated_at = now()
+         from (select distinct m.tenant_id, m.queue from moved m where m.outcome = 'backoff') m
+        where h.tenant_id = m.tenant_id and h.queue = m.queue and h.state = 'pending'
+     )`
+    : ''
+  // Retries, releases and back-offs go back to the live table; a batch of only completed and failed
+  // runs (the usual one) skips that statement part, so its second unnest and primary-key probes are
+  // not run.
   const moved = anyMove
     ? `,
      moved as (
        update ${s}.jobs j
-          set state = case when i.outcome = 'retry' then 'scheduled' else 'pending' end,
+          set state = case when i.outcome = 'retry' then 'scheduled' when i.outcome = 'backoff' then 'held' else 'pending' end,
               run_at = case when i.outcome = 'retry' then now() + i.delay_ms * interval '1 millisecond' else j.run_at end,
-              vt = case when i.outcome = 'retry' then null else j.vt end,
+              vt = case when i.outcome = 'release' then j.vt end,
               attempt = case when i.outcome = 'retry' then j.attempt else j.attempt - 1 end,
               last_error = coalesce(i.error, j.last_error),
               started_at = case when i.outcome = 'retry' then j.started_at else null end,
@@ -197,10 +391,10 @@ export async function jobFinishMany(
          from unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $8::jsonb[], $9::int8[]) with ordinality
               as i(tenant_id, id, owner, outcome, error, delay_ms, n)
         where j.tenant_id = i.tenant_id and j.id = i.id and j.lease_owner = i.owner
-          and ((i.outcome = 'retry' and not j.cancel_requested) or i.outcome = 'release')
+          and ((i.outcome = 'retry' and not j.cancel_requested) or i.outcome in ('release', 'backoff'))
           and ${waitAtMost}
-       returning i.n::int4 as n
-     )`
+       returning i.n::int4 as n, j.tenant_id, j.queue, i.outcome, i.delay_ms
+     )${backedOff}`
     : ''
   const { rows } = await db.query<{ n: number }>(
     `with done as (
