@@ -4,7 +4,7 @@
  *   --quick            small counts, 1 repetition (the CI test runs this)
  *   --full             also the 200,000-backlog fairness case and the 1,000,000-pending scale case
  *   --reps N           repetitions (default 3; 1 with --quick)
- *   --only a,b         case ids and/or library names (pgqueue, pgqueue-node20, pg-boss, pg-boss-groups, graphile-worker, floor)
+ *   --only a,b         case ids and/or library names (pgqueue, pgqueue-node20, pg-boss, graphile-worker, floor)
  *   --database-url U   superuser URL; default DATABASE_URL, else PGQUEUE_TEST_DATABASE_URL, else an embedded PostgreSQL 18
  *   --out FILE         JSON output (default apps/bench/results/latest.json; a .md beside it)
  */

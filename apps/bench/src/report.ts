@@ -165,7 +165,7 @@ export function evaluateGoals(cases: CaseReport[]): Goal[] {
   return goals
 }
 
-const LIB_ORDER: LibName[] = ['pgqueue', 'pgqueue-node20', 'pg-boss', 'pg-boss-groups', 'graphile-worker', 'floor']
+const LIB_ORDER: LibName[] = ['pgqueue', 'pgqueue-node20', 'pg-boss', 'graphile-worker', 'floor']
 
 /** One line per case: every library's median [min-max], and pgqueue / best peer. */
 function summaryTable(r: Report): string[] {

@@ -55,7 +55,7 @@ export interface CaseResult {
   extra?: Record<string, number | string | boolean | null>
 }
 
-export type LibName = 'pgqueue' | 'pgqueue-node20' | 'pg-boss' | 'pg-boss-groups' | 'graphile-worker' | 'floor'
+export type LibName = 'pgqueue' | 'pgqueue-node20' | 'pg-boss' | 'graphile-worker' | 'floor'
 
 /** Prefix of the one stdout line a child prints with its result. */
 export const RESULT_MARK = '@@bench-result '

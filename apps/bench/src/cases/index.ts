@@ -23,8 +23,6 @@ export interface CaseDef {
 
 const ALL: LibName[] = ['pgqueue', 'pgqueue-node20', 'pg-boss', 'graphile-worker', 'floor']
 const LIBS_ONLY: LibName[] = ['pgqueue', 'pgqueue-node20', 'pg-boss', 'graphile-worker']
-// Fairness also runs pg-boss with its group limits (each tenant a group), its closest feature.
-const FAIRNESS_LIBS: LibName[] = [...LIBS_ONLY, 'pg-boss-groups']
 const q = (mode: Mode, quick: number, normal: number): number => (mode === 'quick' ? quick : normal)
 
 export const cases: CaseDef[] = [
@@ -72,7 +70,7 @@ export const cases: CaseDef[] = [
     id: 'fairness-20k',
     title: "fairness: B's last start behind A's backlog of 20,000",
     better: 'lower',
-    libs: FAIRNESS_LIBS,
+    libs: LIBS_ONLY,
     params: (m) => ({ a: q(m, 2_000, 20_000), b: 10, handlerMs: 1, timeoutMs: q(m, 60_000, 300_000) }),
     run: (ctx, p) => fairness(ctx, p as { a: number; b: number; handlerMs: number; timeoutMs: number }),
   },
@@ -80,7 +78,7 @@ export const cases: CaseDef[] = [
     id: 'fairness-200k',
     title: "fairness: B's last start behind A's backlog of 200,000",
     better: 'lower',
-    libs: FAIRNESS_LIBS,
+    libs: LIBS_ONLY,
     fullOnly: true,
     params: () => ({ a: 200_000, b: 10, handlerMs: 1, timeoutMs: 900_000 }),
     run: (ctx, p) => fairness(ctx, p as { a: number; b: number; handlerMs: number; timeoutMs: number }),

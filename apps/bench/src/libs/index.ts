@@ -8,8 +8,6 @@ export async function loadAdapter(lib: LibName): Promise<LibAdapter> {
       return new (await import('./pgqueue.js')).PgqueueAdapter()
     case 'pg-boss':
       return new (await import('./pgboss.js')).PgBossAdapter()
-    case 'pg-boss-groups':
-      return new (await import('./pgboss.js')).PgBossAdapter({ groupConcurrency: 5 })
     case 'graphile-worker':
       return new (await import('./graphile.js')).GraphileAdapter()
     case 'floor':

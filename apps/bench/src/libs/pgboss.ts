@@ -12,9 +12,6 @@ const BATCH = 500
  * its minimum (0.5 s); LISTEN/NOTIFY (useListenNotify + queue notify) on for the latency case, where it
  * is what the docs recommend for fast pickup. Each of the local workers runs its batch's jobs one after
  * another, so jobs in flight = localConcurrency.
- * With `groupConcurrency` (the 'pg-boss-groups' variant), every job is sent with its tenant as its
- * group and work() limits the jobs active per group, pg-boss 12's nearest thing to fairness; the batch
- * size drops to 1 so that each fetch can see past a group that is at its limit.
  */
 export class PgBossAdapter implements LibAdapter {
   config = ''
@@ -22,14 +19,9 @@ export class PgBossAdapter implements LibAdapter {
   private pool!: pg.Pool
   private s = ''
 
-  constructor(private readonly variant: { groupConcurrency?: number } = {}) {}
-
   async setup(adminUrl: string, names: Names, opts: { lowLatency?: boolean }): Promise<void> {
     const notify = Boolean(opts.lowLatency)
-    const g = this.variant.groupConcurrency
-    this.config = g
-      ? `pg-boss: send / insert with group = tenant; work(localConcurrency 10, batchSize 1, groupConcurrency ${g}, pollingIntervalSeconds 0.5)`
-      : `pg-boss: send / insert; work(localConcurrency 10, batchSize ${BATCH}, burstWhenBatchFull, pollingIntervalSeconds 0.5)${notify ? ', useListenNotify + queue notify' : ''}`
+    this.config = `pg-boss: send / insert; work(localConcurrency 10, batchSize ${BATCH}, burstWhenBatchFull, pollingIntervalSeconds 0.5)${notify ? ', useListenNotify + queue notify' : ''}`
     this.s = pg.escapeIdentifier(names.schema)
     this.boss = new PgBoss({ connectionString: adminUrl, schema: names.schema, useListenNotify: notify, application_name: 'bench-pgboss' })
     this.boss.on('error', (err: Error) => process.stderr.write(`pg-boss error: ${err.message}\n`))
@@ -39,24 +31,18 @@ export class PgBossAdapter implements LibAdapter {
     this.pool.on('error', () => {})
   }
 
-  private group(job: BenchJob): { group?: { id: string } } {
-    return this.variant.groupConcurrency ? { group: { id: job.t } } : {}
-  }
-
   async push(job: BenchJob): Promise<void> {
-    await this.boss.send(QUEUE, job, this.group(job))
+    await this.boss.send(QUEUE, job)
   }
 
   async pushMany(jobs: BenchJob[]): Promise<void> {
-    await this.boss.insert(QUEUE, jobs.map((data) => ({ data, ...this.group(data) })))
+    await this.boss.insert(QUEUE, jobs.map((data) => ({ data })))
   }
 
   async startWorker(opts: WorkerOptions): Promise<void> {
     await this.boss.work<BenchJob>(
       QUEUE,
-      this.variant.groupConcurrency
-        ? { localConcurrency: opts.concurrency, batchSize: 1, groupConcurrency: this.variant.groupConcurrency, pollingIntervalSeconds: 0.5 }
-        : { localConcurrency: opts.concurrency, batchSize: BATCH, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 },
+      { localConcurrency: opts.concurrency, batchSize: BATCH, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 },
       async (jobs) => {
         for (const job of jobs) await opts.handler(job.data)
       },
