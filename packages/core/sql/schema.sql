@@ -350,9 +350,11 @@ end
 $$;
 
 function fair_clock_stride(p_tenant text, p_queue text) returns bigint stable security definer set search_path=pg_catalog, pg_temp as $$
-  select coalesce((select greatest(1, round(1000 / w.weight))::bigint from pgqueue.fair_weights w
+begin
+  return coalesce((select greatest(1, round(1000 / w.weight))::bigint from pgqueue.fair_weights w
                     where w.tenant_id = p_tenant and w.queue in (p_queue, '')
-                    order by w.queue desc limit 1), 1000)
+                    order by w.queue desc limit 1), 1000);
+end
 $$;
 
 function fair_clock_try_advance(p_tenant text, p_queue text, p_n bigint) returns bigint volatile security definer set search_path=pg_catalog, pg_temp as $$

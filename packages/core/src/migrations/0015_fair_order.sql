@@ -49,11 +49,15 @@ grant select, insert, update, delete on :schema.fair_weights to :worker_role;
 -- The virtual time one job of (tenant, queue) takes: 1000 / weight (1000 at the default weight 1, 1
 -- at weight 1000), so backlogged pairs are served in proportion to their weights and even the lowest
 -- weight keeps a place in every round. An empty table costs one index probe.
+-- plpgsql, not sql: a SECURITY DEFINER sql function is never inlined and its query is planned again at
+-- every call, while plpgsql keeps the plan for the session (push_jobs() calls this once per queue).
 create function :schema.fair_clock_stride(p_tenant text, p_queue text) returns bigint
-language sql stable security definer set search_path = pg_catalog, pg_temp as $fn$
-  select coalesce((select greatest(1, round(1000 / w.weight))::bigint from :schema.fair_weights w
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp as $fn$
+begin
+  return coalesce((select greatest(1, round(1000 / w.weight))::bigint from :schema.fair_weights w
                     where w.tenant_id = p_tenant and w.queue in (p_queue, '')
-                    order by w.queue desc limit 1), 1000)
+                    order by w.queue desc limit 1), 1000);
+end
 $fn$;
 -- Back-off (issue 18): a (tenant, queue) whose handler backed off waits until `until` on every Worker.
 -- The worker role writes it (a completion), the push and the Scheduler read it; its pending jobs sit
