@@ -36,6 +36,7 @@ import type {
   Page,
   PageOptions,
   PushItem,
+  PushItemOf,
   PushOptions,
   PushResult,
   QueueConfig,
@@ -75,9 +76,9 @@ export class TenantQueues {
    * after it finishes, or cancel it first.
    * With `{ tx }` the job is part of the caller's transaction and vanishes if it rolls back.
    */
-  async push(item: PushItem, options: PushOptions = {}): Promise<PushResult> {
+  async push<T extends string>(item: PushItemOf<T>, options: PushOptions = {}): Promise<PushResult> {
     this.ctx.assertOpen()
-    const row = validatePushItem(item, 'item', this.ctx.options.payloadLimitBytes, () => this.ctx.options.clock.now())
+    const row = validatePushItem(item as PushItem, 'item', this.ctx.options.payloadLimitBytes, () => this.ctx.options.clock.now())
     const tx = validateTx(options)
     const [pushed] = await mapTenantErrors(this.tenantId, () => jobPushMany(tx ?? this.ctx.db, this.pushParams([row])))
     if (pushed === undefined) throw new Error('push_jobs() returned no row')
@@ -93,11 +94,11 @@ export class TenantQueues {
    * nothing was written for it (no error is thrown); 'superseded' means a later item of this call had the
    * same (queue, key) and won (one statement cannot upsert a row twice).
    */
-  async pushMany(items: readonly PushItem[], options: PushOptions = {}): Promise<PushResult[]> {
+  async pushMany<T extends string>(items: readonly PushItemOf<T>[], options: PushOptions = {}): Promise<PushResult[]> {
     this.ctx.assertOpen()
     if (!Array.isArray(items)) throw new PgQueueValidationError('items', 'must be an array', items)
     const now = () => this.ctx.options.clock.now()
-    const rows = items.map((item, i) => validatePushItem(item, `items[${i}]`, this.ctx.options.payloadLimitBytes, now))
+    const rows = items.map((item, i) => validatePushItem(item as PushItem, `items[${i}]`, this.ctx.options.payloadLimitBytes, now))
     const tx = validateTx(options)
     if (rows.length === 0) return []
 

@@ -1,4 +1,4 @@
-import type { HistoryState, JobState, RetryPolicy, ScheduleSpec } from '@pgqueue/core/internal'
+import type { HistoryState, JobPayload, JobState, RegisteredJobType, RetryPolicy, ScheduleSpec } from '@pgqueue/core/internal'
 import type { Kysely, Transaction } from 'kysely'
 import type pg from 'pg'
 
@@ -35,6 +35,16 @@ export interface PushItem {
   /** The job's own retry policy. Default: the queue's configured policy, else DEFAULT_RETRY_POLICY. */
   retryPolicy?: RetryPolicy
 }
+
+/**
+ * A push item whose payload TypeScript checks against PgQueue.JobTypes when its `type` is named there
+ * (the payload is then required); any other type takes the untyped PushItem.
+ */
+export type PushItemOf<T extends string> = Omit<PushItem, 'type' | 'payload'> & { type: T } & (string extends T
+  ? { payload?: Payload | null }
+  : T extends RegisteredJobType
+    ? { payload: JobPayload<T> }
+    : { payload?: Payload | null })
 
 /** A Kysely transaction, or a pg client (pool client or Client) inside BEGIN, owned by the caller. */
 export type ExternalTransaction = Transaction<any> | Kysely<any> | pg.ClientBase

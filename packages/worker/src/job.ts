@@ -1,7 +1,7 @@
-import { PgQueueValidationError } from '@pgqueue/core/internal'
+import { PgQueueValidationError, type JobPayload, type JobResult, type RegisteredJobType } from '@pgqueue/core/internal'
 
 /** A job as the handler sees it. `target` is the JSON the producer stored, parsed. */
-export interface Job<Target = unknown> {
+export interface Job<Target = unknown, Data = unknown> {
   id: string
   tenantId: string
   queue: string
@@ -11,7 +11,7 @@ export interface Job<Target = unknown> {
   payload: Buffer | null
   payloadType: string | null
   /** The payload decoded by its type: the JSON value the producer pushed (application/json), text for text/*, else the bytes. */
-  data: unknown
+  data: Data
   target: Target
   /** This run's number, starting at 1. */
   attempt: number
@@ -63,7 +63,13 @@ export type JobHandler<Target = unknown> = (job: Job<Target>, ctx: JobContext) =
  * One handler per job type. A Worker given this claims only these types (in the queues it serves), so a
  * job of a type it cannot run is never taken from the workers that can.
  */
-export type JobHandlers<Target = unknown> = Readonly<Record<string, JobHandler<Target>>>
+export type JobHandlers<Target = unknown> = {
+  readonly [T in RegisteredJobType]?: (job: Job<Target, JobPayload<T>>, ctx: JobContext) => Promise<JobResult<T>> | JobResult<T>
+} & {
+  // A method signature on purpose: its parameters are compared both ways, so the typed handlers above
+  // also satisfy this index signature while unregistered types still see `data: unknown`.
+  readonly [type: string]: { handle(job: Job<Target>, ctx: JobContext): Promise<HandlerResult> | HandlerResult }['handle'] | undefined
+}
 
 /** Why a job's signal fired. */
 export type AbortReason = 'shutdown' | 'cancelled' | 'lease-lost' | 'timeout'
