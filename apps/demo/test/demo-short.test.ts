@@ -24,10 +24,10 @@ afterAll(async () => {
   await client.end()
 })
 
-it('the short demo runs the whole story and every pushed job reaches history', async () => {
-  expect(url, 'run through vitest: its global setup resolves the database').toBeTruthy()
-  const { code, output } = await new Promise<{ code: number | null; output: string }>((done) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@pgqueue/source', 'src/main.ts', '--short', '--no-live', '--schema', schema, '--login-suffix', tag], {
+/** Runs the demo in a child process against the test server; resolves with its exit code and output. */
+function runDemo(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@pgqueue/source', 'src/main.ts', ...args], {
       cwd: demoDir,
       env: { ...process.env, DATABASE_URL: url, CI: 'true' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -41,6 +41,12 @@ it('the short demo runs the whole story and every pushed job reaches history', a
       done({ code, output })
     })
   })
+}
+
+it('the short demo runs the whole story and every pushed job reaches history', async () => {
+  expect(url, 'run through vitest: its global setup resolves the database').toBeTruthy()
+  const { code, output } = await runDemo(['--short', '--no-live', '--schema', schema, '--login-suffix', tag])
+
   expect(output).toMatch(/OK: all \d+ pushed jobs and \d+ scheduled runs reached history/)
   expect(output).toMatch(/Fair: the backlog delays only the tenant that made it/)
   expect(code, output.slice(-3000)).toBe(0)
@@ -57,26 +63,13 @@ it('the short demo runs the whole story and every pushed job reaches history', a
   } finally {
     await client.end()
   }
-})
+}, 100_000)
 
 it('with --keep, leaves the run on the server to look at', async () => {
   const keepTag = `${tag}k`
   const keepSchema = `demo_${keepTag}`
-  const { code, output } = await new Promise<{ code: number | null; output: string }>((done) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@pgqueue/source', 'src/main.ts', '--short', '--no-live', '--seconds', '2', '--keep', '--schema', keepSchema, '--login-suffix', keepTag], {
-      cwd: demoDir,
-      env: { ...process.env, DATABASE_URL: url, CI: 'true' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let output = ''
-    child.stdout.on('data', (d) => (output += d))
-    child.stderr.on('data', (d) => (output += d))
-    const timer = setTimeout(() => child.kill('SIGINT'), 80_000)
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      done({ code, output })
-    })
-  })
+  const { code, output } = await runDemo(['--short', '--no-live', '--seconds', '2', '--keep', '--schema', keepSchema, '--login-suffix', keepTag])
+
   expect(code, output.slice(-3000)).toBe(0)
   // Check from outside as well: nothing is left live, and history holds failed jobs (retries exhausted)
   // and completed ones for every tenant.

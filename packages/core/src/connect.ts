@@ -2,7 +2,7 @@ import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import type { Database } from './database.js'
 import { PgQueueValidationError } from './errors.js'
-import { armQueryTimeout } from './query-timeout.js'
+import { armQueryTimeout, cutSocket } from './query-timeout.js'
 
 /** A connection string or a pg.Pool the caller owns. */
 export type Connectable = string | pg.Pool
@@ -87,7 +87,7 @@ export function connect(target: Connectable, options: ConnectOptions = {}): Conn
     },
     destroy() {
       if (!ownsPool) return
-      for (const client of clients) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()
+      for (const client of clients) cutSocket(client)
       clients.clear()
     },
   }

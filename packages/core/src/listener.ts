@@ -1,6 +1,6 @@
 import pg from 'pg'
 import { KEEPALIVE } from './connect.js'
-import { armQueryTimeout } from './query-timeout.js'
+import { armQueryTimeout, cutSocket } from './query-timeout.js'
 import { silentLogger, sleep, type Logger } from './service.js'
 
 /** The channel pgqueue notifies on when jobs become claimable in `schema`. Payloads are always empty. */
@@ -102,7 +102,7 @@ export class NotificationListener {
 /** Ends a client gracefully, or cuts its socket when the server does not answer within `ms`. */
 export async function endWithin(client: pg.Client, ms: number): Promise<void> {
   const ended = await Promise.race([client.end().then(() => true, () => true), sleep(ms).then(() => false)])
-  if (!ended) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()
+  if (!ended) cutSocket(client)
 }
 
 /**

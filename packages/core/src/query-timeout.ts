@@ -4,6 +4,15 @@ import { PgQueueQueryTimeoutError } from './errors.js'
 const armed = new WeakSet<pg.ClientBase>()
 
 /**
+ * Destroys a client's socket without a goodbye to the server: statements in flight reject and the
+ * client is no longer queryable (a pool drops it when it is released). For a peer that may be
+ * unreachable, where end() would wait for TCP to give up.
+ */
+export function cutSocket(client: pg.ClientBase): void {
+  ;(client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.()
+}
+
+/**
  * Gives every statement on `client` a client-side deadline. A silent network partition (no RST) leaves
  * a statement waiting for minutes, since TCP keepalive probes take that long to give up. pg's own
  * query_timeout rejects the query but keeps the connection with the statement still outstanding, so
@@ -21,7 +30,7 @@ export function armQueryTimeout(client: pg.ClientBase, timeoutMs: number): void 
     let timedOut = false
     const timer = setTimeout(() => {
       timedOut = true
-      ;(client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()
+      cutSocket(client)
     }, timeoutMs)
     const last = args.length - 1
     if (typeof args[last] === 'function') {

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import pg from 'pg'
-import { PgQueueError, sleep, type Logger } from '@pgqueue/core/internal'
+import { PgQueueError, cutSocket, endWithin, sleep, type Logger } from '@pgqueue/core/internal'
 import { jobRenewLeaseMany, type LeaseState } from './queries/jobs.js'
 import type { Run } from './run.js'
 
@@ -61,8 +61,7 @@ export class LeaseKeeper {
     this.client = undefined
     if (!c) return
     // A graceful end, unless the connection is dead: then it is cut.
-    const ended = await Promise.race([c.end().then(() => true, () => true), sleep(1_000).then(() => false)])
-    if (!ended) this.dropConnection(c)
+    await endWithin(c, 1_000)
   }
 
   private async run(): Promise<void> {
@@ -195,8 +194,7 @@ export class LeaseKeeper {
 
   private dropConnection(client: pg.Client): void {
     if (this.client === client) this.client = undefined
-    const stream = (client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream
-    stream?.destroy?.()
+    cutSocket(client)
     client.end().catch(() => {})
   }
 }

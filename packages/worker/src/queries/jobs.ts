@@ -142,21 +142,7 @@ export async function jobQueueHasPriorities(db: Queryable, p: { schema: string; 
  * Slots locked but not claimed (replaced by a tenant's higher-priority jobs) are unlocked at commit,
  * untouched. Concurrent workers take disjoint slots, and SKIP LOCKED in the top-n keeps them off each
  * other's rows.
- * The UPDATE reaches the locked rows by ctid (a TID scan over an InitPlan array), not by a primary-key
- * probe each. The ctids stay valid because this statement holds the row locks; a row whose newer
- * version was locked after a concurrent change is invisible to the statement's snapshot at that ctid
- * and is simply not claimed this time. vt is kept, so a job released at shutdown returns to the same
- * fair position.
- * Byte budget: rows are taken while the bytes of the rows before them (payload plus target) stay under
- * `maxBytes`, so one claim never carries more than about maxBytes plus one row into the worker's
- * memory, and always at least one row. octet_length of a bytea reads the stored size without
- * detoasting; a target is serialised for its size only when it is stored large (pg_column_size over
- * 2 kB, where compression could hide its real size). Rows left out are unlocked at commit, untouched.
- * The claim commits without waiting for its WAL flush (synchronous_commit off for this transaction
- * only), which takes about half a millisecond off every pickup. Losing a claim in a server crash
- * loses no job: the row is back to pending and runs again (delivery is at least once), and the
- * completion commits synchronously, which flushes the claim's WAL before it, so a recorded outcome
- * never rests on a lost claim.
+ * The UPDATE by ctid, the byte budget and the commit without a WAL flush work as in jobClaimMany().
  */
 export async function jobClaimManyByPriority(
   db: Queryable,
