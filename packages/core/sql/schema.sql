@@ -160,6 +160,14 @@ table queue_clocks with (fillfactor=50) -- row level security
   last_vt bigint not null
   constraint queue_clocks_pkey PRIMARY KEY (tenant_id, queue)
 
+table queue_defaults
+  queue text collate "C" not null
+  retry_policy jsonb not null
+  updated_at timestamp with time zone not null default now()
+  constraint queue_defaults_pkey PRIMARY KEY (queue)
+  constraint queue_defaults_queue_bytes CHECK (((octet_length(queue) >= 1) AND (octet_length(queue) <= 128)))
+  constraint queue_defaults_retry_policy_size CHECK ((pg_column_size(retry_policy) <= 8192))
+
 table queues -- row level security
   tenant_id text not null -- no statistics
   queue text not null
@@ -278,6 +286,7 @@ CREATE UNIQUE INDEX migrations_pkey ON pgqueue.migrations USING btree (version);
 CREATE UNIQUE INDEX nodes_pkey ON pgqueue.nodes USING btree (node_id);
 CREATE UNIQUE INDEX queue_clocks_pkey ON pgqueue.queue_clocks USING btree (tenant_id, queue);
 CREATE INDEX queue_clocks_queue_idx ON pgqueue.queue_clocks USING btree (queue);
+CREATE UNIQUE INDEX queue_defaults_pkey ON pgqueue.queue_defaults USING btree (queue);
 CREATE UNIQUE INDEX queues_pkey ON pgqueue.queues USING btree (tenant_id, queue);
 CREATE INDEX queues_throttled_idx ON pgqueue.queues USING btree (queue, tenant_id) WHERE (paused OR (max_concurrency IS NOT NULL));
 CREATE INDEX schedules_due_idx ON pgqueue.schedules USING btree (next_run_at) WHERE (NOT paused);
@@ -431,11 +440,14 @@ begin
     returning j.*
   ), archived as (
     insert into pgqueue.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
-                                     attempt, max_attempts, schedule_id, retry_of, created_at, run_at, started_at,
-                                     error, finished_at)
+                                     result, result_type, error, attempt, max_attempts, schedule_id, retry_of,
+                                     worker_id, created_at, run_at, started_at, finished_at)
     select r.tenant_id, r.id, r.queue, r.type, r.key, 'cancelled', r.priority, r.payload, r.payload_type, r.target,
-           r.attempt, r.max_attempts, r.schedule_id, r.retry_of, r.created_at, r.run_at, r.started_at,
-           r.last_error, now()
+           null, null,
+           jsonb_build_object('message', 'job cancelled before it ran', 'name', 'JobAbortedError', 'code', 'CANCELLED',
+                              'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+           r.attempt, r.max_attempts, r.schedule_id, r.retry_of,
+           null, r.created_at, r.run_at, r.started_at, now()
       from removed r where p_archive
     returning 1
   ), flagged as (
@@ -511,7 +523,8 @@ begin
   input as (
     select i.ord, i.id, i.queue, i.type, i.key, i.payload, i.payload_type, i.target,
            coalesce(i.priority, 0) as priority, coalesce(i.run_at, now()) as run_at,
-           coalesce(i.max_attempts, (qc.retry_policy->>'maxAttempts')::integer, 5) as max_attempts, i.retry_policy, i.schedule_id, i.retry_of,
+           coalesce(i.max_attempts, (qc.retry_policy->>'maxAttempts')::integer,
+                    (qd.retry_policy->>'maxAttempts')::integer, 5) as max_attempts, i.retry_policy, i.schedule_id, i.retry_of,
            case when coalesce(i.run_at, now()) > now() then 'scheduled'
                 when qc.paused or qc.max_concurrency is not null then 'held'
                 when fb.until > now() then 'held'
@@ -519,6 +532,7 @@ begin
       from given i
       left join pgqueue.queues qc on qc.tenant_id = p_tenant and qc.queue = i.queue
       left join pgqueue.fair_blocks fb on fb.tenant_id = p_tenant and fb.queue = i.queue
+      left join pgqueue.queue_defaults qd on qd.queue = i.queue
      where i.ord not in (select running.ord from running)
   ),
   -- One clock advance per queue, in queue order (the sorted subquery fixes the call order).
@@ -643,6 +657,7 @@ grant DELETE, SELECT on jobs to queue_worker;
 grant SELECT on live_counts to queue_worker;
 grant DELETE, INSERT, SELECT, UPDATE on nodes to queue_worker;
 grant SELECT on queue_clocks to queue_worker;
+grant DELETE, INSERT, SELECT, UPDATE on queue_defaults to queue_worker;
 grant INSERT, SELECT on queues to queue_user;
 grant SELECT, UPDATE on queues to queue_worker;
 grant INSERT, SELECT on schedules to queue_user;

@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   leaseExpired: 'LEASE_EXPIRED',
   /** The run's outcome (result or error) could not be stored and was replaced by this failure. */
   outcomeNotStored: 'OUTCOME_NOT_STORED',
+  /** The job was cancelled: while it ran (its handler's signal aborted) or before it ran (removed with archive). */
+  cancelled: 'CANCELLED',
 } as const
 
 /** Bounds a text and makes it storable: jsonb takes neither NUL nor a lone UTF-16 surrogate. */

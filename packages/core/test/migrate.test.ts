@@ -36,6 +36,7 @@ describe('migrate', () => {
       'migrations',
       'nodes',
       'queue_clocks',
+      'queue_defaults',
       'queues',
       'schedules',
       'stats_rollup_state',

@@ -15,7 +15,7 @@ describe('public API', () => {
       'Queues', 'ScheduleRunner', 'Scheduler', 'Schedules', 'Stats', 'TENANT_SECRET_ENV', 'TenantQueues',
       'TenantSchedules', 'TenantStats', 'TenantWorkerMetadata', 'WEIGHT_RANGE', 'Worker', 'createProducer',
       'decodeBody', 'default', 'fairWeightDelete', 'fairWeightList', 'fairWeightSet', 'initialize', 'migrate',
-      'quickstart', 'silentLogger', 'warningsLogger',
+      'queueDefaultDelete', 'queueDefaultList', 'queueDefaultSet', 'quickstart', 'silentLogger', 'warningsLogger',
     ])
   })
 

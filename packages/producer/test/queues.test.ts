@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { Kysely, PostgresDialect } from 'kysely'
 import type { IsolatedDatabase } from '@pgqueue/testing'
-import { PgQueueJobRunningError, PgQueueNotFoundError, PgQueueValidationError, type Database } from '@pgqueue/core/internal'
+import { ERROR_CODES, JOB_HISTORY_COLUMNS, PgQueueJobRunningError, PgQueueNotFoundError, PgQueueValidationError, type Database } from '@pgqueue/core/internal'
 import { Queues, type TenantQueues } from '../src/index.js'
 import { chunkRows } from '../src/tenant-queues.js'
 import { insertHistory, markRunning, rows, setup } from './helpers.js'
@@ -315,11 +315,21 @@ describe('delete, cancel, retry', () => {
     expect(await rows(t, 'select id from S.jobs where id = $1', [a.id])).toEqual([])
     const [h] = await rows(t, 'select * from S.job_history where id = $1', [a.id])
     expect(h).toMatchObject({ tenant_id: 'acme', state: 'cancelled', queue: 'can', priority: 4, target: { n: 1 }, attempt: 0 })
+    // The error record every writer uses for a cancel (the Worker writes the same name and code).
+    expect(h.error).toEqual({ message: 'job cancelled before it ran', name: 'JobAbortedError', code: ERROR_CODES.cancelled, at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) })
     const b = await acme.push({ queue: 'can', type: 't' })
     await markRunning(t, b.id)
     expect(await acme.cancel(b.id)).toBe('cancel_requested')
     expect(await rows(t, 'select cancel_requested from S.jobs where id = $1', [b.id])).toEqual([{ cancel_requested: true }])
     expect(await acme.cancel(a.id)).toBe('not_found')
+  })
+
+  it('job_remove() writes history columns in the order of the one history insert', async () => {
+    // job_remove() is SQL (security definer: the user role cannot write history), so it cannot call
+    // jobHistoryInsertSql(); this keeps its column list the same as that helper's.
+    const [{ def }] = await rows(t, "select pg_get_functiondef('S.job_remove(text, uuid, text, text, boolean)'::regprocedure) as def")
+    const list = /insert into \S+\.job_history \(([^)]*)\)/.exec(def)?.[1]
+    expect(list?.split(',').map((c: string) => c.trim())).toEqual([...JOB_HISTORY_COLUMNS])
   })
 
   it('retry pushes a failed or cancelled job again, linked to the original', async () => {

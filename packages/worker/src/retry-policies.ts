@@ -13,7 +13,8 @@ function parse(raw: unknown): RetryPolicy | undefined {
 }
 
 /**
- * Resolves the policy of a failed run: the job's own, else its queue's, else DEFAULT_RETRY_POLICY.
+ * Resolves the policy of a failed run: the job's own, else its tenant's queue's, else the operator's
+ * default for the queue, else DEFAULT_RETRY_POLICY.
  * Queue policies are read only for failures (the claim stays lean) and cached for `ttlMs`.
  */
 export class RetryPolicies {
