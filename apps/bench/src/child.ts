@@ -30,6 +30,27 @@ async function main(): Promise<void> {
           )
           for (const r of rows) await admin.query(`analyze ${r.t}`)
         },
+        holdSnapshot: async () => {
+          const holder = new pg.Client({ connectionString: args.adminUrl, application_name: 'bench-long-transaction' })
+          holder.on('error', () => {})
+          await holder.connect()
+          await holder.query('begin isolation level repeatable read')
+          // The snapshot is taken by the first statement, not by BEGIN.
+          await holder.query('select count(*) from pg_class')
+          return async () => {
+            await holder.query('rollback').catch(() => {})
+            await holder.end().catch(() => {})
+          }
+        },
+        deadTuples: async () => {
+          // The counters are flushed by each backend every second or so; wait for this run's to land.
+          await new Promise((r) => setTimeout(r, 1_500))
+          const { rows } = await admin.query<{ n: string | null }>(
+            `select sum(n_dead_tup) as n from pg_stat_all_tables where schemaname = $1`,
+            [args.schema],
+          )
+          return Number(rows[0]?.n ?? 0)
+        },
       },
       args.params,
     )

@@ -6,6 +6,13 @@ export interface CaseContext {
   lib: LibAdapter
   /** ANALYZE every table of the library's schema (done for every library alike after a pre-fill). */
   analyze(): Promise<void>
+  /**
+   * Opens a session that holds a REPEATABLE READ snapshot (the database's oldest) until the returned
+   * function is called: VACUUM removes nothing newer meanwhile.
+   */
+  holdSnapshot(): Promise<() => Promise<void>>
+  /** Dead tuples in the library's tables and their TOAST, as the statistics system last counted them. */
+  deadTuples(): Promise<number>
   log(line: string): void
 }
 

@@ -3,6 +3,7 @@ import type { CaseContext } from './context.js'
 import { fairness } from './fairness.js'
 import { weights, wrongedTenant } from './fair-order.js'
 import { latency } from './latency.js'
+import { longTransaction } from './long-transaction.js'
 import { processing } from './processing.js'
 import { bulkPush, singlePush } from './push.js'
 
@@ -109,6 +110,15 @@ export const cases: CaseDef[] = [
     libs: ['pgqueue'],
     params: (m) => ({ n: q(m, 2_000, 10_000), measure: q(m, 1_000, 8_000), timeoutMs: q(m, 60_000, 300_000) }),
     run: (ctx, p) => weights(ctx, p as { n: number; measure: number; timeoutMs: number }),
+  },
+  {
+    id: 'long-transaction',
+    title: 'steady 3,000 jobs/s for 2 min while a REPEATABLE READ snapshot stays open',
+    better: 'higher',
+    libs: LIBS_ONLY,
+    fullOnly: true,
+    params: (m) => (m === 'quick' ? { rate: 500, durationMs: 5_000, timeoutMs: 60_000 } : { rate: 3_000, durationMs: 120_000, timeoutMs: 300_000 }),
+    run: (ctx, p) => longTransaction(ctx, p as { rate: number; durationMs: number; timeoutMs: number }),
   },
   {
     id: 'scale',
