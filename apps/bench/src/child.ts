@@ -42,6 +42,15 @@ async function main(): Promise<void> {
             await holder.end().catch(() => {})
           }
         },
+        serverCounters: async () => {
+          await new Promise((r) => setTimeout(r, 1_500))
+          const { rows } = await admin.query<Record<string, string>>(
+            `select xact_commit + xact_rollback as xacts, blks_hit + blks_read as blocks, tup_returned + tup_fetched as rows_read,
+                    tup_inserted + tup_updated + tup_deleted as rows_written
+               from pg_stat_database where datname = current_database()`,
+          )
+          return Object.fromEntries(Object.entries(rows[0] ?? {}).map(([k, v]) => [k, Number(v)]))
+        },
         deadTuples: async () => {
           // The counters are flushed by each backend every second or so; wait for this run's to land.
           await new Promise((r) => setTimeout(r, 1_500))

@@ -13,6 +13,12 @@ export interface CaseContext {
   holdSnapshot(): Promise<() => Promise<void>>
   /** Dead tuples in the library's tables and their TOAST, as the statistics system last counted them. */
   deadTuples(): Promise<number>
+  /**
+   * The database's cumulative work counters (pg_stat_database: transactions, buffers, rows), after
+   * waiting for backends to flush theirs. Deltas over a case count the server's work whatever else
+   * the machine runs, when the bench has its own database.
+   */
+  serverCounters(): Promise<Record<string, number>>
   log(line: string): void
 }
 

@@ -13,6 +13,7 @@ export async function processing(ctx: CaseContext, p: { n: number; tenants: numb
   await prefill(ctx.lib, makeJobs(p.n, p.tenants))
   await ctx.analyze()
   let done = 0
+  const server0 = await ctx.serverCounters()
   const machine0 = machineBusyUs()
   const cpu0 = process.cpuUsage()
   const t0 = now()
@@ -23,11 +24,14 @@ export async function processing(ctx: CaseContext, p: { n: number; tenants: numb
   const cpu = process.cpuUsage(cpu0)
   const machine = machineBusyUs() - machine0
   await ctx.lib.stopWorker()
+  const server1 = await ctx.serverCounters()
+  // Per job; the Worker's and Scheduler's idle polls during the flush waits are a rounding error.
+  const perJob = Object.fromEntries(Object.keys(server1).map((k) => [`${k}PerJob`, round((server1[k]! - (server0[k] ?? 0)) / measure, 2)]))
   return {
     value: round(measure / (ms / 1000), 0),
     unit: 'jobs/s',
     extra: { ms: round(ms), jobs: measure, pending: p.n, tenants: p.tenants, clientCpuUsPerJob: round((cpu.user + cpu.system) / measure),
-      ...(machine > 0 ? { machineCpuUsPerJob: round(machine / measure) } : {}) },
+      ...(machine > 0 ? { machineCpuUsPerJob: round(machine / measure) } : {}), ...perJob },
   }
 }
 
