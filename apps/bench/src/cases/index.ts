@@ -68,6 +68,15 @@ export const cases: CaseDef[] = [
     run: (ctx, p) => latency(ctx, p as { n: number; gapMs: number; idleMs: number }),
   },
   {
+    id: 'latency-new-queue',
+    notQuick: true,
+    title: 'pickup latency, idle worker with no queue list, a queue it has not seen, 20 ms apart',
+    better: 'lower',
+    libs: ['pgqueue', 'graphile-worker'],
+    params: (m) => ({ n: q(m, 40, 200), gapMs: 20, idleMs: q(m, 300, 1_000), newQueue: 1 }),
+    run: (ctx, p) => latency(ctx, p as { n: number; gapMs: number; idleMs: number; newQueue: number }),
+  },
+  {
     id: 'fairness-20k',
     title: "fairness: B's last start behind A's backlog of 20,000",
     better: 'lower',

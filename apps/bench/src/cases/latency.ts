@@ -4,15 +4,19 @@ import { now, percentile, round, until, type CaseContext } from './context.js'
 
 /**
  * Pickup latency: an idle worker (concurrency 10), `n` jobs pushed `gapMs` apart, each timed from just
- * before its push call to the start of its handler (same process, same clock).
+ * before its push call to the start of its handler (same process, same clock). With `newQueue`, the
+ * worker is given no queue list and the timed jobs go to a queue it has never seen (libraries without
+ * named queues run the plain case).
  */
-export async function latency(ctx: CaseContext, p: { n: number; gapMs: number; idleMs: number }): Promise<CaseResult> {
+export async function latency(ctx: CaseContext, p: { n: number; gapMs: number; idleMs: number; newQueue?: number }): Promise<CaseResult> {
+  const q = p.newQueue ? `new-${Math.random().toString(36).slice(2, 10)}` : undefined
   const sent = new Map<number, number>()
   const lat: number[] = []
   let warm = false
   await ctx.lib.startWorker({
     concurrency: 10,
     lowLatency: true,
+    ...(q ? { everyQueue: true } : {}),
     handler: (job) => {
       if (job.s < 0) warm = true
       const t = sent.get(job.s)
@@ -29,7 +33,7 @@ export async function latency(ctx: CaseContext, p: { n: number; gapMs: number; i
     const wait = due - now()
     if (wait > 0) await sleep(wait)
     sent.set(i, now())
-    await ctx.lib.push({ s: i, t: 't0' })
+    await ctx.lib.push({ s: i, t: 't0', ...(q ? { q } : {}) })
   }
   await until(() => lat.length >= p.n, 30_000, `all ${p.n} jobs to start (started ${lat.length})`)
   await ctx.lib.stopWorker()
