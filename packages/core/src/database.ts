@@ -73,8 +73,24 @@ export interface QueuesTable {
   max_concurrency: number | null
   retry_policy: Json | null
   display_name: string | null
+  /** False: the Worker deletes completed jobs without a history row (counted in completion_counts). */
+  keep_completed: Generated<boolean>
   created_at: DefaultedTimestamp
   updated_at: DefaultedTimestamp
+}
+
+/** pgqueue.completion_counts: completions of queues that keep no completed history, one row per
+ *  (tenant, queue) per completion statement. */
+export interface CompletionCountsTable {
+  tenant_id: string
+  queue: string
+  finished_at: DefaultedTimestamp
+  /** The smallest job id of the group (unique per tenant). */
+  id: string
+  completed: number
+  /** Latency histograms in the rollups' shape (see latency-histogram.ts). */
+  wait_hist: number[]
+  run_hist: number[]
 }
 
 /** pgqueue.queue_clocks: last fair virtual time handed out per (tenant, queue). */
@@ -200,6 +216,7 @@ export interface Database {
   history_rollup_minutes: HistoryRollupTable
   history_rollup_hours: HistoryRollupTable
   stats_rollup_state: StatsRollupStateTable
+  completion_counts: CompletionCountsTable
   live_counts: LiveCountsTable
   tenant_secret: TenantSecretTable
 }

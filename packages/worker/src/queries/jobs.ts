@@ -283,7 +283,8 @@ export async function jobClaimAcrossQueues(
 
 /**
  * Records a batch of finished runs in one statement (so one transaction): completed and failed runs
- * are deleted from the live table and inserted into history together; retries go back to scheduled
+ * are deleted from the live table and inserted into history together (a completed run of a queue that
+ * keeps no completed history is counted in completion_counts instead, see finishCountInsert()); retries go back to scheduled
  * with run_at = now() + backoff and no vt (the Scheduler stamps a fresh one when due); releases go back
  * to pending with the attempt given back. Every branch requires the run's exact lease owner (node id
  * plus claim token), which is what discards the late result of a run whose lease was lost: a rescued
@@ -394,6 +395,9 @@ export async function jobFinishMany(
      ),
      hist as (
        ${finishHistoryInsert(p.schema)}
+     ),
+     counted as (
+       ${finishCountInsert(p.schema)}
      )${moved}
      select n from done${anyMove ? ' union all select n from moved' : ''}`,
     [
@@ -413,7 +417,17 @@ export async function jobFinishMany(
   return recorded
 }
 
-/** The history part of jobFinishMany, built once per schema. */
+/**
+ * True for a completed run of a queue that keeps no completed history (queues.keep_completed, read in
+ * the completion statement itself, so a change applies to the next batch). The probe goes to
+ * queues_drop_completed_idx, which holds only such queues.
+ */
+function droppedSql(s: string): string {
+  return `d.outcome = 'completed' and exists (
+         select 1 from ${s}.queues q where q.tenant_id = d.tenant_id and q.queue = d.queue and not q.keep_completed)`
+}
+
+/** The history part of jobFinishMany, built once per schema: every run but the dropped completions. */
 const finishHistoryInserts = new Map<string, string>()
 function finishHistoryInsert(schema: string): string {
   let text = finishHistoryInserts.get(schema)
@@ -422,6 +436,7 @@ function finishHistoryInsert(schema: string): string {
       schema,
       from: 'done d',
       alias: 'd',
+      where: `not (${droppedSql(quoteIdent(schema))})`,
       values: {
         state: `case when d.outcome = 'completed' then 'completed' when d.cancel_requested then 'cancelled' else 'failed' end`,
         result: 'd.result',
@@ -431,6 +446,29 @@ function finishHistoryInsert(schema: string): string {
       },
     })
     finishHistoryInserts.set(schema, text)
+  }
+  return text
+}
+
+/**
+ * The counting part of jobFinishMany, built once per schema: the dropped completions, one
+ * completion_counts row per (tenant, queue) of the batch (an append, never an update another worker
+ * waits on), with wait and run histograms measured as the rollups measure history rows (finished_at
+ * is now(), the row's default). Stats and the rollups add these rows to history's completed counts.
+ */
+const finishCountInserts = new Map<string, string>()
+function finishCountInsert(schema: string): string {
+  let text = finishCountInserts.get(schema)
+  if (text === undefined) {
+    const s = quoteIdent(schema)
+    text = `insert into ${s}.completion_counts (tenant_id, queue, id, completed, wait_hist, run_hist)
+       select d.tenant_id, d.queue, (array_agg(d.id))[1], count(*),
+              ${s}.latency_hist(array_agg(${s}.latency_bucket(greatest(extract(epoch from d.started_at - d.run_at) * 1000, 0)::float8))),
+              ${s}.latency_hist(array_agg(${s}.latency_bucket(greatest(extract(epoch from now() - d.started_at) * 1000, 0)::float8)))
+         from done d
+        where ${droppedSql(s)}
+        group by d.tenant_id, d.queue`
+    finishCountInserts.set(schema, text)
   }
   return text
 }
