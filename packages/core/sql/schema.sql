@@ -748,6 +748,7 @@ grant execute on function hold_jobs(p_tenant text, p_queue text) to queue_worker
 grant execute on function installation() to queue_user;
 grant execute on function installation() to queue_worker;
 grant execute on function job_remove(p_tenant text, p_id uuid, p_queue text, p_key text, p_archive boolean) to queue_user;
+grant execute on function latency_bucket(ms double precision) to queue_user;
 grant execute on function latency_bucket(ms double precision) to queue_worker;
 grant execute on function latency_hist(p_buckets integer[]) to queue_worker;
 grant execute on function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_worker;

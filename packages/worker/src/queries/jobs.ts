@@ -393,6 +393,9 @@ export async function jobFinishMany(
           and ${waitAtMost}
        returning j.*, i.outcome, i.result, i.result_type, i.error, i.n::int4 as n
      ),
+     dropping as (
+       ${finishDroppingSql(s)}
+     ),
      hist as (
        ${finishHistoryInsert(p.schema)}
      ),
@@ -418,14 +421,19 @@ export async function jobFinishMany(
 }
 
 /**
- * True for a completed run of a queue that keeps no completed history (queues.keep_completed, read in
- * the completion statement itself, so a change applies to the next batch). The probe goes to
- * queues_drop_completed_idx, which holds only such queues.
+ * The (tenant, queue) pairs of the batch's completed runs whose queue keeps no completed history
+ * (queues.keep_completed, read in the completion statement itself, so a change applies to the next
+ * batch): one queues probe per distinct pair, not per run.
  */
-function droppedSql(s: string): string {
-  return `d.outcome = 'completed' and exists (
-         select 1 from ${s}.queues q where q.tenant_id = d.tenant_id and q.queue = d.queue and not q.keep_completed)`
+function finishDroppingSql(s: string): string {
+  return `select p.tenant_id, p.queue from (select distinct d.tenant_id, d.queue from done d where d.outcome = 'completed') p
+        where exists (select 1 from ${s}.queues q where q.tenant_id = p.tenant_id and q.queue = p.queue and not q.keep_completed)`
 }
+
+/** True for a run of `done d` that is a completion dropped from history (see finishDroppingSql()). The
+ *  coalesce keeps the IN a hashed subplan: pulled up into a semi-join, it was planned as a nested loop
+ *  over the CTE (runs times pairs). */
+const DROPPED = `d.outcome = 'completed' and coalesce((d.tenant_id, d.queue) in (select x.tenant_id, x.queue from dropping x), false)`
 
 /** The history part of jobFinishMany, built once per schema: every run but the dropped completions. */
 const finishHistoryInserts = new Map<string, string>()
@@ -436,7 +444,7 @@ function finishHistoryInsert(schema: string): string {
       schema,
       from: 'done d',
       alias: 'd',
-      where: `not (${droppedSql(quoteIdent(schema))})`,
+      where: `not (${DROPPED})`,
       values: {
         state: `case when d.outcome = 'completed' then 'completed' when d.cancel_requested then 'cancelled' else 'failed' end`,
         result: 'd.result',
@@ -466,7 +474,7 @@ function finishCountInsert(schema: string): string {
               ${s}.latency_hist(array_agg(${s}.latency_bucket(greatest(extract(epoch from d.started_at - d.run_at) * 1000, 0)::float8))),
               ${s}.latency_hist(array_agg(${s}.latency_bucket(greatest(extract(epoch from now() - d.started_at) * 1000, 0)::float8)))
          from done d
-        where ${droppedSql(s)}
+        where ${DROPPED}
         group by d.tenant_id, d.queue`
     finishCountInserts.set(schema, text)
   }
