@@ -6,8 +6,8 @@ table completion_counts -- row level security
   finished_at timestamp with time zone not null default now()
   id uuid not null
   completed integer not null
-  wait_hist integer[] not null
-  run_hist integer[] not null
+  wait_buckets smallint[] not null
+  run_buckets smallint[] not null
   constraint completion_counts_completed_check CHECK ((completed > 0))
   constraint completion_counts_pkey PRIMARY KEY (tenant_id, finished_at, id)
 
@@ -471,19 +471,6 @@ function latency_bucket(ms double precision) returns integer immutable as $$
   select case when ms < 1 then 0 else least(107, 1 + floor(4 * ln(ms) / ln(2.0))::integer) end
 $$;
 
-function latency_hist(p_buckets integer[]) returns integer[] immutable set search_path=pg_catalog, pg_temp as $$
-declare
-  v integer[];
-  b integer;
-begin
-  v := array_fill(0, array[coalesce((select max(x) from unnest(p_buckets) x), -1) + 1]);
-  foreach b in array p_buckets loop
-    if b is not null then v[b + 1] := v[b + 1] + 1; end if;
-  end loop;
-  return v;
-end
-$$;
-
 function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
 begin
   perform pgqueue.require_tenant(p_tenant);
@@ -750,7 +737,6 @@ grant execute on function installation() to queue_worker;
 grant execute on function job_remove(p_tenant text, p_id uuid, p_queue text, p_key text, p_archive boolean) to queue_user;
 grant execute on function latency_bucket(ms double precision) to queue_user;
 grant execute on function latency_bucket(ms double precision) to queue_worker;
-grant execute on function latency_hist(p_buckets integer[]) to queue_worker;
 grant execute on function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_worker;
 grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_user;
 grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_worker;

@@ -85,12 +85,12 @@ export interface CompletionCountsTable {
   tenant_id: string
   queue: string
   finished_at: DefaultedTimestamp
-  /** The smallest job id of the group (unique per tenant). */
+  /** One job id of the group (unique per tenant). */
   id: string
   completed: number
-  /** Latency histograms in the rollups' shape (see latency-histogram.ts). */
-  wait_hist: number[]
-  run_hist: number[]
+  /** latency_bucket() of each completion's wait and run (see latency-histogram.ts). */
+  wait_buckets: number[]
+  run_buckets: number[]
 }
 
 /** pgqueue.queue_clocks: last fair virtual time handed out per (tenant, queue). */

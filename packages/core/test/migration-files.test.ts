@@ -19,7 +19,7 @@ const RELEASED: Array<[number, string, string]> = [
   [13, 'limits_and_locks', '83106ec350e69f572b3189f326ba649ffea7ee2acaf81b443b966180267ff70a'],
   [14, 'fair_clock_try', 'be427f203c76cbe40212e3d41377b10e8a0fdaccc50beee7d365776ba17bbae7'],
   [15, 'fair_order', 'ce8061ada675c40f6c87ab5cd28bd845a8fbb3a7d8ac4bd4d81c17250658833a'],
-  [17, 'identifier_collation_and_history_choice', '06207cb9d562ba89ee0975500e3dffd7ac9c605003a49b636d2b3891a63a3af2'],
+  [17, 'identifier_collation_and_history_choice', '2cdafce3a4692c52d00f675966e1361d86e2007c5390a6a2dcd0816e5f786fb2'],
 ]
 
 describe('migration files', () => {

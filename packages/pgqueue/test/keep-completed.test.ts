@@ -81,7 +81,7 @@ describe('completed jobs of a queue that keeps none', () => {
     ])
     const counted = await t.admin.query(`
       select tenant_id, queue, sum(completed)::int as n, count(*)::int as rows,
-             sum((select sum(x) from unnest(wait_hist) x))::int as waits, sum((select sum(x) from unnest(run_hist) x))::int as runs
+             sum(cardinality(wait_buckets))::int as waits, sum(cardinality(run_buckets))::int as runs
         from ${s}.completion_counts group by 1, 2 order by 1, 2`)
     expect(counted.rows.map((r) => [r.tenant_id, r.queue, r.n, r.waits, r.runs])).toEqual([['a', 'lean', 270, 270, 270], ['b', 'lean', 129, 129, 129]])
     // Batched: far fewer rows than completions.
@@ -159,7 +159,7 @@ describe('completed jobs of a queue that keeps none', () => {
     expect(await seen('b')).toEqual(['b'])
     expect(await seen(null)).toEqual([])
     await expect(inTenantTx(user, 'a', (db) => db.query(
-      `insert into ${s}.completion_counts (tenant_id, queue, id, completed, wait_hist, run_hist) values ('a', 'lean', gen_random_uuid(), 5, '{}', '{}')`)))
+      `insert into ${s}.completion_counts (tenant_id, queue, id, completed, wait_buckets, run_buckets) values ('a', 'lean', gen_random_uuid(), 1, '{0}', '{0}')`)))
       .rejects.toMatchObject({ code: '42501' })
     await expect(inTenantTx(user, 'a', (db) => db.query(`delete from ${s}.completion_counts`))).rejects.toMatchObject({ code: '42501' })
     await expect(inTenantTx(user, 'a', (db) => db.query(`update ${s}.queues set keep_completed = false where queue = 'full'`)))
@@ -167,8 +167,8 @@ describe('completed jobs of a queue that keeps none', () => {
   })
 
   it('counts rows older than the retention go with history', async () => {
-    await t.admin.query(`insert into ${s}.completion_counts (tenant_id, queue, finished_at, id, completed, wait_hist, run_hist)
-                         values ('old', 'q', now() - interval '400 days', gen_random_uuid(), 3, '{3}', '{3}')`)
+    await t.admin.query(`insert into ${s}.completion_counts (tenant_id, queue, finished_at, id, completed, wait_buckets, run_buckets)
+                         values ('old', 'q', now() - interval '400 days', gen_random_uuid(), 3, '{0,1,2}', '{0,1,2}')`)
     const report = await Maintenance.runOnce(t.adminUrl, { ...t.schemaOptions, poolSize: 1,
       tasks: { partitions: false, retention: true, nodes: false, leases: false, vacuum: false, rollup: false, liveCounts: false } })
     expect(report.retention!.completionCountRowsDeleted).toBe(1)

@@ -12,9 +12,10 @@
 -- 2. History of completed jobs is a per-queue choice. queues.keep_completed = false makes the Worker's
 --    completion delete a completed job without a history row; failed and cancelled jobs are always
 --    kept. Stats still count those completions: the completion statement appends one completion_counts
---    row per (tenant, queue) of its batch, with the count and the wait and run latency histograms
---    (latency_bucket() arrays, as in the rollups) and the statement's finished_at, so every window query
---    counts it exactly like the history rows it replaces. Rows are only ever inserted (no row that every
+--    row per (tenant, queue) of its batch, with the count, the latency_bucket() of each completion's
+--    wait and run (the readers count them into histograms, so the hot path computes no histogram) and
+--    the statement's finished_at, so every window query counts it exactly like the history rows it
+--    replaces. Rows are only ever inserted (no row that every
 --    worker updates); the rollups fold them in, and Maintenance's retention deletes them with history.
 
 drop policy jobs_tenant on :schema.jobs;
@@ -70,15 +71,16 @@ grant update (keep_completed) on :schema.queues to :user_role;
 create index queues_drop_completed_idx on :schema.queues (tenant_id, queue) where not keep_completed;
 
 -- Completions of queues that keep no completed history: one row per (tenant, queue) per completion
--- statement. id is the smallest job id of the group, unique per tenant since job ids are.
+-- statement. id is one job id of the group, unique per tenant since job ids are.
 create table :schema.completion_counts (
   tenant_id text collate "C" not null,
   queue text collate "C" not null,
   finished_at timestamptz not null default now(),
   id uuid not null,
   completed integer not null check (completed > 0),
-  wait_hist integer[] not null,
-  run_hist integer[] not null,
+  -- latency_bucket() of each completion's wait (run_at to started_at) and run (started_at to finished_at).
+  wait_buckets smallint[] not null,
+  run_buckets smallint[] not null,
   primary key (tenant_id, finished_at, id)
 );
 alter table :schema.completion_counts alter column tenant_id set statistics 0;
@@ -93,21 +95,3 @@ grant select on :schema.completion_counts to :user_role;
 grant select, insert on :schema.completion_counts to :worker_role;
 -- A tenant's latency Stats put its own durations in these buckets when a queue drops completions.
 grant execute on function :schema.latency_bucket(double precision) to :user_role;
-
--- Dense histogram of latency_bucket() indexes: element i + 1 counts the entries equal to i, trailing
--- zeros left off (the rollups' int4[] shape).
-create function :schema.latency_hist(p_buckets integer[]) returns integer[]
-language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp as $fn$
-declare
-  v integer[];
-  b integer;
-begin
-  v := array_fill(0, array[coalesce((select max(x) from unnest(p_buckets) x), -1) + 1]);
-  foreach b in array p_buckets loop
-    if b is not null then v[b + 1] := v[b + 1] + 1; end if;
-  end loop;
-  return v;
-end
-$fn$;
-revoke all on function :schema.latency_hist(integer[]) from public;
-grant execute on function :schema.latency_hist(integer[]) to :worker_role;

@@ -88,8 +88,8 @@ function upsertFromSource(schema: string, table: 'history_rollup_minutes' | 'his
 
 /**
  * Completions of queues that keep no completed history (completion_counts, migration 0017) in
- * [from, to), as rows of the rollup's source: their counts as completed rows, their histograms as
- * bucket rows with no state (which the counts ignore).
+ * [from, to), as rows of the rollup's source: their counts as completed rows, their latency buckets
+ * as bucket rows with no state (which the counts ignore).
  */
 function countedSource(s: string, unit: 'minute' | 'hour', from: Date, to: Date) {
   const c = sql.raw(`${s}.completion_counts`)
@@ -97,12 +97,12 @@ function countedSource(s: string, unit: 'minute' | 'hour', from: Date, to: Date)
       select date_trunc(${unit}, finished_at, 'UTC'), queue, 'completed', null::int, null::int, sum(completed)::int, null::timestamptz
         from ${c} where finished_at >= ${from} and finished_at < ${to} group by 1, 2
       union all
-      select date_trunc(${unit}, c.finished_at, 'UTC'), c.queue, null, (u.ord - 1)::int, null, sum(u.n)::int, null
-        from ${c} c, unnest(c.wait_hist) with ordinality u(n, ord)
+      select date_trunc(${unit}, c.finished_at, 'UTC'), c.queue, null, b::int, null, count(*)::int, null
+        from ${c} c, unnest(c.wait_buckets) b
        where c.finished_at >= ${from} and c.finished_at < ${to} group by 1, 2, 4
       union all
-      select date_trunc(${unit}, c.finished_at, 'UTC'), c.queue, null, null, (u.ord - 1)::int, sum(u.n)::int, null
-        from ${c} c, unnest(c.run_hist) with ordinality u(n, ord)
+      select date_trunc(${unit}, c.finished_at, 'UTC'), c.queue, null, null, b::int, count(*)::int, null
+        from ${c} c, unnest(c.run_buckets) b
        where c.finished_at >= ${from} and c.finished_at < ${to} group by 1, 2, 5`
 }
 

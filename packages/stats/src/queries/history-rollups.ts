@@ -2,7 +2,7 @@ import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { quoteIdent, type Database } from '@pgqueue/core/internal'
 import type { HistogramBucket } from '../types.js'
 import type { TimeRange, WindowPlan } from '../window-plan.js'
-import { bucketsFilled, stateCounts, type HistogramRow, type HistoryCountRow, type LatencyBucketRow } from './history.js'
+import { bucketsFilled, countedBuckets, stateCounts, type HistogramRow, type HistoryCountRow, type LatencyBucketRow } from './history.js'
 
 /*
  * Global (all-tenant) window queries that read rollup rows for the rolled-up part of a window and raw
@@ -126,11 +126,7 @@ export async function historyLatencyBucketsFromRollups(
        where ${rawScope(p.plan, p.queue)} and state in ('completed', 'failed') and started_at is not null
        group by 1, 2, 3
     ),
-    rolled as (
-      ${rollupRows(schema, p.plan, p.queue, sql`queue, wait_hist, run_hist`)}
-      union all
-      select queue, wait_hist, run_hist from ${table(schema, 'completion_counts')} where ${rawScope(p.plan, p.queue)}
-    ),
+    rolled as (${rollupRows(schema, p.plan, p.queue, sql`queue, wait_hist, run_hist`)}),
     parts as (
       select queue, wi as i, n as wait, 0 as run from raw
       union all
@@ -138,6 +134,8 @@ export async function historyLatencyBucketsFromRollups(
       union all
       select r.queue, (u.ord - 1)::int, coalesce(u.w, 0), coalesce(u.r, 0)
         from rolled r, unnest(r.wait_hist, r.run_hist) with ordinality u(w, r, ord)
+      union all
+      ${countedBuckets(schema, rawScope(p.plan, p.queue))}
     )
     select queue, i, sum(wait)::int as wait, sum(run)::int as run from parts group by 1, 2`.execute(db)
   return rows

@@ -175,6 +175,17 @@ export async function completionCountQueues(
   return rows.map((r) => r.queue)
 }
 
+/**
+ * completion_counts' latency buckets as (queue, i, wait, run) rows, one per bucket of each row (not yet
+ * summed), for the rows of `c` that `where` keeps.
+ */
+export function countedBuckets(schema: string, where: RawBuilder<unknown>): RawBuilder<unknown> {
+  return sql`
+      select c.queue, b::int as i, count(*)::int as wait, 0 as run from ${counts(schema)} c, unnest(c.wait_buckets) b where ${where} group by 1, 2
+      union all
+      select c.queue, b::int, 0, count(*)::int from ${counts(schema)} c, unnest(c.run_buckets) b where ${where} group by 1, 2`
+}
+
 /** One latency bucket of a queue: how many waits and runs fell in it (latency_bucket() index i). */
 export interface LatencyBucketRow {
   queue: string
@@ -185,7 +196,7 @@ export interface LatencyBucketRow {
 
 /**
  * Latency histograms of `queues` since `since`: history's completed and failed rows that started, put
- * in latency_bucket()s, plus completion_counts' histograms. For queues whose completions are partly
+ * in latency_bucket()s, plus completion_counts' buckets. For queues whose completions are partly
  * counted only as histograms, percentiles come from these buckets (see Stats.latency()).
  */
 export async function historyLatencyBucketsRaw(
@@ -210,9 +221,7 @@ export async function historyLatencyBucketsRaw(
       union all
       select queue, ri, 0, n from raw
       union all
-      select c.queue, (u.ord - 1)::int, coalesce(u.w, 0), coalesce(u.r, 0)
-        from ${counts(p.schema)} c, unnest(c.wait_hist, c.run_hist) with ordinality u(w, r, ord)
-       where ${tenant} and c.queue = any(${p.queues}::text[]) and c.finished_at >= ${p.since}
+      ${countedBuckets(p.schema, sql`${tenant} and c.queue = any(${p.queues}::text[]) and c.finished_at >= ${p.since}`)}
     )
     select queue, i, sum(wait)::int as wait, sum(run)::int as run from parts group by 1, 2`.execute(db)
   return rows

@@ -423,11 +423,13 @@ export async function jobFinishMany(
 /**
  * The (tenant, queue) pairs of the batch's completed runs whose queue keeps no completed history
  * (queues.keep_completed, read in the completion statement itself, so a change applies to the next
- * batch): one queues probe per distinct pair, not per run.
+ * batch): one queues probe per distinct pair, not per run, and none at all while no queue drops
+ * (the first condition is a one-time probe of queues_drop_completed_idx, empty then).
  */
 function finishDroppingSql(s: string): string {
   return `select p.tenant_id, p.queue from (select distinct d.tenant_id, d.queue from done d where d.outcome = 'completed') p
-        where exists (select 1 from ${s}.queues q where q.tenant_id = p.tenant_id and q.queue = p.queue and not q.keep_completed)`
+        where (select exists (select 1 from ${s}.queues q where not q.keep_completed))
+          and exists (select 1 from ${s}.queues q where q.tenant_id = p.tenant_id and q.queue = p.queue and not q.keep_completed)`
 }
 
 /** True for a run of `done d` that is a completion dropped from history (see finishDroppingSql()). The
@@ -461,18 +463,20 @@ function finishHistoryInsert(schema: string): string {
 /**
  * The counting part of jobFinishMany, built once per schema: the dropped completions, one
  * completion_counts row per (tenant, queue) of the batch (an append, never an update another worker
- * waits on), with wait and run histograms measured as the rollups measure history rows (finished_at
- * is now(), the row's default). Stats and the rollups add these rows to history's completed counts.
+ * waits on), with each completion's wait and run latency_bucket(), measured as the rollups measure
+ * history rows (finished_at is now(), the row's default). The readers count the buckets into
+ * histograms, so this statement calls no function per group. Stats and the rollups add these rows to
+ * history's completed counts.
  */
 const finishCountInserts = new Map<string, string>()
 function finishCountInsert(schema: string): string {
   let text = finishCountInserts.get(schema)
   if (text === undefined) {
     const s = quoteIdent(schema)
-    text = `insert into ${s}.completion_counts (tenant_id, queue, id, completed, wait_hist, run_hist)
+    text = `insert into ${s}.completion_counts (tenant_id, queue, id, completed, wait_buckets, run_buckets)
        select d.tenant_id, d.queue, (array_agg(d.id))[1], count(*),
-              ${s}.latency_hist(array_agg(${s}.latency_bucket(greatest(extract(epoch from d.started_at - d.run_at) * 1000, 0)::float8))),
-              ${s}.latency_hist(array_agg(${s}.latency_bucket(greatest(extract(epoch from now() - d.started_at) * 1000, 0)::float8)))
+              array_agg(${s}.latency_bucket(greatest(extract(epoch from d.started_at - d.run_at) * 1000, 0)::float8)::int2),
+              array_agg(${s}.latency_bucket(greatest(extract(epoch from now() - d.started_at) * 1000, 0)::float8)::int2)
          from done d
         where ${DROPPED}
         group by d.tenant_id, d.queue`
