@@ -77,6 +77,9 @@ const HISTORY_STATES = ['completed', 'failed', 'cancelled'] as const
  * from merged log-bucket histograms, within 9.1 % of the exact value (LATENCY_RELATIVE_ERROR). Without
  * Maintenance, or with `exact: true`, they read the raw tables (correct, but they scan). Tenant-scoped
  * calls always read raw rows through the tenant's indexes.
+ *
+ * Completed jobs of queues configured with `keepCompleted: false` are counted from completion_counts
+ * beside history on every path, so counts stay exact; their latency percentiles come from buckets.
  */
 export class Stats {
   /** The options in force, defaults filled in. */
