@@ -284,9 +284,9 @@ export async function jobClaimAcrossQueues(
 /**
  * Records a batch of finished runs in one statement (so one transaction): completed and failed runs
  * are deleted from the live table and inserted into history together (a completed run of a queue that
- * keeps no completed history is counted in completion_counts instead, see finishCountInsert()); retries go back to scheduled
- * with run_at = now() + backoff and no vt (the Scheduler stamps a fresh one when due); releases go back
- * to pending with the attempt given back. Every branch requires the run's exact lease owner (node id
+ * keeps no completed history is counted in completion_counts instead, see finishCountInsert());
+ * retries go back to scheduled with run_at = now() + backoff and no vt (the Scheduler stamps a fresh
+ * one when due); releases go back to pending with the attempt given back. Every branch requires the run's exact lease owner (node id
  * plus claim token), which is what discards the late result of a run whose lease was lost: a rescued
  * job has no owner, and a re-claimed or replaced one has another token, even when its attempt number
  * came round again. A cancel_requested job that did not complete is recorded as cancelled instead of
