@@ -152,6 +152,44 @@ describe('completed jobs of a queue that keeps none', () => {
     }
   })
 
+  it('records the same latency buckets as history would have', async () => {
+    // Waits at the middle of latency buckets 60, 70, 80 and 90 (30 s to 1.5 h), so the few milliseconds
+    // between the two queues' claims cannot move a job across a bucket edge.
+    const waitsMs = [60, 70, 80, 90].map((i) => Math.round(2 ** ((i - 0.5) / 4)))
+    const h = client.queues.withTenant('h')
+    await h.configureQueue('dropq', { keepCompleted: false })
+    const later = new Date(Date.now() + 3_600_000)
+    for (const queue of ['keepq', 'dropq']) {
+      await h.pushMany(waitsMs.map((w) => ({ queue, type: 'work', runAt: later, payload: { w } })))
+    }
+    // Due now, with run_at as far back as each job's wait.
+    await t.admin.query(`update ${s}.jobs set state = 'pending', vt = 1, run_at = now() - ((convert_from(payload, 'UTF8')::jsonb->>'w')::bigint * interval '1 millisecond')
+                          where tenant_id = 'h'`)
+    const w = worker('w-buckets')
+    await w.start()
+    try {
+      await drained()
+    } finally {
+      await w.stop()
+    }
+    const kept = await t.admin.query(`select array_agg(b order by b) as b from (
+                                        select ${s}.latency_bucket(greatest(extract(epoch from started_at - run_at) * 1000, 0)::float8) as b
+                                          from ${s}.job_history where tenant_id = 'h' and queue = 'keepq') x`)
+    const dropped = await t.admin.query(`select array_agg(b::int order by b) as b from ${s}.completion_counts c, unnest(c.wait_buckets) b
+                                           where tenant_id = 'h' and queue = 'dropq'`)
+    expect(kept.rows[0].b).toEqual([60, 70, 80, 90])
+    expect(dropped.rows[0].b).toEqual(kept.rows[0].b)
+    const global = Stats.create(t.workerUrl, { schema: t.schema })
+    try {
+      const lat = await global.latency({ window: 60_000 })
+      const byQueue = Object.fromEntries(lat.map((l) => [l.queue, l]))
+      expect(byQueue.dropq!.count).toBe(4)
+      expect(byQueue.dropq!.waitMs).toEqual(byQueue.keepq!.waitMs)
+    } finally {
+      await global.close()
+    }
+  })
+
   it('counts rows are visible to their own tenant only, and written only by the worker role', async () => {
     const seen = (tenant: string | null) => inTenantTx(user, tenant, async (db) =>
       (await db.query(`select distinct tenant_id from ${s}.completion_counts order by 1`)).rows.map((r) => r.tenant_id))
