@@ -73,8 +73,24 @@ export interface QueuesTable {
   max_concurrency: number | null
   retry_policy: Json | null
   display_name: string | null
+  /** False: the Worker deletes completed jobs without a history row (counted in completion_counts). */
+  keep_completed: Generated<boolean>
   created_at: DefaultedTimestamp
   updated_at: DefaultedTimestamp
+}
+
+/** pgqueue.completion_counts: completions of queues that keep no completed history, one row per
+ *  (tenant, queue) per completion statement. */
+export interface CompletionCountsTable {
+  tenant_id: string
+  queue: string
+  finished_at: DefaultedTimestamp
+  /** One job id of the group (unique per tenant). */
+  id: string
+  completed: number
+  /** latency_bucket() of each completion's wait and run (see latency-histogram.ts). */
+  wait_buckets: number[]
+  run_buckets: number[]
 }
 
 /** pgqueue.queue_clocks: last fair virtual time handed out per (tenant, queue). */
@@ -82,6 +98,13 @@ export interface QueueClocksTable {
   tenant_id: string
   queue: string
   last_vt: ColumnType<string, string | number | bigint, string | number | bigint>
+}
+
+/** pgqueue.queue_defaults: an operator's retry policy per queue, for every tenant. */
+export interface QueueDefaultsTable {
+  queue: string
+  retry_policy: unknown
+  updated_at: DefaultedTimestamp
 }
 
 /** pgqueue.fair_weights: operator-set weights per tenant (queue '') or per (tenant, queue). */
@@ -194,12 +217,14 @@ export interface Database {
   queue_clocks: QueueClocksTable
   fair_weights: FairWeightsTable
   fair_blocks: FairBlocksTable
+  queue_defaults: QueueDefaultsTable
   schedules: SchedulesTable
   worker_metadata: WorkerMetadataTable
   nodes: NodesTable
   history_rollup_minutes: HistoryRollupTable
   history_rollup_hours: HistoryRollupTable
   stats_rollup_state: StatsRollupStateTable
+  completion_counts: CompletionCountsTable
   live_counts: LiveCountsTable
   tenant_secret: TenantSecretTable
 }

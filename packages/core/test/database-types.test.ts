@@ -21,11 +21,12 @@ const COLUMNS: { [T in keyof Database]: Record<keyof Database[T], true> } = {
   },
   queues: {
     tenant_id: true, queue: true, paused: true, max_concurrency: true, retry_policy: true, display_name: true,
-    created_at: true, updated_at: true,
+    keep_completed: true, created_at: true, updated_at: true,
   },
   queue_clocks: { tenant_id: true, queue: true, last_vt: true },
   fair_weights: { tenant_id: true, queue: true, weight: true, updated_at: true },
   fair_blocks: { tenant_id: true, queue: true, until: true },
+  queue_defaults: { queue: true, retry_policy: true, updated_at: true },
   schedules: {
     tenant_id: true, id: true, key: true, queue: true, type: true, cron: true, timezone: true, every_ms: true,
     anchor_at: true, missed_policy: true, payload: true, payload_type: true, target: true, priority: true,
@@ -40,6 +41,7 @@ const COLUMNS: { [T in keyof Database]: Record<keyof Database[T], true> } = {
     bucket: true, queue: true, completed: true, failed: true, cancelled: true, last_failure_at: true, wait_hist: true, run_hist: true,
   },
   stats_rollup_state: { id: true, rolled_up_to: true, minutes_from: true, live_counts_at: true, updated_at: true },
+  completion_counts: { tenant_id: true, queue: true, finished_at: true, id: true, completed: true, wait_buckets: true, run_buckets: true },
   live_counts: { queue: true, pending: true, scheduled: true, running: true, retrying: true, oldest_pending_run_at: true },
   tenant_secret: { singleton: true, secret: true, inner_key: true, outer_key: true, updated_at: true },
 }

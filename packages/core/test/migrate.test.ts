@@ -24,6 +24,7 @@ describe('migrate', () => {
     const first = await migrate(t.adminUrl, t.schemaOptions)
     expect(first.applied).toEqual(migrations.map((m) => m.version))
     expect(await tables(t.schema)).toEqual([
+      'completion_counts',
       'fair_blocks',
       'fair_weights',
       'history_rollup_hours',

@@ -20,6 +20,7 @@ const RELEASED: Array<[number, string, string]> = [
   [14, 'fair_clock_try', 'be427f203c76cbe40212e3d41377b10e8a0fdaccc50beee7d365776ba17bbae7'],
   [15, 'fair_order', 'ce8061ada675c40f6c87ab5cd28bd845a8fbb3a7d8ac4bd4d81c17250658833a'],
   [16, 'queue_defaults', '018475f575484381e5ad8b9831106e00885a344f94fc6860953416bdbd450105'],
+  [17, 'identifier_collation_and_history_choice', '2cdafce3a4692c52d00f675966e1361d86e2007c5390a6a2dcd0816e5f786fb2'],
 ]
 
 describe('migration files', () => {

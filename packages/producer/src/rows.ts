@@ -75,6 +75,7 @@ export function toQueueConfig(r: QueueRow): QueueConfig {
     retryPolicy: (r.retry_policy ?? null) as RetryPolicy | null,
     maxConcurrency: r.max_concurrency,
     displayName: r.display_name,
+    keepCompleted: r.keep_completed,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   }

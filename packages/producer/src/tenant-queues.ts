@@ -46,7 +46,7 @@ import { TenantWorkerMetadata } from './tenant-worker-metadata.js'
 
 const JOB_STATES: readonly JobState[] = ['scheduled', 'pending', 'held', 'running']
 const HISTORY_STATES: readonly HistoryState[] = ['completed', 'failed', 'cancelled']
-const QUEUE_SETTINGS = new Set(['paused', 'retryPolicy', 'maxConcurrency', 'displayName'])
+const QUEUE_SETTINGS = new Set(['paused', 'retryPolicy', 'maxConcurrency', 'displayName', 'keepCompleted'])
 const MAX_CONCURRENCY = 1_000_000
 const DISPLAY_NAME_LIMIT = 256
 
@@ -143,7 +143,8 @@ export class TenantQueues {
   }
 
   /**
-   * A job by id: the live job, else its history entry once finished, else null.
+   * A job by id: the live job, else its history entry once finished, else null. A job completed in a
+   * queue configured with `keepCompleted: false` left no history entry: null, like an unknown id.
    * By { queue, key }: the live job holding that key, else null (keys are unique among live jobs only).
    */
   async get(ref: string): Promise<LiveJob | HistoryEntry | null>
@@ -227,7 +228,9 @@ export class TenantQueues {
    * Pushes a failed or cancelled job again, as a new job (new id, attempts from 0) with the same queue,
    * type, payload, target, priority, max attempts and schedule, and retryOf = the history entry's id.
    * The new job has no key, so it never replaces a live job. Each call pushes one more job.
-   * Throws PgQueueNotFoundError when this tenant has no such entry.
+   * Throws PgQueueNotFoundError when this tenant has no such entry, which is also the answer for a job
+   * completed in a queue with `keepCompleted: false` (only failed and cancelled jobs can be retried,
+   * and those are always kept).
    */
   async retry(historyId: string): Promise<PushResult> {
     this.ctx.assertOpen()
@@ -369,6 +372,10 @@ function validateQueueSettings(settings: unknown): QueueChanges {
   }
   if (s.retryPolicy !== undefined) changes.retry_policy = s.retryPolicy === null ? null : JSON.stringify(validateRetryPolicy(s.retryPolicy, 'settings.retryPolicy'))
   if (s.maxConcurrency !== undefined) changes.max_concurrency = s.maxConcurrency === null ? null : validateInt('settings.maxConcurrency', s.maxConcurrency, 1, MAX_CONCURRENCY)
+  if (s.keepCompleted !== undefined) {
+    if (typeof s.keepCompleted !== 'boolean') throw new PgQueueValidationError('settings.keepCompleted', 'must be a boolean', s.keepCompleted)
+    changes.keep_completed = s.keepCompleted
+  }
   if (s.displayName !== undefined) changes.display_name = s.displayName === null ? null : validateName('settings.displayName', s.displayName, DISPLAY_NAME_LIMIT)
   return changes
 }

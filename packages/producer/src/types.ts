@@ -201,6 +201,13 @@ export interface QueueSettings {
   /** Most jobs of this tenant's queue running at once (1-1,000,000); null for no cap. */
   maxConcurrency?: number | null
   displayName?: string | null
+  /**
+   * Keep completed jobs in history (default true). false: a completed job is deleted with no history
+   * row, as BullMQ's removeOnComplete or graphile-worker do; failed and cancelled jobs are always kept,
+   * and Stats still count the completions (counts and latency histograms). Takes effect at the next
+   * completion batch. A dropped job's `get(id)` returns null and `retry()` cannot find it.
+   */
+  keepCompleted?: boolean
 }
 
 /** A (tenant, queue) settings row. */
@@ -210,6 +217,8 @@ export interface QueueConfig {
   retryPolicy: RetryPolicy | null
   maxConcurrency: number | null
   displayName: string | null
+  /** False when completed jobs are deleted without a history row (see QueueSettings.keepCompleted). */
+  keepCompleted: boolean
   createdAt: Date
   updatedAt: Date
 }

@@ -1,6 +1,14 @@
 import type { Kysely } from 'kysely'
 import { connect, jitOffSetLocal, latencyPercentile, PgQueueValidationError, validateDate, validateName, validateTenantId, withTenantTransaction, LATENCY_BUCKET_COUNT, LIMITS, type Connectable, type Connection, type Database } from '@pgqueue/core/internal'
-import { historyCountByQueue, historyHistogram, historyLatencyByQueue, type HistoryCountRow } from './queries/history.js'
+import {
+  completionCountQueues,
+  historyCountByQueue,
+  historyHistogram,
+  historyLatencyBucketsRaw,
+  historyLatencyByQueue,
+  type HistoryCountRow,
+  type LatencyBucketRow,
+} from './queries/history.js'
 import { historyCountByQueueFromRollups, historyHistogramFromRollups, historyLatencyBucketsFromRollups } from './queries/history-rollups.js'
 import { jobsCountByQueue } from './queries/jobs.js'
 import { liveCountsByQueue } from './queries/live-counts.js'
@@ -69,6 +77,9 @@ const HISTORY_STATES = ['completed', 'failed', 'cancelled'] as const
  * from merged log-bucket histograms, within 9.1 % of the exact value (LATENCY_RELATIVE_ERROR). Without
  * Maintenance, or with `exact: true`, they read the raw tables (correct, but they scan). Tenant-scoped
  * calls always read raw rows through the tenant's indexes.
+ *
+ * Completed jobs of queues configured with `keepCompleted: false` are counted from completion_counts
+ * beside history on every path, so counts stay exact; their latency percentiles come from buckets.
  */
 export class Stats {
   /** The options in force, defaults filled in. */
@@ -184,7 +195,15 @@ export class Stats {
       const state = tenantId === undefined && !exact ? await this.rollupState(db) : undefined
       if (state?.rolled_up_to) return this.latencyFromRollups(db, state, { queue, since })
       const rows = await historyLatencyByQueue(db, { schema: this.options.schema, tenantId, queue, since })
-      return rows.map((r) => ({ queue: r.queue, count: r.count, waitMs: percentiles(r.wait), runMs: percentiles(r.run) }))
+      const exactRows = rows.map((r) => ({ queue: r.queue, count: r.count, waitMs: percentiles(r.wait), runMs: percentiles(r.run) }))
+      // Queues that dropped completed jobs in the window kept only histograms of them: their
+      // percentiles come from history's durations and those histograms merged (as global calls do).
+      const counted = await completionCountQueues(db, { schema: this.options.schema, tenantId, queue, since })
+      if (counted.length === 0) return exactRows
+      const merged = latencyFromBuckets(await historyLatencyBucketsRaw(db, { schema: this.options.schema, tenantId, queues: counted, since }))
+      const mergedQueues = new Set(merged.map((m) => m.queue))
+      return [...exactRows.filter((r) => !mergedQueues.has(r.queue)), ...merged]
+        .sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0))
     })
   }
 
@@ -255,18 +274,7 @@ export class Stats {
   /** Latency per queue from merged log-bucket histograms (rollups plus raw edges). */
   private async latencyFromRollups(db: Kysely<Database>, state: RollupStateRow, p: { queue: string | undefined; since: Date }): Promise<QueueLatency[]> {
     const plan = planWindow(p.since, null, { rolledUpTo: state.rolled_up_to!, minutesFrom: state.minutes_from, hours: true })
-    const rows = await historyLatencyBucketsFromRollups(db, { schema: this.options.schema, queue: p.queue, plan })
-    const byQueue = new Map<string, { wait: number[]; run: number[] }>()
-    for (const r of rows) {
-      let h = byQueue.get(r.queue)
-      if (!h) byQueue.set(r.queue, (h = { wait: new Array<number>(LATENCY_BUCKET_COUNT).fill(0), run: new Array<number>(LATENCY_BUCKET_COUNT).fill(0) }))
-      h.wait[r.i] = r.wait
-      h.run[r.i] = r.run
-    }
-    const fromHistogram = (counts: number[]): Percentiles => ({ p50: latencyPercentile(counts, 0.5), p95: latencyPercentile(counts, 0.95), p99: latencyPercentile(counts, 0.99) })
-    return [...byQueue.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([queue, h]) => ({ queue, count: h.wait.reduce((a, b) => a + b, 0), waitMs: fromHistogram(h.wait), runMs: fromHistogram(h.run) }))
+    return latencyFromBuckets(await historyLatencyBucketsFromRollups(db, { schema: this.options.schema, queue: p.queue, plan }))
   }
 
   /** Closes the pool when it was created from a URL. */
@@ -329,6 +337,21 @@ function exactOption(exact: unknown): boolean {
 
 function optionalQueue(queue: unknown): string | undefined {
   return queue === undefined ? undefined : validateName('queue', queue, LIMITS.queueName)
+}
+
+/** Latency per queue, sorted by queue, from bucket rows (latency_bucket() index, waits, runs). */
+function latencyFromBuckets(rows: LatencyBucketRow[]): QueueLatency[] {
+  const byQueue = new Map<string, { wait: number[]; run: number[] }>()
+  for (const r of rows) {
+    let h = byQueue.get(r.queue)
+    if (!h) byQueue.set(r.queue, (h = { wait: new Array<number>(LATENCY_BUCKET_COUNT).fill(0), run: new Array<number>(LATENCY_BUCKET_COUNT).fill(0) }))
+    h.wait[r.i] = r.wait
+    h.run[r.i] = r.run
+  }
+  const fromHistogram = (counts: number[]): Percentiles => ({ p50: latencyPercentile(counts, 0.5), p95: latencyPercentile(counts, 0.95), p99: latencyPercentile(counts, 0.99) })
+  return [...byQueue.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([queue, h]) => ({ queue, count: h.wait.reduce((a, b) => a + b, 0), waitMs: fromHistogram(h.wait), runMs: fromHistogram(h.run) }))
 }
 
 function percentiles(values: number[] | null): Percentiles {

@@ -135,7 +135,6 @@ describe('a user login with tenant A set, against tenant B', () => {
       'select * from S.history_rollup_hours',
       'select * from S.live_counts',
       'select * from S.stats_rollup_state',
-      'select S.latency_bucket(1)',
       `select S.fair_clock_advance('tenant-a', 'emails', 1)`,
       `select max(vt) from S.jobs`,
       `select 1 from S.jobs order by vt limit 1`,
@@ -143,6 +142,9 @@ describe('a user login with tenant A set, against tenant B', () => {
       attempts.add('forbidden read')
       expect(await sqlState(inTenantTx(user, A, (c) => c.query(q(text)))), text).toBe('42501')
     }
+    // latency_bucket() is arithmetic on its argument and reads nothing; the user role may call it since
+    // migration 17 (tenant latency Stats of queues that drop completed jobs bucket their own durations).
+    expect(await sqlState(inTenantTx(user, A, (c) => c.query(q('select S.latency_bucket(1)'))))).toBe('ok')
   })
 
   it('inserts nothing with B as the tenant, in any table', async () => {

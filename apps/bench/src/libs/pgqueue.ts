@@ -16,6 +16,7 @@ export class NotAvailableError extends Error {
 interface TenantQueues {
   push(item: Record<string, unknown>): Promise<unknown>
   pushMany(items: Record<string, unknown>[]): Promise<unknown>
+  configureQueue(queue: string, settings: Record<string, unknown>): Promise<unknown>
 }
 interface QueuesClient {
   withTenant(tenant: string): TenantQueues
@@ -38,6 +39,13 @@ function withUser(url: string, user: string, password: string): string {
 /** Worker options to try without editing code (e.g. '{"batchSize":200}'); printed with the results. */
 const extraWorkerOptions = JSON.parse(process.env.PGQUEUE_BENCH_WORKER_OPTIONS || '{}') as Record<string, unknown>
 
+/**
+ * PGQUEUE_BENCH_KEEP_COMPLETED=false: every (tenant, queue) drops completed jobs from history
+ * (configureQueue(queue, { keepCompleted: false }) before its first push, one more round trip per pair,
+ * so meant for the processing cases, whose pushes are not timed). Printed in the configuration line.
+ */
+const keepCompleted = process.env.PGQUEUE_BENCH_KEEP_COMPLETED !== 'false'
+
 const item = (job: BenchJob): Record<string, unknown> => ({ queue: job.q ?? QUEUE, type: 'noop', target: job, ...(job.p ? { priority: job.p } : {}) })
 
 /**
@@ -56,6 +64,7 @@ export class PgqueueAdapter implements LibAdapter {
   private worker: Service | undefined
   private scheduler: Service | undefined
   private admin!: pg.Pool
+  private readonly dropping = new Set<string>()
 
   async setup(adminUrl: string, names: Names): Promise<void> {
     const p = names.rolePrefix
@@ -77,7 +86,20 @@ export class PgqueueAdapter implements LibAdapter {
     this.config = `pgqueue: push via ${PUSH_VIA}`
   }
 
+  /** With PGQUEUE_BENCH_KEEP_COMPLETED=false, makes the jobs' (tenant, queue) pairs drop completed history. */
+  private async configure(jobs: BenchJob[]): Promise<void> {
+    if (keepCompleted) return
+    for (const j of jobs) {
+      const queue = j.q ?? QUEUE
+      const key = `${j.t}\u0000${queue}`
+      if (this.dropping.has(key)) continue
+      await this.queues!.withTenant(j.t).configureQueue(queue, { keepCompleted: false })
+      this.dropping.add(key)
+    }
+  }
+
   async push(job: BenchJob): Promise<void> {
+    await this.configure([job])
     await this.queues!.withTenant(job.t).push(item(job))
   }
 
@@ -89,6 +111,7 @@ export class PgqueueAdapter implements LibAdapter {
       if (!list) byTenant.set(j.t, (list = []))
       list.push(j)
     }
+    await this.configure(jobs)
     for (const [tenant, list] of byTenant) {
       await this.queues!.withTenant(tenant).pushMany(list.map(item))
     }
@@ -113,7 +136,7 @@ export class PgqueueAdapter implements LibAdapter {
     this.worker.on?.('error', (err) => process.stderr.write(`pgqueue worker error: ${(err as Error)?.message}\n`))
     await this.worker.start()
     const tuned = Object.keys(extraWorkerOptions).length ? `, ${JSON.stringify(extraWorkerOptions)} from PGQUEUE_BENCH_WORKER_OPTIONS` : ', other options at their defaults'
-    this.config = `pgqueue: push via ${PUSH_VIA}; Worker(concurrency ${opts.concurrency}${tuned}) + Scheduler running, both as a login of the worker role; history written`
+    this.config = `pgqueue: push via ${PUSH_VIA}; Worker(concurrency ${opts.concurrency}${tuned}) + Scheduler running, both as a login of the worker role; ${keepCompleted ? 'history written' : 'completed jobs dropped (keepCompleted: false, PGQUEUE_BENCH_KEEP_COMPLETED), failures kept'}`
   }
 
   async setWeight(tenant: string, weight: number): Promise<void> {

@@ -23,6 +23,8 @@ export function jobHistoryInsertSql(p: {
   alias: string
   /** SQL per column; `state` and `error` always (the live row has neither). */
   values: { state: string; error: string } & Partial<Record<JobHistoryColumn, string>>
+  /** A condition over `from`'s alias: only the rows it holds for are recorded. */
+  where?: string
 }): string {
   const a = p.alias
   const defaults: Partial<Record<JobHistoryColumn, string>> = {
@@ -35,5 +37,6 @@ export function jobHistoryInsertSql(p: {
   const values = JOB_HISTORY_COLUMNS.map((c) => p.values[c] ?? defaults[c] ?? `${a}.${c}`)
   return `insert into ${quoteIdent(p.schema)}.job_history (${JOB_HISTORY_COLUMNS.join(', ')})
        select ${values.join(', ')}
-         from ${p.from}`
+         from ${p.from}${p.where === undefined ? '' : `
+        where ${p.where}`}`
 }

@@ -50,3 +50,17 @@ export async function historyDefaultExpiredDelete(trx: Kysely<Database>, p: { sc
      where ctid = any(array(select ctid from ${t} where finished_at < ${p.before} limit ${p.limit}))`.execute(trx)
   return Number(res.numAffectedRows ?? 0n)
 }
+
+/**
+ * Deletes up to `limit` completion_counts rows older than `before` (the counts of completed jobs that
+ * queues keep out of history go when history of the same age would). By ctid, as above; the BRIN index
+ * on finished_at narrows the scan to the oldest block ranges.
+ */
+export async function completionCountsExpiredDelete(trx: Kysely<Database>, p: { schema: string; before: Date; limit: number }): Promise<number> {
+  const { schema } = p
+  const t = sql.raw(`${quoteIdent(schema)}.completion_counts`)
+  const res = await sql`
+    delete from ${t}
+     where ctid = any(array(select ctid from ${t} where finished_at < ${p.before} limit ${p.limit}))`.execute(trx)
+  return Number(res.numAffectedRows ?? 0n)
+}

@@ -87,11 +87,32 @@ function upsertFromSource(schema: string, table: 'history_rollup_minutes' | 'his
 }
 
 /**
+ * Completions of queues that keep no completed history (completion_counts, migration 0017) in
+ * [from, to), as rows of the rollup's source: their counts as completed rows, their latency buckets
+ * as bucket rows with no state (which the counts ignore).
+ */
+function countedSource(s: string, unit: 'minute' | 'hour', from: Date, to: Date) {
+  const c = sql.raw(`${s}.completion_counts`)
+  return sql`
+      select date_trunc(${unit}, finished_at, 'UTC'), queue, 'completed', null::int, null::int, sum(completed)::int, null::timestamptz
+        from ${c} where finished_at >= ${from} and finished_at < ${to} group by 1, 2
+      union all
+      select date_trunc(${unit}, c.finished_at, 'UTC'), c.queue, null, b::int, null, count(*)::int, null
+        from ${c} c, unnest(c.wait_buckets) b
+       where c.finished_at >= ${from} and c.finished_at < ${to} group by 1, 2, 4
+      union all
+      select date_trunc(${unit}, c.finished_at, 'UTC'), c.queue, null, null, b::int, count(*)::int, null
+        from ${c} c, unnest(c.run_buckets) b
+       where c.finished_at >= ${from} and c.finished_at < ${to} group by 1, 2, 5`
+}
+
+/**
  * Aggregates history rows finished in [from, to) into `table` (minute or hour rows, UTC buckets), all
  * tenants together, replacing the rows of those buckets: the caller passes whole buckets (the last one
  * may end at the watermark), so a bucket is always recomputed from all of its rows and a rerun can
  * never count a row twice. Latency counts only completed and failed rows that started, like Stats'
  * raw path; the histograms are dense int4[] indexed by latency_bucket() + 1, trailing zeros left off.
+ * Completions kept out of history (completion_counts) are added (countedSource()).
  * One pass over the range: the bounds are parameters, so only the partitions of [from, to) are read,
  * and within them only the block ranges job_history_finished_brin places in the range (history is
  * appended in finished_at order), so a run costs what was added since the last one.
@@ -112,6 +133,8 @@ export async function historyRollupUpsert(
         from ${sql.raw(`${s}.job_history`)}
        where finished_at >= ${p.from} and finished_at < ${p.to}
        group by 1, 2, 3, 4, 5
+      union all
+      ${countedSource(s, p.unit, p.from, p.to)}
     ),
     ${upsertFromSource(schema, p.table)}`.execute(trx)
   return Number(res.numAffectedRows ?? 0n)

@@ -1,5 +1,5 @@
 import { listHistoryPartitions, type HistoryPartition } from '@pgqueue/core/internal'
-import { historyDefaultExpiredDelete, historyPartitionDetach, historyPartitionDrop } from '../queries/history-partitions.js'
+import { completionCountsExpiredDelete, historyDefaultExpiredDelete, historyPartitionDetach, historyPartitionDrop } from '../queries/history-partitions.js'
 import { isLockTimeout, lockTimeoutSetLocal, lockTryPartitions } from '../queries/locks.js'
 import type { SkipReason, TaskContext } from './context.js'
 
@@ -11,6 +11,8 @@ export interface RetentionResult {
   removed: HistoryPartition[]
   /** Rows older than the retention deleted from the default partition (they had no partition to drop). */
   defaultRowsDeleted: number
+  /** completion_counts rows older than the retention deleted (counts of completed jobs kept out of history). */
+  completionCountRowsDeleted: number
 }
 
 /**
@@ -18,12 +20,13 @@ export interface RetentionResult {
  * now - retention, one partition per short transaction so the parent's exclusive lock is held only for
  * an instant each time. No row-by-row delete of history, except in the default partition: its rows
  * older than the retention have no partition to drop, so they are deleted in bounded batches
- * (defaultPurgeBatchSize rows, at most defaultPurgeMaxBatches batches per run).
+ * (defaultPurgeBatchSize rows, at most defaultPurgeMaxBatches batches per run). completion_counts rows
+ * older than the retention go the same way.
  */
 export async function runRetentionTask(ctx: TaskContext): Promise<RetentionResult> {
   const { schema, retentionMs, retentionMode, ddlLockTimeoutMs, defaultPurgeBatchSize, defaultPurgeMaxBatches } = ctx.options
   const cutoff = new Date(ctx.options.clock.now().getTime() - retentionMs)
-  const result: RetentionResult = { removed: [], defaultRowsDeleted: 0 }
+  const result: RetentionResult = { removed: [], defaultRowsDeleted: 0, completionCountRowsDeleted: 0 }
   try {
     for (;;) {
       const step = await ctx.db.transaction().execute(async (trx) => {
@@ -48,6 +51,15 @@ export async function runRetentionTask(ctx: TaskContext): Promise<RetentionResul
       })
       if (n < 0) return { ...result, skipped: 'locked' }
       result.defaultRowsDeleted += n
+      if (n < defaultPurgeBatchSize) break
+    }
+    for (let i = 0; i < defaultPurgeMaxBatches; i++) {
+      const n = await ctx.db.transaction().execute(async (trx) => {
+        if (!(await lockTryPartitions(trx, { schema }))) return -1
+        return completionCountsExpiredDelete(trx, { schema, before: cutoff, limit: defaultPurgeBatchSize })
+      })
+      if (n < 0) return { ...result, skipped: 'locked' }
+      result.completionCountRowsDeleted += n
       if (n < defaultPurgeBatchSize) break
     }
     return result

@@ -9,6 +9,7 @@ export interface QueueRow {
   max_concurrency: number | null
   retry_policy: unknown
   display_name: string | null
+  keep_completed: boolean
   created_at: Date
   updated_at: Date
 }
@@ -19,6 +20,7 @@ export interface QueueChanges {
   max_concurrency?: number | null
   retry_policy?: string | null
   display_name?: string | null
+  keep_completed?: boolean
 }
 
 /** Creates or updates a (tenant, queue) settings row, touching only the given fields. */

@@ -2,13 +2,15 @@ import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { quoteIdent, type Database } from '@pgqueue/core/internal'
 import type { HistogramBucket } from '../types.js'
 import type { TimeRange, WindowPlan } from '../window-plan.js'
-import { bucketsFilled, stateCounts, type HistogramRow, type HistoryCountRow } from './history.js'
+import { bucketsFilled, countedBuckets, stateCounts, type HistogramRow, type HistoryCountRow, type LatencyBucketRow } from './history.js'
 
 /*
  * Global (all-tenant) window queries that read rollup rows for the rolled-up part of a window and raw
  * history only for the parts the plan (window-plan.ts) leaves raw: edge minutes and the tail after the
  * watermark. Raw parts are one range read each: the bounds are parameters (partitions outside them
  * are pruned) and job_history_finished_brin narrows each partition to the block ranges of the range.
+ * Completions that queues keep out of history (completion_counts, migration 0017) are read over the
+ * same raw ranges and added to the completed counts and latency histograms.
  */
 
 function table(schema: string, name: string): RawBuilder<unknown> {
@@ -54,6 +56,11 @@ export async function historyCountByQueueFromRollups(
        where ${rawScope(p.plan, p.queue)}
        group by queue
       union all
+      select queue, sum(completed)::int, 0, 0, null
+        from ${table(schema, 'completion_counts')}
+       where ${rawScope(p.plan, p.queue)}
+       group by queue
+      union all
       ${rollupRows(schema, p.plan, p.queue, sql`queue, completed, failed, cancelled, last_failure_at`)}
     )
     select queue, sum(completed)::int as completed, sum(failed)::int as failed, sum(cancelled)::int as cancelled,
@@ -82,6 +89,11 @@ export async function historyHistogramFromRollups(
        where ${rawScope(p.plan, p.queue)} and state = any(${p.states}::text[])
        group by 1
       union all
+      select date_trunc(${unit}, finished_at at time zone ${p.timezone}), sum(completed)::int, 0, 0
+        from ${table(schema, 'completion_counts')}
+       where ${rawScope(p.plan, p.queue)} and 'completed' = any(${p.states}::text[])
+       group by 1
+      union all
       select date_trunc(${unit}, bucket at time zone ${p.timezone}), completed, failed, cancelled from (
         ${rollupRows(schema, p.plan, p.queue, sql`bucket, ${pick('completed')} as completed, ${pick('failed')} as failed, ${pick('cancelled')} as cancelled`)}
       ) r
@@ -91,15 +103,6 @@ export async function historyHistogramFromRollups(
     )
     ${bucketsFilled(p)}`.execute(db)
   return rows
-}
-
-/** One latency bucket of a queue, as the database returns it: how many waits and runs fell in it. */
-export interface LatencyBucketRow {
-  queue: string
-  /** latency_bucket() index. */
-  i: number
-  wait: number
-  run: number
 }
 
 /**
@@ -131,6 +134,8 @@ export async function historyLatencyBucketsFromRollups(
       union all
       select r.queue, (u.ord - 1)::int, coalesce(u.w, 0), coalesce(u.r, 0)
         from rolled r, unnest(r.wait_hist, r.run_hist) with ordinality u(w, r, ord)
+      union all
+      ${countedBuckets(schema, rawScope(p.plan, p.queue))}
     )
     select queue, i, sum(wait)::int as wait, sum(run)::int as run from parts group by 1, 2`.execute(db)
   return rows

@@ -283,9 +283,10 @@ export async function jobClaimAcrossQueues(
 
 /**
  * Records a batch of finished runs in one statement (so one transaction): completed and failed runs
- * are deleted from the live table and inserted into history together; retries go back to scheduled
- * with run_at = now() + backoff and no vt (the Scheduler stamps a fresh one when due); releases go back
- * to pending with the attempt given back. Every branch requires the run's exact lease owner (node id
+ * are deleted from the live table and inserted into history together (a completed run of a queue that
+ * keeps no completed history is counted in completion_counts instead, see finishCountInsert());
+ * retries go back to scheduled with run_at = now() + backoff and no vt (the Scheduler stamps a fresh
+ * one when due); releases go back to pending with the attempt given back. Every branch requires the run's exact lease owner (node id
  * plus claim token), which is what discards the late result of a run whose lease was lost: a rescued
  * job has no owner, and a re-claimed or replaced one has another token, even when its attempt number
  * came round again. A cancel_requested job that did not complete is recorded as cancelled instead of
@@ -392,8 +393,14 @@ export async function jobFinishMany(
           and ${waitAtMost}
        returning j.*, i.outcome, i.result, i.result_type, i.error, i.n::int4 as n
      ),
+     dropping as (
+       ${finishDroppingSql(s)}
+     ),
      hist as (
        ${finishHistoryInsert(p.schema)}
+     ),
+     counted as (
+       ${finishCountInsert(p.schema)}
      )${moved}
      select n from done${anyMove ? ' union all select n from moved' : ''}`,
     [
@@ -413,7 +420,24 @@ export async function jobFinishMany(
   return recorded
 }
 
-/** The history part of jobFinishMany, built once per schema. */
+/**
+ * The (tenant, queue) pairs of the batch's completed runs whose queue keeps no completed history
+ * (queues.keep_completed, read in the completion statement itself, so a change applies to the next
+ * batch): one queues probe per distinct pair, not per run, and none at all while no queue drops
+ * (the first condition is a one-time probe of queues_drop_completed_idx, empty then).
+ */
+function finishDroppingSql(s: string): string {
+  return `select p.tenant_id, p.queue from (select distinct d.tenant_id, d.queue from done d where d.outcome = 'completed') p
+        where (select exists (select 1 from ${s}.queues q where not q.keep_completed))
+          and exists (select 1 from ${s}.queues q where q.tenant_id = p.tenant_id and q.queue = p.queue and not q.keep_completed)`
+}
+
+/** True for a run of `done d` that is a completion dropped from history (see finishDroppingSql()). The
+ *  coalesce keeps the IN a hashed subplan: pulled up into a semi-join, it was planned as a nested loop
+ *  over the CTE (runs times pairs). */
+const DROPPED = `d.outcome = 'completed' and coalesce((d.tenant_id, d.queue) in (select x.tenant_id, x.queue from dropping x), false)`
+
+/** The history part of jobFinishMany, built once per schema: every run but the dropped completions. */
 const finishHistoryInserts = new Map<string, string>()
 function finishHistoryInsert(schema: string): string {
   let text = finishHistoryInserts.get(schema)
@@ -422,6 +446,7 @@ function finishHistoryInsert(schema: string): string {
       schema,
       from: 'done d',
       alias: 'd',
+      where: `not (${DROPPED})`,
       values: {
         state: `case when d.outcome = 'completed' then 'completed' when d.cancel_requested then 'cancelled' else 'failed' end`,
         result: 'd.result',
@@ -431,6 +456,31 @@ function finishHistoryInsert(schema: string): string {
       },
     })
     finishHistoryInserts.set(schema, text)
+  }
+  return text
+}
+
+/**
+ * The counting part of jobFinishMany, built once per schema: the dropped completions, one
+ * completion_counts row per (tenant, queue) of the batch (an append, never an update another worker
+ * waits on), with each completion's wait and run latency_bucket(), measured as the rollups measure
+ * history rows (finished_at is now(), the row's default). The readers count the buckets into
+ * histograms, so this statement calls no function per group. Stats and the rollups add these rows to
+ * history's completed counts.
+ */
+const finishCountInserts = new Map<string, string>()
+function finishCountInsert(schema: string): string {
+  let text = finishCountInserts.get(schema)
+  if (text === undefined) {
+    const s = quoteIdent(schema)
+    text = `insert into ${s}.completion_counts (tenant_id, queue, id, completed, wait_buckets, run_buckets)
+       select d.tenant_id, d.queue, (array_agg(d.id))[1], count(*),
+              array_agg(${s}.latency_bucket(greatest(extract(epoch from d.started_at - d.run_at) * 1000, 0)::float8)::int2),
+              array_agg(${s}.latency_bucket(greatest(extract(epoch from now() - d.started_at) * 1000, 0)::float8)::int2)
+         from done d
+        where ${DROPPED}
+        group by d.tenant_id, d.queue`
+    finishCountInserts.set(schema, text)
   }
   return text
 }
