@@ -1,6 +1,6 @@
 import { PgQueueValidationError, isUuid, validateTenantId } from '@pgqueue/core/internal'
 import type { Producer } from '@pgqueue/producer'
-import type { PageContext } from './context.js'
+import { jobHref, type PageContext } from './context.js'
 import { FAILURE_WINDOWS } from './pages/failures.js'
 import { failureHistoryIds, failureLiveIds } from './queries/failures.js'
 
@@ -9,7 +9,7 @@ const BULK_LIMIT = 1_000
 /** An action's name and what it needs from the form; run() returns the message shown after it. */
 interface ActionSpec {
   params(form: FormData): Record<string, unknown>
-  run(ctx: PageContext, producer: Producer, tenantId: string, params: Record<string, unknown>): Promise<string>
+  run(ctx: PageContext, producer: Producer, tenantId: string, params: Record<string, unknown>): Promise<string | { message: string; goTo: string }>
 }
 
 function field(form: FormData, name: string, max = 2_000): string {
@@ -56,7 +56,10 @@ export const ACTIONS: Record<string, ActionSpec> = {
   },
   'job.retry': {
     params: (f) => ({ id: jobId(f) }),
-    run: async (_c, p, t, a) => `Pushed again as job ${(await p.queues.withTenant(t).retry(a.id as string)).id}.`,
+    run: async (ctx, p, t, a) => {
+      const pushed = await p.queues.withTenant(t).retry(a.id as string)
+      return { message: `Pushed again as job ${pushed.id}.`, goTo: jobHref(ctx, t, pushed.id) }
+    },
   },
   'job.cancel': {
     params: (f) => ({ id: jobId(f) }),

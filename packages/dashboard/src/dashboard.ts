@@ -150,7 +150,8 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       return redirect(back, { error: err instanceof Error ? err.message : String(err) }, 403)
     }
     try {
-      return redirect(back, { done: await spec.run(ctx, producer, tenant, params) })
+      const done = await spec.run(ctx, producer, tenant, params)
+      return typeof done === 'string' ? redirect(back, { done }) : redirect(done.goTo, { done: done.message })
     } catch (err) {
       if (err instanceof PgQueueNotFoundError) return redirect(back, { error: 'Not found.' }, 404)
       if (err instanceof PgQueueError) return redirect(back, { error: err.message }, 400)

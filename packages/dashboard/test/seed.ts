@@ -54,7 +54,7 @@ export async function seed(label: string): Promise<Seeded> {
   return {
     t, producer, failing, worker,
     acmeJob7: j7!.id, acmeJob8: j8!.id, globexJob: g.id,
-    acmeFailed: failed.find((r) => r.tenant_id === 'acme')!.id,
-    globexFailed: failed.find((r) => r.tenant_id === 'globex')!.id,
+    acmeFailed: failed!.find((r) => r.tenant_id === 'acme')!.id,
+    globexFailed: failed!.find((r) => r.tenant_id === 'globex')!.id,
   }
 }

@@ -1,7 +1,7 @@
 import { decodeBody } from '@pgqueue/core/internal'
 import { html, formatTime, type Html } from '../html.js'
 import { actionForm, jobHref, type PageContext } from '../context.js'
-import { jobGetHistory, jobGetLive, jobListRetries } from '../queries/jobs.js'
+import { jobGetHistory, jobGetLive } from '../queries/jobs.js'
 
 /** One job, live or finished, or null when this scope has no such job (a 404, whoever owns the id). */
 export async function jobPage(ctx: PageContext, id: string): Promise<Html | null> {
@@ -10,11 +10,9 @@ export async function jobPage(ctx: PageContext, id: string): Promise<Html | null
   const found = await ctx.read(async (db) => {
     const live = await jobGetLive(db, p)
     const hist = live ? undefined : await jobGetHistory(db, p)
-    const tenant = live?.tenant_id ?? hist?.tenant_id
-    const retries = tenant === undefined ? [] : await jobListRetries(db, { ...p, tenantId: tenant })
-    return { live, hist, retries }
+    return { live, hist }
   })
-  const { live, hist, retries } = found
+  const { live, hist } = found
   const job = live ?? hist
   if (!job) return null
   const f = { tenant: job.tenant_id, id: job.id }
@@ -35,7 +33,6 @@ export async function jobPage(ctx: PageContext, id: string): Promise<Html | null
 ${hist ? html`<dt>finished</dt><dd>${formatTime(hist.finished_at)}</dd><dt>worker</dt><dd>${hist.worker_id ?? '-'}</dd>` : ''}
 ${live?.lease_expires_at ? html`<dt>lease until</dt><dd>${formatTime(live.lease_expires_at)}</dd>` : ''}
 ${job.retry_of ? html`<dt>retry of</dt><dd><a href="${jobHref(ctx, job.tenant_id, job.retry_of)}"><code>${job.retry_of}</code></a></dd>` : ''}
-${retries.length > 0 ? html`<dt>retried as</dt><dd>${retries.map((r) => html`<a href="${jobHref(ctx, job.tenant_id, r.id)}"><code>${r.id}</code></a> (${r.state}) `)}</dd>` : ''}
 ${job.schedule_id ? html`<dt>schedule</dt><dd><code>${job.schedule_id}</code></dd>` : ''}
 </dl>
 <h2>Payload <span class="muted">${job.payload_type ?? ''}</span></h2>${body(job.payload, job.payload_type)}

@@ -73,7 +73,7 @@ ${waits.map((w) => html`<tr><td>${w.tenant_id}</td><td class="num">${w.count}</t
 
 /** Completed (green) and failed (red) per bucket as an inline SVG bar chart. */
 function chart(points: HistogramPoint[]): Html {
-  const w = 900, h = 160, pad = 24
+  const w = 1200, h = 180, pad = 24
   const max = Math.max(1, ...points.map((p) => p.completed + p.failed + p.cancelled))
   const bw = (w - pad * 2) / Math.max(1, points.length)
   const y = (v: number) => (v / max) * (h - pad * 2)
@@ -86,7 +86,7 @@ function chart(points: HistogramPoint[]): Html {
 <rect x="${x.toFixed(1)}" y="${(h - pad - hc - hf - hx).toFixed(1)}" width="${Math.max(1, bw - 1).toFixed(1)}" height="${hx.toFixed(1)}" fill="var(--muted)"/></g>`
   })
   const first = points[0], last = points[points.length - 1]
-  return html`<svg class="chart" id="throughput" viewBox="0 0 ${w} ${h}" width="100%" height="${h}" role="img" aria-label="finished jobs over time">
+  return html`<svg class="chart" id="throughput" viewBox="0 0 ${w} ${h}" width="100%" role="img" aria-label="finished jobs over time">
 <text x="${pad}" y="14" font-size="11" fill="currentColor">max ${max}</text>${bars}
 <text x="${pad}" y="${h - 6}" font-size="11" fill="currentColor">${first ? formatTimeShort(first.at) : ''}</text>
 <text x="${w - pad}" y="${h - 6}" font-size="11" text-anchor="end" fill="currentColor">${last ? formatTimeShort(last.at) : ''}</text>${raw('')}</svg>

@@ -36,7 +36,11 @@ export async function failureGroupList(db: Kysely<Database>, p: { schema: string
   return r.rows
 }
 
-/** Failed history entries with this message since `since`: what a bulk retry pushes again. */
+/**
+ * Failed history entries with this message since `since`, not retried yet (no live or finished job in the
+ * window has retry_of = its id): what a bulk retry pushes again. retry_of has no index, so this reads the
+ * live table and the window's history once each (hash anti-joins): fine for a click, not for a page.
+ */
 export async function failureHistoryIds(
   db: Kysely<Database>,
   p: { schema: string; tenantId?: string; message: string; since: Date; limit: number },
@@ -46,6 +50,8 @@ export async function failureHistoryIds(
     select tenant_id, id from ${sql.table(`${p.schema}.job_history`)}
      where ${scope} and state = 'failed' and finished_at >= ${p.since} and coalesce(error->>'message', '') = ${p.message}
        and not exists (select 1 from ${sql.table(`${p.schema}.jobs`)} j where j.tenant_id = job_history.tenant_id and j.retry_of = job_history.id)
+       and not exists (select 1 from ${sql.table(`${p.schema}.job_history`)} r
+                        where r.finished_at >= ${p.since} and r.tenant_id = job_history.tenant_id and r.retry_of = job_history.id)
      order by finished_at desc limit ${p.limit}`.execute(db)
   return r.rows
 }

@@ -99,13 +99,3 @@ export async function jobGetHistory(db: Kysely<Database>, p: { schema: string; t
   return q.orderBy('finished_at', 'desc').limit(1).executeTakeFirst()
 }
 
-/** The runs that retried a job (retry_of = id), live and finished, newest first. */
-export async function jobListRetries(db: Kysely<Database>, p: { schema: string; tenantId?: string; id: string }): Promise<{ id: string; state: string }[]> {
-  const scope = p.tenantId === undefined ? sql`true` : sql`tenant_id = ${p.tenantId}`
-  const r = await sql<{ id: string; state: string }>`
-    select id, state from ${sql.table(`${p.schema}.jobs`)} where ${scope} and retry_of = ${p.id}::uuid
-    union all
-    select id, state from ${sql.table(`${p.schema}.job_history`)} where ${scope} and retry_of = ${p.id}::uuid
-    order by id desc limit 20`.execute(db)
-  return r.rows
-}
