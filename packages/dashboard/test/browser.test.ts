@@ -67,7 +67,7 @@ describe.skipIf(!existsSync(CHROMIUM))('in a real browser', () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
     page.on('dialog', (d) => void d.accept())
     try {
-      await page.goto(`${origin}/ops`)
+      await page.goto(`${origin}/ops?range=1h`)
       await expect.poll(() => page.textContent('h1')).toBe('Overview')
       await page.waitForSelector('svg#throughput')
       // The live counts arrive over server-sent events from the shared refresh.

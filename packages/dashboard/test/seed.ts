@@ -38,18 +38,23 @@ export async function seed(label: string): Promise<Seeded> {
 
   const failing = { on: true }
   const worker = Worker.create(t.workerUrl, { ...t.schemaOptions, nodeId: `${label}-w`, queues: ['reports'], pollMs: 50, logger: silentLogger }, {
-    report: async () => {
-      if (failing.on) throw new Error('report backend unavailable')
+    report: async (job) => {
+      if (failing.on && ((job.data as { n?: number } | null)?.n ?? 0) <= 2) throw new Error('report backend unavailable')
       return { ok: true }
     },
   })
   await worker.start()
+  // Some work that completes, so the overview has throughput and waits for three tenants.
+  for (const tenantId of ['acme', 'globex', 'initech']) {
+    await producer.queues.withTenant(tenantId).pushMany(Array.from({ length: 30 }, (_, i) => ({ queue: 'reports', type: 'report', payload: { n: 100 + i } })))
+  }
   const failed = await waitFor(
     async () => {
       const r = await t.admin.query(`select tenant_id, id from "${t.schema}".job_history where state = 'failed' order by tenant_id`)
-      return r.rows.length === 2 ? (r.rows as { tenant_id: string; id: string }[]) : undefined
+      const done = await t.admin.query(`select count(*)::int as n from "${t.schema}".job_history where state = 'completed'`)
+      return r.rows.length === 2 && done.rows[0].n === 90 ? (r.rows as { tenant_id: string; id: string }[]) : undefined
     },
-    { timeoutMs: 15_000, message: 'two failed jobs' },
+    { timeoutMs: 20_000, message: 'two failed jobs and 90 completed' },
   )
   return {
     t, producer, failing, worker,

@@ -78,6 +78,10 @@ export async function jobsPage(ctx: PageContext): Promise<Html> {
     ...(parseTargetFilter(targetText) ? { targetContains: parseTargetFilter(targetText) } : {}),
     limit: PAGE + 1,
   }
+  // The operator's history over every tenant reads the last day unless told otherwise: each tenant's
+  // newest rows are probed per history partition, so the window bounds the partitions probed.
+  const defaultWindow = finished && filter.tenantId === undefined && filter.since === undefined
+  if (defaultWindow) filter.since = new Date(Date.now() - 86_400_000)
   const cursor = decodeCursor(q.get('cursor'))
   const rows = await ctx.read((db) =>
     finished
@@ -102,6 +106,7 @@ ${operator ? html`<label>tenant <input name="tenant" value="${q.get('tenant') ??
 <label>until <input name="until" value="${q.get('until') ?? ''}" size="16"></label>
 <label>target <input name="target" value="${targetText}" placeholder="customer.id=7" size="22"></label>
 <button type="submit">Filter</button></form>
+${defaultWindow ? html`<p class="muted">Finished in the last 24 hours; set <i>since</i> or a tenant for more.</p>` : ''}
 <table id="jobs"><thead><tr>${operator ? html`<th>tenant</th>` : ''}<th>id</th><th>queue</th><th>type</th><th>state</th><th class="num">attempt</th><th>target</th>
 <th>${finished ? 'finished' : 'run at'}</th><th>error</th></tr></thead><tbody>
 ${page.length === 0 ? html`<tr><td colspan="9" class="muted">no jobs match</td></tr>` : ''}

@@ -1,16 +1,30 @@
 import { html, type Html } from '../html.js'
 import { actionForm, canAct, type PageContext } from '../context.js'
-import { jobCountByTenantQueue, queueSettingsList } from '../queries/queues.js'
+import { jobCountByTenantQueue, queueSettingsList, tenantPage } from '../queries/queues.js'
 
-const LIMIT = 500
+const TENANTS_PER_PAGE = 50
 
 /** Queues per (tenant, queue): live counts and settings, with pause/resume, cap and retry policy. */
 export async function queuesPage(ctx: PageContext): Promise<Html> {
-  const p = { schema: ctx.options.schema, tenantId: ctx.tenantId, limit: LIMIT }
-  const [counts, settings] = await ctx.read(async (db) => [await jobCountByTenantQueue(db, p), await queueSettingsList(db, p)] as const)
+  const schema = ctx.options.schema
+  const after = ctx.tenantId === undefined ? ctx.url.searchParams.get('after') ?? undefined : undefined
+  const { tenants, counts, settings } = await ctx.read(async (db) => {
+    // The operator's page covers a page of tenants, so its cost does not grow with the live table.
+    const tenants = ctx.tenantId !== undefined ? [ctx.tenantId] : await tenantPage(db, { schema, ...(after ? { after } : {}), limit: TENANTS_PER_PAGE })
+    return { tenants, counts: await jobCountByTenantQueue(db, { schema, tenantIds: tenants }), settings: await queueSettingsList(db, { schema, tenantIds: tenants }) }
+  })
   const rows = new Map<string, { tenant: string; queue: string; pending: number; held: number; scheduled: number; running: number; s?: (typeof settings)[number] }>()
   const key = (t: string, q: string) => `${t}\u0000${q}`
-  for (const c of counts) rows.set(key(c.tenant_id, c.queue), { tenant: c.tenant_id, queue: c.queue, pending: Number(c.pending), held: Number(c.held), scheduled: Number(c.scheduled), running: Number(c.running) })
+  for (const c of counts) {
+    const k = key(c.tenant_id, c.queue)
+    const r = rows.get(k) ?? { tenant: c.tenant_id, queue: c.queue, pending: 0, held: 0, scheduled: 0, running: 0 }
+    const n = Number(c.n)
+    if (c.state === 'pending' || c.state === 'held') r.pending += n
+    if (c.state === 'held') r.held = n
+    if (c.state === 'scheduled') r.scheduled = n
+    if (c.state === 'running') r.running = n
+    rows.set(k, r)
+  }
   for (const s of settings) {
     const k = key(s.tenant_id, s.queue)
     const r = rows.get(k) ?? { tenant: s.tenant_id, queue: s.queue, pending: 0, held: 0, scheduled: 0, running: 0 }
@@ -37,6 +51,6 @@ ${canAct(ctx) ? html`<td>${paused ? actionForm(ctx, 'queue.resume', 'Resume', f)
 <label>retry policy <input name="retryPolicy" size="40" value="${policy}" placeholder='{"type":"exponential","delayMs":1000,"maxAttempts":5}'></label>`,
   })}</details></td>` : ''}</tr>`
 })}</tbody></table>
-${list.length >= LIMIT ? html`<p class="muted">First ${LIMIT} queues shown.</p>` : ''}
+${operator && tenants.length === TENANTS_PER_PAGE ? html`<p class="pager"><a id="next-tenants" href="${ctx.href('/queues', { after: tenants[tenants.length - 1] })}">next ${TENANTS_PER_PAGE} tenants</a></p>` : ''}
 <p class="muted">Pausing holds the queue's waiting jobs; a Scheduler releases them after resume. A cap holds jobs beyond it the same way.</p>`
 }

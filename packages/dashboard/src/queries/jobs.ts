@@ -40,49 +40,76 @@ export interface JobFilter {
   limit: number
 }
 
+const LIST_LIVE = sql.raw(`tenant_id, id, queue, type, key, state, attempt, max_attempts, target, created_at, run_at,
+  last_error as error, null::timestamptz as finished_at, null::text as finished_us`)
+const LIST_HISTORY = sql.raw(`tenant_id, id, queue, type, key, state, attempt, max_attempts, target, created_at, run_at,
+  error, finished_at, (extract(epoch from finished_at) * 1000000)::bigint::text as finished_us`)
+
+/** The filter's conditions other than the tenant, on `time` (created_at for live jobs, finished_at for history). */
+function conditions(p: JobFilter, time: 'created_at' | 'finished_at', states: readonly string[] | undefined) {
+  const c = [sql`true`]
+  if (states !== undefined) c.push(sql`state = any(${[...states]}::text[])`)
+  if (p.queue !== undefined) c.push(sql`queue = ${p.queue}`)
+  if (p.type !== undefined) c.push(sql`type = ${p.type}`)
+  if (p.since !== undefined) c.push(sql`${sql.ref(time)} >= ${p.since}`)
+  if (p.until !== undefined) c.push(sql`${sql.ref(time)} < ${p.until}`)
+  if (p.targetContains !== undefined) c.push(sql`target @> ${JSON.stringify(p.targetContains)}::jsonb`)
+  return sql.join(c, sql` and `)
+}
+
 /**
- * Live jobs, newest first by id (UUIDv7: creation order). Keyset on id, so every page is an index range
- * scan of the primary key's id part whatever the depth; state filters use jobs_state_idx.
+ * Newest rows first over every tenant, without an index on the order alone: a skip-scan finds the
+ * tenants through the primary key (one probe each), each tenant's newest `limit` rows come from its own
+ * primary-key range, and the merge keeps the newest `limit`. The cost grows with the number of tenants
+ * and the page size, not with the rows in the table.
+ */
+function acrossTenants(table: string, columns: ReturnType<typeof sql.raw>, where: ReturnType<typeof sql.join>, order: ReturnType<typeof sql.raw>, limit: number, tenantWhere = sql`true`) {
+  const t = sql.table(table)
+  return sql`
+    with recursive tenants(tenant_id) as (
+      select min(tenant_id) from ${t} where ${tenantWhere}
+      union all
+      select (select min(tenant_id) from ${t} where tenant_id > tenants.tenant_id and ${tenantWhere}) from tenants where tenants.tenant_id is not null
+    )
+    select j.* from tenants cross join lateral (
+      select ${columns} from ${t} where tenant_id = tenants.tenant_id and ${where} order by ${order} limit ${limit}
+    ) j order by ${order} limit ${limit}`
+}
+
+/**
+ * Live jobs, newest first by id (UUIDv7: creation order), keyset on id. A tenant's page is a range of
+ * the primary key (tenant_id, id); the operator's, across tenants, is acrossTenants().
  */
 export async function jobListLive(db: Kysely<Database>, p: JobFilter & { states?: JobState[]; beforeId?: string }): Promise<JobListRow[]> {
-  let q = db.withSchema(p.schema).selectFrom('jobs').select([
-    'tenant_id', 'id', 'queue', 'type', 'key', 'state', 'attempt', 'max_attempts', 'target', 'created_at', 'run_at',
-    sql<unknown>`last_error`.as('error'), sql<null>`null::timestamptz`.as('finished_at'), sql<null>`null::text`.as('finished_us'),
-  ])
-  if (p.tenantId !== undefined) q = q.where('tenant_id', '=', p.tenantId)
-  if (p.states !== undefined) q = q.where('state', 'in', p.states)
-  if (p.queue !== undefined) q = q.where('queue', '=', p.queue)
-  if (p.type !== undefined) q = q.where('type', '=', p.type)
-  if (p.since !== undefined) q = q.where('created_at', '>=', p.since)
-  if (p.until !== undefined) q = q.where('created_at', '<', p.until)
-  if (p.targetContains !== undefined) q = q.where(sql<boolean>`target @> ${JSON.stringify(p.targetContains)}::jsonb`)
-  if (p.beforeId !== undefined) q = q.where('id', '<', p.beforeId)
-  return (await q.orderBy('id', 'desc').limit(p.limit).execute()) as JobListRow[]
+  const where = sql.join([conditions(p, 'created_at', p.states), p.beforeId === undefined ? sql`true` : sql`id < ${p.beforeId}::uuid`], sql` and `)
+  const table = `${p.schema}.jobs`
+  const order = sql.raw('id desc')
+  const q = p.tenantId !== undefined
+    ? sql<JobListRow>`select ${LIST_LIVE} from ${sql.table(table)} where tenant_id = ${p.tenantId} and ${where} order by ${order} limit ${p.limit}`
+    : acrossTenants(table, LIST_LIVE, where, order, p.limit)
+  return (await q.execute(db)).rows as JobListRow[]
 }
 
 /**
  * Finished jobs, most recently finished first; keyset on (finished_at, id) in microseconds. The time
- * range filters finished_at, so only the history partitions it touches are read.
+ * range filters finished_at, so only the history partitions it touches are read; a tenant's page follows
+ * the primary key (tenant_id, finished_at, id) of each partition.
  */
 export async function jobListHistory(
   db: Kysely<Database>,
   p: JobFilter & { states?: HistoryState[]; after?: { finishedUs: string; id: string } },
 ): Promise<JobListRow[]> {
-  let q = db.withSchema(p.schema).selectFrom('job_history').select([
-    'tenant_id', 'id', 'queue', 'type', 'key', 'state', 'attempt', 'max_attempts', 'target', 'created_at', 'run_at', 'error', 'finished_at',
-    sql<string>`(extract(epoch from finished_at) * 1000000)::bigint::text`.as('finished_us'),
-  ])
-  if (p.tenantId !== undefined) q = q.where('tenant_id', '=', p.tenantId)
-  if (p.states !== undefined) q = q.where('state', 'in', p.states)
-  if (p.queue !== undefined) q = q.where('queue', '=', p.queue)
-  if (p.type !== undefined) q = q.where('type', '=', p.type)
-  if (p.since !== undefined) q = q.where('finished_at', '>=', p.since)
-  if (p.until !== undefined) q = q.where('finished_at', '<', p.until)
-  if (p.targetContains !== undefined) q = q.where(sql<boolean>`target @> ${JSON.stringify(p.targetContains)}::jsonb`)
-  if (p.after !== undefined) {
-    q = q.where(sql<boolean>`(finished_at, id) < (timestamptz 'epoch' + ${p.after.finishedUs}::bigint * interval '1 microsecond', ${p.after.id}::uuid)`)
-  }
-  return (await q.orderBy('finished_at', 'desc').orderBy('id', 'desc').limit(p.limit).execute()) as JobListRow[]
+  const after = p.after === undefined
+    ? sql`true`
+    : sql`(finished_at, id) < (timestamptz 'epoch' + ${p.after.finishedUs}::bigint * interval '1 microsecond', ${p.after.id}::uuid)`
+  const where = sql.join([conditions(p, 'finished_at', p.states), after], sql` and `)
+  const table = `${p.schema}.job_history`
+  const order = sql.raw('finished_at desc, id desc')
+  const window = sql.join([p.since === undefined ? sql`true` : sql`finished_at >= ${p.since}`, p.until === undefined ? sql`true` : sql`finished_at < ${p.until}`], sql` and `)
+  const q = p.tenantId !== undefined
+    ? sql<JobListRow>`select ${LIST_HISTORY} from ${sql.table(table)} where tenant_id = ${p.tenantId} and ${where} order by ${order} limit ${p.limit}`
+    : acrossTenants(table, LIST_HISTORY, where, order, p.limit, window)
+  return (await q.execute(db)).rows as JobListRow[]
 }
 
 /** A live job by id (every readable column), or undefined. */
