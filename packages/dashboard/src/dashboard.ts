@@ -30,7 +30,7 @@ import { schedulesPage } from './pages/schedules.js'
 
 /** A mounted dashboard: a Fetch API handler and what it holds open. */
 export interface Dashboard {
-  /** Answers one request (Request in, Response out): mount it in Hono, Bun.serve, Deno or Node (see toNodeHandler). */
+  /** Answers one request (Request in, Response out): mount it in Hono, Bun.serve or Node (see toNodeHandler). */
   fetch(request: Request): Promise<Response>
   /** The options in force, defaults filled in. */
   readonly options: ResolvedDashboardOptions

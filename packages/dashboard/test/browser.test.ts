@@ -64,7 +64,7 @@ async function shot(page: Page, name: string): Promise<void> {
 
 describe.skipIf(!existsSync(CHROMIUM))('in a real browser', () => {
   it('clicks through every page as the operator', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+    const page = await browser.newPage({ viewport: { width: 1280, height: 300 } })
     page.on('dialog', (d) => void d.accept())
     try {
       await page.goto(`${origin}/ops?range=1h`)
@@ -86,7 +86,7 @@ describe.skipIf(!existsSync(CHROMIUM))('in a real browser', () => {
   })
 
   it('pauses a queue', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+    const page = await browser.newPage({ viewport: { width: 1280, height: 300 } })
     try {
       await page.goto(`${origin}/ops/queues`)
       const row = 'tr[data-tenant="acme"][data-queue="emails"]'
@@ -104,7 +104,7 @@ describe.skipIf(!existsSync(CHROMIUM))('in a real browser', () => {
   })
 
   it('filters jobs by a target field and opens one', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+    const page = await browser.newPage({ viewport: { width: 1280, height: 300 } })
     try {
       await page.goto(`${origin}/ops/jobs`)
       await page.fill('input[name="target"]', 'customer.id=7')
@@ -124,7 +124,7 @@ describe.skipIf(!existsSync(CHROMIUM))('in a real browser', () => {
   })
 
   it('retries a failed job and sees it complete', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+    const page = await browser.newPage({ viewport: { width: 1280, height: 300 } })
     page.on('dialog', (d) => void d.accept())
     try {
       await page.goto(`${origin}/ops/jobs/${s.acmeFailed}?tenant=acme`)
@@ -150,7 +150,7 @@ describe.skipIf(!existsSync(CHROMIUM))('in a real browser', () => {
   })
 
   it('pauses a schedule, runs one now, and bulk-retries failures', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+    const page = await browser.newPage({ viewport: { width: 1280, height: 300 } })
     page.on('dialog', (d) => void d.accept())
     try {
       await page.goto(`${origin}/ops/schedules`)
@@ -178,7 +178,7 @@ describe.skipIf(!existsSync(CHROMIUM))('in a real browser', () => {
   })
 
   it("keeps a tenant-mode page from the other tenant's job", async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+    const context = await browser.newContext({ viewport: { width: 1280, height: 300 } })
     await context.addCookies([{ name: 'tenant', value: 'acme', url: origin }])
     const page = await context.newPage()
     try {
