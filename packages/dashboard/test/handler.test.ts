@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDashboard, type Dashboard, type DashboardAction } from '../src/index.js'
+import { finishedNotBefore } from '../src/queries/jobs.js'
 import { seed, type Seeded } from './seed.js'
 
 let s: Seeded
@@ -121,6 +122,23 @@ describe('tenant mode', () => {
     await post(tenantDash, 'queue.configure', { csrf: token, queue: 'emails', maxConcurrency: '', retryPolicy: '' }, { tenant: 'acme' })
   })
 
+  it("sends each tenant's live stream its own counts only", async () => {
+    const first = async (tenant: string) => {
+      const c = new AbortController()
+      const res = await tenantDash.fetch(new Request(`${BASE}/events`, { headers: { 'x-tenant': tenant }, signal: c.signal }))
+      const reader = res.body!.getReader()
+      let text = ''
+      while (!text.includes('data: ')) text += new TextDecoder().decode((await reader.read()).value)
+      c.abort()
+      await reader.cancel().catch(() => {})
+      return JSON.parse(/data: (.*)\n/.exec(text)![1]!) as Record<string, unknown>
+    }
+    const acme = await first('acme')
+    const globex = await first('globex')
+    expect(acme['q:emails:pending']).toBe(2)
+    expect(globex['q:emails:pending']).toBe(1)
+  })
+
   it('filters jobs by a target field, and pages by keyset', async () => {
     const body = await (await get(tenantDash, `/jobs?target=${encodeURIComponent('customer.id=7')}`, 'acme')).text()
     expect(body).toContain(s.acmeJob7)
@@ -145,6 +163,17 @@ describe('operator mode', () => {
     const text = await detail.text()
     expect(text).toContain('report backend unavailable')
     expect(text).toContain('class="stack"')
+  })
+
+  it('finds a job by id without the tenant in the URL', async () => {
+    for (const id of [s.globexJob, s.acmeFailed]) {
+      const res = await get(operatorDash, `/jobs/${id}`)
+      expect(res.status).toBe(200)
+      expect(await res.text()).toContain(id)
+    }
+    expect((await get(operatorDash, '/jobs/01a22dab-595c-7001-90ce-71d9d1546134')).status).toBe(404)
+    expect(finishedNotBefore(s.acmeJob7)!.getTime()).toBeLessThan(Date.now() - 86_000_000)
+    expect(finishedNotBefore('4553cf26-8512-4324-8314-487e37f26a88')).toBeUndefined()
   })
 
   it('is read-only with readOnly, or without an action connection', async () => {

@@ -112,17 +112,50 @@ export async function jobListHistory(
   return (await q.execute(db)).rows as JobListRow[]
 }
 
-/** A live job by id (every readable column), or undefined. */
+/**
+ * The earliest time a job with this id can have finished: a UUIDv7 carries its creation time in its first
+ * 48 bits, and a job finishes after it is created. A day of slack covers a producer's clock running ahead.
+ * Lets a lookup by id skip older history partitions; undefined for other UUID versions.
+ */
+export function finishedNotBefore(id: string): Date | undefined {
+  if (id[14] !== '7') return undefined
+  const ms = Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16)
+  return Number.isFinite(ms) ? new Date(ms - 86_400_000) : undefined
+}
+
+/** A live job by id (every readable column), or undefined; without a tenant, one probe of the primary key per tenant. */
 export async function jobGetLive(db: Kysely<Database>, p: { schema: string; tenantId?: string; id: string }) {
-  let q = db.withSchema(p.schema).selectFrom('jobs').select([...LIVE_COLUMNS]).where('id', '=', p.id)
-  if (p.tenantId !== undefined) q = q.where('tenant_id', '=', p.tenantId)
-  return q.limit(1).executeTakeFirst()
+  const jobs = db.withSchema(p.schema).selectFrom('jobs').select([...LIVE_COLUMNS]).where('id', '=', p.id)
+  if (p.tenantId !== undefined) return jobs.where('tenant_id', '=', p.tenantId).limit(1).executeTakeFirst()
+  const t = sql.table(`${p.schema}.jobs`)
+  const r = await sql<Awaited<ReturnType<typeof jobs.executeTakeFirstOrThrow>>>`
+    with recursive tenants(tenant_id) as (
+      select min(tenant_id) from ${t}
+      union all
+      select (select min(tenant_id) from ${t} where tenant_id > tenants.tenant_id) from tenants where tenants.tenant_id is not null
+    )
+    select j.* from tenants cross join lateral (
+      select ${sql.raw(LIVE_COLUMNS.join(', '))} from ${t} where tenant_id = tenants.tenant_id and id = ${p.id}::uuid
+    ) j limit 1`.execute(db)
+  return r.rows[0]
 }
 
-/** A finished job by id, or undefined. */
+/** A finished job by id, or undefined; the id's time skips older partitions, and without a tenant the tenants are probed one by one. */
 export async function jobGetHistory(db: Kysely<Database>, p: { schema: string; tenantId?: string; id: string }) {
+  const since = finishedNotBefore(p.id)
   let q = db.withSchema(p.schema).selectFrom('job_history').selectAll().where('id', '=', p.id)
-  if (p.tenantId !== undefined) q = q.where('tenant_id', '=', p.tenantId)
-  return q.orderBy('finished_at', 'desc').limit(1).executeTakeFirst()
+  if (since !== undefined) q = q.where('finished_at', '>=', since)
+  if (p.tenantId !== undefined) return q.where('tenant_id', '=', p.tenantId).orderBy('finished_at', 'desc').limit(1).executeTakeFirst()
+  const t = sql.table(`${p.schema}.job_history`)
+  const window = since === undefined ? sql`true` : sql`finished_at >= ${since}`
+  const r = await sql<Awaited<ReturnType<typeof q.executeTakeFirstOrThrow>>>`
+    with recursive tenants(tenant_id) as (
+      select min(tenant_id) from ${t} where ${window}
+      union all
+      select (select min(tenant_id) from ${t} where tenant_id > tenants.tenant_id and ${window}) from tenants where tenants.tenant_id is not null
+    )
+    select h.* from tenants cross join lateral (
+      select * from ${t} where tenant_id = tenants.tenant_id and id = ${p.id}::uuid and ${window} limit 1
+    ) h limit 1`.execute(db)
+  return r.rows[0]
 }
-
