@@ -18,8 +18,8 @@ ${groups.map((g) => {
   const f = { message: g.message, window: windowKey }
   return html`<tr><td><code>${g.message || '(no message)'}</code></td><td class="num">${g.failed}</td><td class="num">${g.retrying}</td>
 ${ctx.tenantId === undefined ? html`<td class="num">${g.tenants}</td>` : ''}<td>${g.queues.join(', ')}</td><td>${formatTime(g.last_at)}</td>
-<td>${g.failed > 0 ? actionForm(ctx, 'failures.retry', `Retry ${g.failed}`, f, { confirm: `Push ${g.failed} failed jobs again?` }) : ''}
-${g.retrying > 0 ? actionForm(ctx, 'failures.cancel', `Cancel ${g.retrying}`, f, { danger: true, confirm: `Cancel ${g.retrying} jobs waiting to retry?` }) : ''}</td></tr>`
+<td>${g.failed > 0 ? actionForm(ctx, 'failures.retry', 'Retry all', f, { confirm: 'Push the failed jobs of this group again (those not retried yet)?' }) : ''}
+${g.retrying > 0 ? actionForm(ctx, 'failures.cancel', 'Cancel waiting', f, { danger: true, confirm: `Cancel the jobs waiting to retry after this error?` }) : ''}</td></tr>`
 })}</tbody></table>
-<p class="muted">Retry pushes each failed job again as a new job (not those already retried and still waiting); cancel moves jobs waiting for a retry with this error to history. At most 1,000 jobs per click.</p>`
+<p class="muted">Retry all pushes each failed job of the group again as a new job, once (a job retried already is left out); cancel moves jobs waiting for a retry with this error to history. At most 1,000 jobs per click.</p>`
 }
