@@ -40,7 +40,9 @@ export function parseTargetFilter(text: string): Record<string, unknown> | undef
 
 function parseDate(field: string, v: string | null): Date | undefined {
   if (v === null || v.trim() === '') return undefined
-  const d = new Date(v.includes('T') || v.includes(' ') ? v.replace(' ', 'T') : v)
+  // Times without a zone are UTC, like every time the dashboard shows.
+  const text = v.trim().replace(' ', 'T')
+  const d = new Date(/T\d\d:\d\d(:\d\d(\.\d+)?)?$/.test(text) ? `${text}Z` : text)
   if (Number.isNaN(d.getTime())) throw new PgQueueValidationError(field, 'must be a date such as 2026-11-30T12:00', v)
   return d
 }
@@ -102,7 +104,7 @@ export async function jobsPage(ctx: PageContext): Promise<Html> {
 ${operator ? html`<label>tenant <input name="tenant" value="${q.get('tenant') ?? ''}" size="10"></label>` : ''}
 <label>queue <input name="queue" value="${q.get('queue') ?? ''}" size="12"></label>
 <label>type <input name="type" value="${q.get('type') ?? ''}" size="12"></label>
-<label>${finished ? 'finished' : 'created'} since <input name="since" value="${q.get('since') ?? ''}" placeholder="2026-11-30T12:00" size="16"></label>
+<label>${finished ? 'finished' : 'created'} since <input name="since" value="${q.get('since') ?? ''}" placeholder="2026-11-30T12:00 (UTC)" size="18"></label>
 <label>until <input name="until" value="${q.get('until') ?? ''}" size="16"></label>
 <label>target <input name="target" value="${targetText}" placeholder="customer.id=7" size="22"></label>
 <button type="submit">Filter</button></form>
