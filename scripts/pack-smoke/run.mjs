@@ -35,6 +35,9 @@ try {
   const dry = JSON.parse(sh(cli, ['migrate', '--dry-run', '--json', '--url', adminUrl, '--schema', 'pgq_pack_cli_dry'], app))
   if (!(dry.pending.length > 0)) throw new Error('pgqueue migrate --dry-run listed no migrations for an empty schema')
   console.log(`pgqueue ${sh(cli, ['--version'], app).trim()}: migrate --dry-run lists ${dry.pending.length} migrations`)
+  const dashboardHelp = sh(join(app, 'node_modules', '.bin', 'pgqueue-dashboard'), ['--help'], app)
+  if (!dashboardHelp.includes('pgqueue-dashboard --url')) throw new Error('pgqueue-dashboard --help printed no usage')
+  console.log('pgqueue-dashboard: the installed bin prints its usage')
   const scrape = `import { Registry } from 'prom-client'; import { registerPgQueueMetrics } from '@pgqueue/prometheus'
     const r = new Registry(); const m = registerPgQueueMetrics(r, ${JSON.stringify(adminUrl)}, { schema: 'pgq_pack_prom_none' })
     const text = await r.metrics(); await m.close()

@@ -5,6 +5,7 @@ import pg from 'pg'
 import pgqueue, { Coordinator } from 'pgqueue'
 import { Worker } from 'pgqueue/queues'
 import { Queues } from '@pgqueue/producer'
+import { createDashboard } from '@pgqueue/dashboard'
 
 const adminUrl = process.argv[2]
 const runtime = globalThis.Bun ? `bun ${globalThis.Bun.version}` : `node ${process.version}`
@@ -35,7 +36,13 @@ try {
   await client.close()
   if (!entry || entry.state !== 'completed') throw new Error(`job not completed: ${JSON.stringify(entry)}`)
   if (typeof Queues.create !== 'function') throw new Error('@pgqueue/producer has no Queues')
-  console.log(`pack smoke on ${runtime}: pushed, delayed, worked and recorded a job from the installed tarballs`)
+  // The dashboard's Fetch handler on this runtime's own Request and Response, in tenant mode.
+  const dashboard = createDashboard({ mode: 'tenant', connection: login(`${base}_ul`), tenantSecret, schema: base, resolveTenant: () => 'acme' })
+  const page = await dashboard.fetch(new Request(`http://smoke.test/jobs/${job.id}`))
+  const html = await page.text()
+  await dashboard.close()
+  if (page.status !== 200 || !html.includes(job.id)) throw new Error(`dashboard job page: ${page.status}`)
+  console.log(`pack smoke on ${runtime}: pushed, delayed, worked and recorded a job from the installed tarballs, and showed it on the dashboard`)
 } finally {
   await admin.query(`drop schema if exists "${base}" cascade`)
   for (const role of [`${base}_wl`, `${base}_ul`, opts.workerRole, opts.userRole]) {

@@ -8,6 +8,7 @@ import type { DemoDatabase } from './database.js'
 import type { DemoOptions } from './options.js'
 import { planStory, PushLedger, runProducer } from './story.js'
 import { formatMs, LiveBlock, renderTable } from './table.js'
+import { serveWebDashboard } from './web-dashboard.js'
 
 /** How the run ended; the exit code is 0 only when `ok`. */
 export interface DemoOutcome {
@@ -33,6 +34,9 @@ export async function runDemo(db: DemoDatabase, opts: DemoOptions, signal: Abort
 
   // The producer side connects as pgqueue_app: every call runs inside one tenant, enforced by PostgreSQL.
   const producer = createProducer(db.userUrl, { schema: opts.schema, poolSize: 8, tenantSecret: migrated.tenantSecret })
+  const web = await serveWebDashboard({ workerUrl: db.workerUrl, userUrl: db.userUrl, schema: opts.schema, tenantSecret: migrated.tenantSecret })
+  process.stdout.write(`web dashboard: ${web.url}\n`)
+  log(`web dashboard (operator mode, every tenant): ${web.url}`)
   const tenants = [plan.noisy, ...plan.quiet]
   for (const tenant of tenants) {
     for (const queue of plan.queues) await producer.queues.withTenant(tenant).configureQueue(queue, { retryPolicy: plan.retryPolicy })
@@ -91,6 +95,11 @@ export async function runDemo(db: DemoDatabase, opts: DemoOptions, signal: Abort
   const elapsedMs = Date.now() - startedAt
   printSummary(plan, rows, ledger, check, peakNoisyBacklog, elapsedMs)
   await stats.close()
+  if (opts.stay && !signal.aborted) {
+    process.stdout.write(`web dashboard still at ${web.url}; Ctrl-C to stop\n`)
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+  }
+  await web.close()
   const ok = !signal.aborted && check.inHistory === ledger.ids.size && check.live === 0
   process.stdout.write(
     ok

@@ -14,6 +14,8 @@ export interface DemoOptions {
   loginSuffix: string
   /** On DATABASE_URL, keep the roles (and schema) this run created instead of dropping them at exit. */
   keep: boolean
+  /** After the story, keep the web dashboard (and the database) up until Ctrl-C. */
+  stay: boolean
 }
 
 const USAGE = `usage: pnpm --filter @pgqueue/demo start [-- options]
@@ -22,6 +24,7 @@ const USAGE = `usage: pnpm --filter @pgqueue/demo start [-- options]
   --tenants a,b,c      tenant names, the first is the noisy one (or a number: that many tenants)
   --schema NAME        schema for pgqueue's tables (default pgqueue)
   --no-live            print log lines instead of the live table
+  --stay               after the story, keep the web dashboard (printed at start) and the database up until Ctrl-C
   --keep               on DATABASE_URL, keep the roles and schema this run created (dropped at exit by default)
   --login-suffix S     name the logins pgqueue_admin_S, pgqueue_worker_login_S, pgqueue_app_S (several runs on one server)
 environment:
@@ -29,7 +32,7 @@ environment:
 
 /** Parses argv; exits with the usage on an unknown flag. */
 export function parseOptions(argv: string[]): DemoOptions {
-  const opts: DemoOptions = { short: false, seconds: NaN, tenants: ['noisy', 'acme', 'globex', 'initech'], schema: 'pgqueue', refreshMs: 500, loginSuffix: '', keep: false }
+  const opts: DemoOptions = { short: false, seconds: NaN, tenants: ['noisy', 'acme', 'globex', 'initech'], schema: 'pgqueue', refreshMs: 500, loginSuffix: '', keep: false, stay: false }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     // pnpm 12 passes the `--` of `pnpm --filter @pgqueue/demo start -- --short` through to the script.
@@ -71,6 +74,9 @@ export function parseOptions(argv: string[]): DemoOptions {
         break
       case '--keep':
         opts.keep = true
+        break
+      case '--stay':
+        opts.stay = true
         break
       case '--no-live':
         opts.refreshMs = 0

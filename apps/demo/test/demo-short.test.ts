@@ -25,7 +25,7 @@ afterAll(async () => {
 })
 
 /** Runs the demo in a child process against the test server; resolves with its exit code and output. */
-function runDemo(args: string[]): Promise<{ code: number | null; output: string }> {
+function runDemo(args: string[], onDashboard?: (url: string) => void): Promise<{ code: number | null; output: string }> {
   return new Promise((done) => {
     const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@pgqueue/source', 'src/main.ts', ...args], {
       cwd: demoDir,
@@ -33,7 +33,15 @@ function runDemo(args: string[]): Promise<{ code: number | null; output: string 
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let output = ''
-    child.stdout.on('data', (d) => (output += d))
+    let announced = false
+    child.stdout.on('data', (d) => {
+      output += d
+      const m = /web dashboard: (http:\S+)/.exec(output)
+      if (m && !announced) {
+        announced = true
+        onDashboard?.(m[1]!)
+      }
+    })
     child.stderr.on('data', (d) => (output += d))
     const timer = setTimeout(() => child.kill('SIGINT'), 80_000)
     child.on('exit', (code) => {
@@ -45,7 +53,15 @@ function runDemo(args: string[]): Promise<{ code: number | null; output: string 
 
 it('the short demo runs the whole story and every pushed job reaches history', async () => {
   expect(url, 'run through vitest: its global setup resolves the database').toBeTruthy()
-  const { code, output } = await runDemo(['--short', '--no-live', '--schema', schema, '--login-suffix', tag])
+  let page: Promise<{ status: number; body: string }> | undefined
+  const { code, output } = await runDemo(['--short', '--no-live', '--schema', schema, '--login-suffix', tag], (address) => {
+    page = fetch(address).then(async (r) => ({ status: r.status, body: await r.text() }))
+  })
+  // The demo serves the web dashboard on a free port while it runs, and says where.
+  expect(page, output.slice(-3000)).toBeDefined()
+  const served = await page!
+  expect(served.status).toBe(200)
+  expect(served.body).toContain('<h1>Overview</h1>')
 
   expect(output).toMatch(/OK: all \d+ pushed jobs and \d+ scheduled runs reached history/)
   expect(output).toMatch(/Fair: the backlog delays only the tenant that made it/)

@@ -1,0 +1,38 @@
+import { sql, type Kysely } from 'kysely'
+import type { Database } from '@pgqueue/core/internal'
+
+/**
+ * A page of tenant ids that have live jobs or queue settings, in order after `after`: a skip-scan of the
+ * live table's primary key (one probe per tenant) merged with the small settings table, so a page costs
+ * the same at any table size.
+ */
+export async function tenantPage(db: Kysely<Database>, p: { schema: string; after?: string; limit: number }): Promise<string[]> {
+  const jobs = sql.table(`${p.schema}.jobs`)
+  const after = p.after ?? ''
+  const r = await sql<{ tenant_id: string }>`
+    with recursive live(tenant_id, n) as (
+      select min(tenant_id), 1 from ${jobs} where tenant_id > ${after}
+      union all
+      select (select min(tenant_id) from ${jobs} where tenant_id > live.tenant_id), n + 1 from live where live.tenant_id is not null and n < ${p.limit}
+    )
+    select tenant_id from live where tenant_id is not null
+    union
+    (select distinct tenant_id from ${sql.table(`${p.schema}.queues`)} where tenant_id > ${after} order by tenant_id limit ${p.limit})
+    order by tenant_id limit ${p.limit}`.execute(db)
+  return r.rows.map((x) => x.tenant_id)
+}
+
+/** Configured queues (settings rows) of the given tenants, by tenant then queue. */
+export async function queueSettingsList(db: Kysely<Database>, p: { schema: string; tenantIds: string[] }) {
+  if (p.tenantIds.length === 0) return []
+  return db.withSchema(p.schema).selectFrom('queues').select(['tenant_id', 'queue', 'paused', 'max_concurrency', 'retry_policy', 'display_name'])
+    .where('tenant_id', 'in', p.tenantIds).orderBy('tenant_id').orderBy('queue').execute()
+}
+
+/** Live counts per (state, tenant, queue) of the given tenants: ranges of jobs_state_idx (state, tenant_id, queue). */
+export async function jobCountByTenantQueue(db: Kysely<Database>, p: { schema: string; tenantIds: string[] }) {
+  if (p.tenantIds.length === 0) return []
+  return db.withSchema(p.schema).selectFrom('jobs').select((eb) => ['state', 'tenant_id', 'queue', eb.fn.countAll<string>().as('n')])
+    .where('state', 'in', ['pending', 'held', 'scheduled', 'running']).where('tenant_id', 'in', p.tenantIds)
+    .groupBy(['state', 'tenant_id', 'queue']).execute()
+}

@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { connect, createHistoryPartition, migrate, silentLogger } from '@pgqueue/core/internal'
+import { Maintenance } from '@pgqueue/maintenance'
+import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
+import { createDashboard, type Dashboard } from '../src/index.js'
+
+// Server time of every page on a larger fixture: behind PGQUEUE_LONG_TESTS=1, sizes from the environment.
+// The machine is shared, so the default is small (100,000 live and 100,000 finished jobs).
+const LONG = process.env.PGQUEUE_LONG_TESTS === '1'
+const LIVE = Number(process.env.PGQUEUE_SCALE_LIVE ?? 100_000)
+const HISTORY = Number(process.env.PGQUEUE_SCALE_HISTORY ?? 100_000)
+const TENANTS = 100
+const DAYS = 7
+
+let t: IsolatedDatabase
+let operator: Dashboard
+let tenant: Dashboard
+
+function log(line: string): void {
+  process.stderr.write(`[dashboard scale] ${line}\n`)
+}
+
+/** Median server time of a page over `runs` requests (after one warm-up), in ms; the page must answer 200. */
+async function pageTime(d: Dashboard, path: string, runs = 5): Promise<number> {
+  const times: number[] = []
+  for (let i = 0; i <= runs; i++) {
+    const t0 = performance.now()
+    const res = await d.fetch(new Request(`http://scale.test${path}`, { headers: { 'x-tenant': 't7' } }))
+    const body = await res.text()
+    expect(res.status, `${path}: ${body.slice(0, 300)}`).toBe(200)
+    if (i > 0) times.push(performance.now() - t0)
+  }
+  times.sort((a, b) => a - b)
+  return times[Math.floor(times.length / 2)]!
+}
+
+describe.skipIf(!LONG)(`dashboard pages at ${LIVE} live and ${HISTORY} finished jobs`, () => {
+  beforeAll(async () => {
+    t = await createIsolatedDatabase('dash_scale')
+    await migrate(t.adminUrl, t.schemaOptions)
+    const s = `"${t.schema}"`
+    const conn = connect(t.adminUrl, { max: 1 })
+    for (let d = -DAYS; d <= 1; d++) await createHistoryPartition(conn.db, new Date(Date.now() + d * 86_400_000), t.schemaOptions)
+    await conn.close()
+    const t0 = performance.now()
+    // Live: 100 tenants, 10 queues; 70 % pending, 15 % scheduled, 10 % held (some with a last error), 5 % running.
+    await t.admin.query(`
+      insert into ${s}.jobs (tenant_id, queue, type, state, vt, run_at, attempt, lease_owner, lease_expires_at, target, last_error)
+      select 't' || (i % ${TENANTS}), 'q' || (i % 10), 'x',
+             case when i % 20 < 14 then 'pending' when i % 20 < 17 then 'scheduled' when i % 20 < 19 then 'held' else 'running' end,
+             case when i % 20 < 14 then i end,
+             now() + case when i % 20 in (14, 15) then interval '1 hour' else - (i % 3600) * interval '1 second' end,
+             i % 3, case when i % 20 = 19 then 'w' end, case when i % 20 = 19 then now() + interval '1 minute' end,
+             jsonb_build_object('customer', jsonb_build_object('id', i % 5000), 'region', 'r' || (i % 7)),
+             case when i % 20 = 17 then jsonb_build_object('message', 'timeout ' || (i % 5), 'at', now()) end
+        from generate_series(1, ${LIVE}) i`)
+    await t.admin.query(`
+      insert into ${s}.job_history (tenant_id, id, queue, type, state, attempt, max_attempts, created_at, run_at, started_at, finished_at, target, error)
+      select 't' || (i % ${TENANTS}), gen_random_uuid(), 'q' || (i % 10), 'x',
+             case when i % 50 = 0 then 'failed' when i % 97 = 0 then 'cancelled' else 'completed' end, 1, 3,
+             f - interval '2 seconds', f - interval '1 second' - (i % 1000) * interval '1 millisecond', f - (i % 700) * interval '1 millisecond', f,
+             jsonb_build_object('customer', jsonb_build_object('id', i % 5000)),
+             case when i % 50 = 0 then jsonb_build_object('message', 'upstream ' || (i % 9), 'stack', 'Error: upstream') end
+        from generate_series(1, ${HISTORY}) i,
+             lateral (select now() - (i::float8 / ${HISTORY}) * interval '${DAYS} days' as f) x`)
+    await t.admin.query(`vacuum analyze ${s}.jobs`)
+    await t.admin.query(`vacuum analyze ${s}.job_history`)
+    log(`fixture: ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+    await Maintenance.runOnce(t.adminUrl, { ...t.schemaOptions, logger: silentLogger, tasks: { vacuum: false, retention: false, nodes: false, leases: false, partitions: false } })
+    const common = { schema: t.schema, tenantSecret: t.tenantSecret }
+    operator = createDashboard({ ...common, mode: 'operator', connection: t.workerUrl, actionConnection: t.userUrl })
+    tenant = createDashboard({ ...common, mode: 'tenant', connection: t.userUrl, resolveTenant: (r) => r.headers.get('x-tenant') })
+  }, 900_000)
+  afterAll(async () => {
+    await operator?.close()
+    await tenant?.close()
+    // PGQUEUE_SCALE_KEEP=1 leaves the fixture for EXPLAIN by hand (drop the schema and roles after).
+    if (process.env.PGQUEUE_SCALE_KEEP === '1') {
+      log(`kept schema ${t.schema}`)
+      await t.admin.end()
+    } else await t?.cleanup()
+  })
+
+  it('answers every page, and prints the median server time of each', async () => {
+    const live = await t.admin.query(`select id from "${t.schema}".jobs where tenant_id = 't7' order by id desc offset 500 limit 1`)
+    const hist = await t.admin.query(`select id from "${t.schema}".job_history where tenant_id = 't7' order by finished_at desc offset 500 limit 1`)
+    const pages = [
+      '/', '/?range=7d', '/queues', '/jobs', '/jobs?state=pending', '/jobs?state=failed', '/jobs?state=finished&queue=q3',
+      `/jobs?target=${encodeURIComponent('customer.id=42')}`, `/jobs?state=finished&target=${encodeURIComponent('customer.id=42')}`,
+      `/jobs/${live.rows[0].id}`, `/jobs/${hist.rows[0].id}`, '/schedules', '/failures', '/failures?window=7d',
+    ]
+    const rows: string[] = []
+    for (const path of pages) {
+      const op = await pageTime(operator, path.startsWith('/jobs/') ? `${path}?tenant=t7` : path)
+      const tn = await pageTime(tenant, path)
+      rows.push(`| \`${path}\` | ${op.toFixed(0)} | ${tn.toFixed(0)} |`)
+    }
+    log(`\n| page | operator ms | tenant ms |\n| --- | --- | --- |\n${rows.join('\n')}`)
+  }, 600_000)
+})
