@@ -16,6 +16,33 @@ table fair_weights -- row level security
   constraint fair_weights_tenant_id_bytes CHECK (((octet_length(tenant_id) >= 1) AND (octet_length(tenant_id) <= 256)))
   constraint fair_weights_weight_range CHECK (((weight >= (0.001)::double precision) AND (weight <= (1000)::double precision)))
 
+table flow_edges -- row level security
+  tenant_id text collate "C" not null -- no statistics
+  parent_id uuid not null
+  child_id uuid not null
+  constraint flow_edges_pkey PRIMARY KEY (tenant_id, parent_id, child_id)
+
+table flow_nodes -- row level security
+  tenant_id text collate "C" not null -- no statistics
+  id uuid not null
+  flow_id uuid not null
+  ref text collate "C" not null
+  queue text collate "C" not null
+  type text collate "C" not null
+  parents_left integer not null default 0
+  run_on_parent_failure boolean not null default false
+  state text collate "C" not null
+  result bytea
+  result_type text
+  error jsonb
+  created_at timestamp with time zone not null default now()
+  finished_at timestamp with time zone
+  constraint flow_nodes_parents_left_range CHECK ((parents_left >= 0))
+  constraint flow_nodes_pkey PRIMARY KEY (tenant_id, id)
+  constraint flow_nodes_ref_bytes CHECK (((octet_length(ref) >= 1) AND (octet_length(ref) <= 128)))
+  constraint flow_nodes_state_check CHECK ((state = ANY (ARRAY['waiting'::text, 'live'::text, 'completed'::text, 'failed'::text, 'cancelled'::text])))
+  constraint flow_nodes_tenant_id_bytes CHECK (((octet_length(tenant_id) >= 1) AND (octet_length(tenant_id) <= 256)))
+
 table history_rollup_hours
   bucket timestamp with time zone not null
   queue text not null
@@ -61,6 +88,7 @@ table job_history partition by RANGE (finished_at) -- row level security
   run_at timestamp with time zone not null
   started_at timestamp with time zone
   finished_at timestamp with time zone not null default now()
+  flow_id uuid
   constraint job_history_created_at_range CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
   constraint job_history_error_size CHECK ((pg_column_size(error) <= 8388608))
   constraint job_history_finished_at_range CHECK (((finished_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (finished_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
@@ -105,6 +133,7 @@ table jobs with (fillfactor=70, autovacuum_vacuum_scale_factor=0.02, autovacuum_
   created_at timestamp with time zone not null default now()
   updated_at timestamp with time zone not null default now()
   started_at timestamp with time zone
+  flow_id uuid
   constraint jobs_created_at_range CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
   constraint jobs_key_bytes CHECK (((octet_length(key) >= 1) AND (octet_length(key) <= 512)))
   constraint jobs_lease_expires_at_range CHECK (((lease_expires_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (lease_expires_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
@@ -120,7 +149,7 @@ table jobs with (fillfactor=70, autovacuum_vacuum_scale_factor=0.02, autovacuum_
   constraint jobs_run_at_range CHECK (((run_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (run_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
   constraint jobs_running_has_lease CHECK (((state <> 'running'::text) OR (lease_expires_at IS NOT NULL)))
   constraint jobs_started_at_range CHECK (((started_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (started_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
-  constraint jobs_state_check CHECK ((state = ANY (ARRAY['scheduled'::text, 'pending'::text, 'held'::text, 'running'::text])))
+  constraint jobs_state_check CHECK ((state = ANY (ARRAY['scheduled'::text, 'pending'::text, 'held'::text, 'running'::text, 'waiting'::text])))
   constraint jobs_target_size CHECK ((pg_column_size(target) <= 8388608))
   constraint jobs_tenant_id_bytes CHECK (((octet_length(tenant_id) >= 1) AND (octet_length(tenant_id) <= 256)))
   constraint jobs_type_bytes CHECK (((octet_length(type) >= 1) AND (octet_length(type) <= 128)))
@@ -255,6 +284,10 @@ table worker_metadata -- row level security
 -- indexes
 CREATE UNIQUE INDEX fair_blocks_pkey ON pgqueue.fair_blocks USING btree (tenant_id, queue);
 CREATE UNIQUE INDEX fair_weights_pkey ON pgqueue.fair_weights USING btree (tenant_id, queue);
+CREATE INDEX flow_edges_child_idx ON pgqueue.flow_edges USING btree (tenant_id, child_id);
+CREATE UNIQUE INDEX flow_edges_pkey ON pgqueue.flow_edges USING btree (tenant_id, parent_id, child_id);
+CREATE INDEX flow_nodes_flow_idx ON pgqueue.flow_nodes USING btree (tenant_id, flow_id);
+CREATE UNIQUE INDEX flow_nodes_pkey ON pgqueue.flow_nodes USING btree (tenant_id, id);
 CREATE UNIQUE INDEX history_rollup_hours_pkey ON pgqueue.history_rollup_hours USING btree (bucket, queue);
 CREATE UNIQUE INDEX history_rollup_minutes_pkey ON pgqueue.history_rollup_minutes USING btree (bucket, queue);
 CREATE INDEX job_history_finished_brin ON ONLY pgqueue.job_history USING brin (finished_at) WITH (autosummarize='on');
@@ -291,6 +324,10 @@ CREATE UNIQUE INDEX worker_metadata_pkey ON pgqueue.worker_metadata USING btree 
 -- policies
 policy fair_blocks_worker on fair_blocks for ALL to {queue_worker} using (true) with check (true);
 policy fair_weights_worker on fair_weights for ALL to {queue_worker} using (true) with check (true);
+policy flow_edges_tenant on flow_edges for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
+policy flow_edges_worker on flow_edges for ALL to {queue_worker} using (true) with check (true);
+policy flow_nodes_tenant on flow_nodes for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
+policy flow_nodes_worker on flow_nodes for ALL to {queue_worker} using (true) with check (true);
 policy job_history_tenant on job_history for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
 policy job_history_worker on job_history for ALL to {queue_worker} using (true) with check (true);
 policy jobs_tenant on jobs for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
@@ -396,6 +433,197 @@ begin
 end
 $$;
 
+function flow_adopt(p_tenant text, p_id uuid, p_flow_id uuid) returns uuid volatile security definer set search_path=pg_catalog, pg_temp as $$
+declare
+  v_flow uuid;
+  v_state text;
+begin
+  perform pgqueue.require_tenant(p_tenant);
+  select j.flow_id, j.state into v_flow, v_state from pgqueue.jobs j where j.tenant_id = p_tenant and j.id = p_id for update;
+  if v_state is null then
+    raise exception 'pgqueue: job % is not live', p_id using errcode = '22023';
+  end if;
+  if v_flow is not null then
+    return v_flow;
+  end if;
+  update pgqueue.jobs set flow_id = p_flow_id where tenant_id = p_tenant and id = p_id;
+  insert into pgqueue.flow_nodes (tenant_id, id, flow_id, ref, queue, type, parents_left, state)
+  select j.tenant_id, j.id, p_flow_id, 'root', j.queue, j.type, 0, 'live' from pgqueue.jobs j
+   where j.tenant_id = p_tenant and j.id = p_id;
+  return p_flow_id;
+end
+$$;
+
+function flow_cancel(p_tenant text, p_flow_id uuid) returns TABLE(cancelled integer, flagged integer) volatile security definer set search_path=pg_catalog, pg_temp as $$
+#variable_conflict use_column
+declare
+  v_ids uuid[];
+  v_flagged integer;
+  v_error jsonb := jsonb_build_object('message', 'the flow was cancelled', 'name', 'FlowCancelledError', 'code', 'FLOW_CANCELLED',
+                                      'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
+begin
+  perform pgqueue.require_tenant(p_tenant);
+  -- Lock the flow's live nodes first, in id order like flow_parents_done(), so a completing parent and
+  -- this cancel settle a child one after the other.
+  perform 1 from pgqueue.flow_nodes n
+    where n.tenant_id = p_tenant and n.flow_id = p_flow_id and n.state in ('waiting', 'live')
+    order by n.id for update;
+  with removed as (
+    delete from pgqueue.jobs j
+     where j.tenant_id = p_tenant and j.flow_id = p_flow_id and j.state <> 'running'
+    returning j.*
+  ), archived as (
+    insert into pgqueue.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
+                                     attempt, max_attempts, schedule_id, retry_of, created_at, run_at, started_at,
+                                     error, flow_id, finished_at)
+    select r.tenant_id, r.id, r.queue, r.type, r.key, 'cancelled', r.priority, r.payload, r.payload_type, r.target,
+           r.attempt, r.max_attempts, r.schedule_id, r.retry_of, r.created_at, r.run_at, r.started_at,
+           v_error, r.flow_id, now()
+      from removed r
+    returning 1
+  )
+  select coalesce(array_agg(r.id), '{}') into v_ids from removed r where (select count(*) from archived) >= 0;
+  update pgqueue.jobs j set cancel_requested = true, updated_at = now()
+   where j.tenant_id = p_tenant and j.flow_id = p_flow_id and j.state = 'running';
+  get diagnostics v_flagged = row_count;
+  update pgqueue.flow_nodes n set state = 'cancelled', error = v_error, finished_at = now()
+   where n.tenant_id = p_tenant and n.id = any(v_ids);
+  return query select cardinality(v_ids), v_flagged;
+end
+$$;
+
+function flow_parents_done(p_tenants text[], p_ids uuid[], p_states text[], p_results bytea[], p_result_types text[], p_errors jsonb[]) returns integer volatile security definer set search_path=pg_catalog, pg_temp as $$
+declare
+  v_tenant text;
+  v_done uuid[];
+  v_failed uuid[];
+  v_release uuid[];
+  v_cancel uuid[];
+  v_released integer := 0;
+begin
+  update pgqueue.flow_nodes n
+     set state = i.state, result = i.result, result_type = i.result_type, error = i.error, finished_at = now()
+    from unnest(p_tenants, p_ids, p_states, p_results, p_result_types, p_errors) as i(tenant_id, id, state, result, result_type, error)
+   where n.tenant_id = i.tenant_id and n.id = i.id and n.state in ('waiting', 'live');
+
+  -- Tenants in order, so two settling transactions take clocks in the same order.
+  for v_tenant in select distinct t from unnest(p_tenants) t order by 1 loop
+    select coalesce(array_agg(i.id) filter (where i.state = 'completed'), '{}'),
+           coalesce(array_agg(i.id) filter (where i.state <> 'completed'), '{}')
+      into v_done, v_failed
+      from unnest(p_tenants, p_ids, p_states) as i(tenant_id, id, state)
+     where i.tenant_id = v_tenant;
+    while cardinality(v_done) + cardinality(v_failed) > 0 loop
+      with c as (
+        select e.child_id, count(*) filter (where e.parent_id = any(v_done)) as ok,
+               count(*) filter (where e.parent_id = any(v_failed)) as bad
+          from pgqueue.flow_edges e
+         where e.tenant_id = v_tenant and (e.parent_id = any(v_done) or e.parent_id = any(v_failed))
+         group by e.child_id
+      ),
+      locked as (
+        select n.id from pgqueue.flow_nodes n
+         where n.tenant_id = v_tenant and n.id in (select c.child_id from c) and n.state = 'waiting'
+         order by n.id
+           for update
+      ),
+      settled as (
+        update pgqueue.flow_nodes n
+           set parents_left = greatest(0, n.parents_left - (c.ok + c.bad)::integer),
+               state = case when c.bad > 0 and not n.run_on_parent_failure then 'cancelled'
+                            when n.parents_left - (c.ok + c.bad) <= 0 then 'live'
+                            else 'waiting' end,
+               finished_at = case when c.bad > 0 and not n.run_on_parent_failure then now() end,
+               error = case when c.bad > 0 and not n.run_on_parent_failure
+                            then jsonb_build_object('message', 'a parent job failed or was cancelled', 'name', 'ParentFailedError',
+                                   'code', 'PARENT_FAILED', 'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) end
+          from c join locked l on l.id = c.child_id
+         where n.tenant_id = v_tenant and n.id = c.child_id and n.state = 'waiting'
+        returning n.id, n.state, n.error
+      ),
+      gone as (
+        delete from pgqueue.jobs j using settled s
+         where j.tenant_id = v_tenant and j.id = s.id and s.state = 'cancelled' and j.state = 'waiting'
+        returning j.*, s.error as flow_error
+      ),
+      archived as (
+        insert into pgqueue.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
+                                         attempt, max_attempts, schedule_id, retry_of, created_at, run_at, started_at,
+                                         error, flow_id, finished_at)
+        select g.tenant_id, g.id, g.queue, g.type, g.key, 'cancelled', g.priority, g.payload, g.payload_type, g.target,
+               g.attempt, g.max_attempts, g.schedule_id, g.retry_of, g.created_at, g.run_at, g.started_at,
+               g.flow_error, g.flow_id, now()
+          from gone g
+        returning 1
+      )
+      select coalesce(array_agg(s.id) filter (where s.state = 'live'), '{}'),
+             coalesce(array_agg(s.id) filter (where s.state = 'cancelled'), '{}')
+        into v_release, v_cancel
+        from settled s
+       where (select count(*) from archived) >= 0;
+      v_released := v_released + pgqueue.flow_release(v_tenant, v_release);
+      -- The cancelled children are parents that did not complete, for their own children.
+      v_done := '{}';
+      v_failed := v_cancel;
+    end loop;
+  end loop;
+  return v_released;
+end
+$$;
+
+function flow_raise(p_message text) returns boolean volatile set search_path=pg_catalog, pg_temp as $$
+begin
+  raise exception '%', p_message using errcode = '22023';
+end
+$$;
+
+function flow_release(p_tenant text, p_ids uuid[]) returns integer volatile security definer set search_path=pg_catalog, pg_temp as $$
+declare
+  v_pending integer;
+begin
+  if p_ids is null or cardinality(p_ids) = 0 then
+    return 0;
+  end if;
+  with r as materialized (
+    select j.id, j.queue, j.priority,
+           case when j.run_at > now() then 'scheduled'
+                when qc.paused or qc.max_concurrency is not null then 'held'
+                when fb.until > now() then 'held'
+                else 'pending' end as state
+      from pgqueue.jobs j
+      left join pgqueue.queues qc on qc.tenant_id = j.tenant_id and qc.queue = j.queue
+      left join pgqueue.fair_blocks fb on fb.tenant_id = j.tenant_id and fb.queue = j.queue
+     where j.tenant_id = p_tenant and j.id = any(p_ids) and j.state = 'waiting'
+  ),
+  clocks as materialized (
+    select c.queue, c.n, pgqueue.fair_clock_try_advance(p_tenant, c.queue, c.n) as last_vt,
+           pgqueue.fair_clock_stride(p_tenant, c.queue) as stride
+      from (select r.queue, count(*) as n from r where r.state = 'pending' group by r.queue order by r.queue) c
+  ),
+  stamped as (
+    select r.id,
+           case when r.state = 'pending' and c.last_vt is null then 'scheduled' else r.state end as state,
+           case when r.state = 'pending' and c.last_vt is not null
+                then c.last_vt - (c.n - row_number() over (partition by r.queue, r.state order by r.priority desc, r.id)) * c.stride
+           end as vt
+      from r left join clocks c on c.queue = r.queue
+  ),
+  moved as (
+    update pgqueue.jobs j
+       set state = s.state, vt = s.vt, run_at = greatest(j.run_at, now()), updated_at = now()
+      from stamped s
+     where j.tenant_id = p_tenant and j.id = s.id
+    returning j.state
+  )
+  select count(*) filter (where moved.state = 'pending') into v_pending from moved;
+  -- Wake idle workers (and the Scheduler, for jobs left scheduled): empty payload, as push_jobs().
+  if v_pending > 0 then
+    perform pg_notify('pgqueue_pgqueue_jobs', '');
+  end if;
+  return v_pending;
+end
+$$;
+
 function hold_jobs(p_tenant text, p_queue text) returns integer volatile security definer set search_path=pg_catalog, pg_temp as $$
 declare
   v_moved integer;
@@ -432,10 +660,10 @@ begin
   ), archived as (
     insert into pgqueue.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
                                      attempt, max_attempts, schedule_id, retry_of, created_at, run_at, started_at,
-                                     error, finished_at)
+                                     error, flow_id, finished_at)
     select r.tenant_id, r.id, r.queue, r.type, r.key, 'cancelled', r.priority, r.payload, r.payload_type, r.target,
            r.attempt, r.max_attempts, r.schedule_id, r.retry_of, r.created_at, r.run_at, r.started_at,
-           r.last_error, now()
+           r.last_error, r.flow_id, now()
       from removed r where p_archive
     returning 1
   ), flagged as (
@@ -443,8 +671,14 @@ begin
       from target t
      where j.tenant_id = t.tenant_id and j.id = t.id and j.state = 'running'
     returning j.id
+  ), flowed as (
+    select pgqueue.flow_parents_done(array_agg(r.tenant_id), array_agg(r.id), array_agg('cancelled'::text),
+                                     null, null, null) as released
+      from removed r where r.flow_id is not null
+    having count(*) > 0
   )
   select r.id, case when p_archive then 'cancelled' else 'deleted' end from removed r
+   where (select count(*) from flowed) >= 0
   union all
   select f.id, 'flagged' from flagged f;
 end
@@ -452,6 +686,134 @@ $$;
 
 function latency_bucket(ms double precision) returns integer immutable as $$
   select case when ms < 1 then 0 else least(107, 1 + floor(4 * ln(ms) / ln(2.0))::integer) end
+$$;
+
+function push_flow(p_tenant text, p_flow_id uuid, p_ids uuid[], p_refs text[], p_queues text[], p_types text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_run_on_parent_failure boolean[], p_edge_child uuid[], p_edge_parent uuid[]) returns TABLE(id uuid, ref text, state text) volatile security definer set search_path=pg_catalog, pg_temp as $$
+begin
+  perform pgqueue.require_tenant(p_tenant);
+  return query select * from pgqueue.push_flow_unchecked(p_tenant, p_flow_id, p_ids, p_refs, p_queues, p_types, p_payloads,
+    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_run_on_parent_failure,
+    p_edge_child, p_edge_parent, true);
+end
+$$;
+
+function push_flow(p_tenant text, p_token text, p_flow_id uuid, p_ids uuid[], p_refs text[], p_queues text[], p_types text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_run_on_parent_failure boolean[], p_edge_child uuid[], p_edge_parent uuid[]) returns TABLE(id uuid, ref text, state text) volatile security definer set search_path=pg_catalog, pg_temp as $$
+declare
+  v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+begin
+  if p_tenant is null or p_tenant = '' then
+    raise exception 'pgqueue: a tenant is required' using errcode = '42501';
+  end if;
+  if v_current is not null and v_current <> p_tenant then
+    raise exception 'pgqueue: transaction is scoped to another tenant' using errcode = '42501';
+  end if;
+  perform set_config('pgqueue.tenant', p_tenant, true);
+  perform set_config('pgqueue.tenant_token', coalesce(p_token, ''), true);
+  perform pgqueue.current_tenant();
+  return query select * from pgqueue.push_flow_unchecked(p_tenant, p_flow_id, p_ids, p_refs, p_queues, p_types, p_payloads,
+    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_run_on_parent_failure,
+    p_edge_child, p_edge_parent, false);
+end
+$$;
+
+function push_flow_unchecked(p_tenant text, p_flow_id uuid, p_ids uuid[], p_refs text[], p_queues text[], p_types text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_run_on_parent_failure boolean[], p_edge_child uuid[], p_edge_parent uuid[], p_allow_existing boolean) returns TABLE(id uuid, ref text, state text) volatile security definer set search_path=pg_catalog, pg_temp as $$
+#variable_conflict use_column
+declare
+  v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+  v_existing uuid[];
+  v_found integer;
+  v_roots uuid[];
+begin
+  if p_tenant is null or p_tenant = '' then
+    raise exception 'pgqueue: a tenant is required' using errcode = '42501';
+  end if;
+  if v_current is not null and v_current <> p_tenant then
+    raise exception 'pgqueue: transaction is scoped to another tenant' using errcode = '42501';
+  end if;
+  perform set_config('pgqueue.tenant', p_tenant, true);
+  if p_flow_id is null or cardinality(p_ids) = 0 or cardinality(p_ids) > 1000 or cardinality(p_edge_child) > 100000
+     or cardinality(p_edge_child) <> cardinality(p_edge_parent) then
+    raise exception 'pgqueue: a flow call takes 1 to 1000 nodes' using errcode = '22023';
+  end if;
+  if exists (select 1 from unnest(p_edge_child) c where c is null or c <> all(p_ids)) then
+    raise exception 'pgqueue: an edge names a child that is not a node of this call' using errcode = '22023';
+  end if;
+  -- Parents of this call must come before their children.
+  if exists (select 1 from unnest(p_edge_child, p_edge_parent) as e(child, parent)
+               join unnest(p_ids) with ordinality as pc(id, ord) on pc.id = e.child
+               join unnest(p_ids) with ordinality as pp(id, ord) on pp.id = e.parent
+              where pp.ord >= pc.ord) then
+    raise exception 'pgqueue: flow nodes must be in dependency order (a cycle?)' using errcode = '22023';
+  end if;
+  select coalesce(array_agg(distinct e.parent), '{}') into v_existing
+    from unnest(p_edge_parent) e(parent) where e.parent is null or e.parent <> all(p_ids);
+  if cardinality(v_existing) > 0 then
+    if not coalesce(p_allow_existing, false) then
+      raise exception 'pgqueue: a parent is not a node of this flow call' using errcode = '22023';
+    end if;
+    select count(*) into v_found from (
+      select n.id from pgqueue.flow_nodes n
+       where n.tenant_id = p_tenant and n.flow_id = p_flow_id and n.id = any(v_existing)
+       order by n.id
+         for share) x;
+    if v_found <> cardinality(v_existing) then
+      raise exception 'pgqueue: a parent is not a job of this tenant''s flow' using errcode = '22023';
+    end if;
+  end if;
+
+  with given as (
+    select * from unnest(p_ids, p_refs, p_queues, p_types, p_payloads, p_payload_types, p_targets, p_priorities,
+                         p_run_ats, p_max_attempts, p_retry_policies, p_run_on_parent_failure)
+           with ordinality as g(id, ref, queue, type, payload, payload_type, target, priority, run_at, max_attempts,
+                                retry_policy, run_on_parent_failure, ord)
+  ),
+  waits as (
+    -- Unfinished parents per child: those of this call, and existing ones still waiting or live. An
+    -- existing parent that already failed counts as finished; the child then starts (run on failure)
+    -- or is refused below.
+    select e.child, count(*) filter (where e.parent = any(p_ids) or n.state in ('waiting', 'live')) as n,
+           bool_or(n.state in ('failed', 'cancelled')) as parent_failed
+      from unnest(p_edge_child, p_edge_parent) as e(child, parent)
+      left join pgqueue.flow_nodes n on n.tenant_id = p_tenant and n.id = e.parent and e.parent <> all(p_ids)
+     group by e.child
+  ),
+  nodes as (
+    insert into pgqueue.flow_nodes (tenant_id, id, flow_id, ref, queue, type, parents_left, run_on_parent_failure, state)
+    select p_tenant, g.id, p_flow_id, g.ref, g.queue, g.type, coalesce(w.n, 0), coalesce(g.run_on_parent_failure, false),
+           case when coalesce(w.n, 0) = 0 then 'live' else 'waiting' end
+      from given g left join waits w on w.child = g.id
+     where case when w.parent_failed and not coalesce(g.run_on_parent_failure, false)
+                then pgqueue.flow_raise('pgqueue: a parent of this node already failed or was cancelled') else true end
+     order by g.ord
+    returning 1
+  ),
+  jobs_in as (
+    insert into pgqueue.jobs as j (tenant_id, id, queue, type, key, state, priority, vt, run_at, payload, payload_type,
+                                   target, max_attempts, retry_policy, flow_id)
+    select p_tenant, g.id, g.queue, g.type, null, 'waiting', coalesce(g.priority, 0), null, coalesce(g.run_at, now()),
+           g.payload, g.payload_type, g.target,
+           coalesce(g.max_attempts, (qc.retry_policy->>'maxAttempts')::integer, 5), g.retry_policy, p_flow_id
+      from given g
+      left join pgqueue.queues qc on qc.tenant_id = p_tenant and qc.queue = g.queue
+     order by g.ord
+    returning 1
+  ),
+  edges as (
+    insert into pgqueue.flow_edges (tenant_id, parent_id, child_id)
+    select distinct p_tenant, e.parent, e.child from unnest(p_edge_child, p_edge_parent) as e(child, parent)
+    returning 1
+  )
+  select coalesce(array_agg(g.id), '{}') into v_roots
+    from given g left join waits w on w.child = g.id
+   where coalesce(w.n, 0) = 0
+     and (select count(*) from nodes) + (select count(*) from jobs_in) + (select count(*) from edges) >= 0;
+
+  perform pgqueue.flow_release(p_tenant, v_roots);
+  return query
+  select j.id, n.ref, j.state from pgqueue.jobs j
+    join pgqueue.flow_nodes n on n.tenant_id = j.tenant_id and n.id = j.id
+   where j.tenant_id = p_tenant and j.id = any(p_ids);
+end
 $$;
 
 function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
@@ -635,6 +997,10 @@ $$;
 -- grants (group roles only)
 grant DELETE, INSERT, SELECT, UPDATE on fair_blocks to queue_worker;
 grant DELETE, INSERT, SELECT, UPDATE on fair_weights to queue_worker;
+grant SELECT on flow_edges to queue_user;
+grant SELECT on flow_edges to queue_worker;
+grant SELECT on flow_nodes to queue_user;
+grant SELECT on flow_nodes to queue_worker;
 grant SELECT on history_rollup_hours to queue_worker;
 grant SELECT on history_rollup_minutes to queue_worker;
 grant SELECT on job_history to queue_user;
@@ -653,6 +1019,7 @@ grant SELECT on worker_metadata to queue_worker;
 grant SELECT (attempt) on jobs to queue_user;
 grant SELECT (cancel_requested) on jobs to queue_user;
 grant SELECT (created_at) on jobs to queue_user;
+grant SELECT (flow_id) on jobs to queue_user;
 grant SELECT (id) on jobs to queue_user;
 grant SELECT (key) on jobs to queue_user;
 grant SELECT (last_error) on jobs to queue_user;
@@ -710,12 +1077,18 @@ grant execute on function fair_clock_advance(p_tenant text, p_queue text, p_n bi
 grant execute on function fair_clock_stride(p_tenant text, p_queue text) to queue_worker;
 grant execute on function fair_clock_try_advance(p_tenant text, p_queue text, p_n bigint) to queue_worker;
 grant execute on function fair_clock_try_lock(p_tenant text, p_queue text) to queue_worker;
+grant execute on function flow_adopt(p_tenant text, p_id uuid, p_flow_id uuid) to queue_worker;
+grant execute on function flow_cancel(p_tenant text, p_flow_id uuid) to queue_user;
+grant execute on function flow_cancel(p_tenant text, p_flow_id uuid) to queue_worker;
+grant execute on function flow_parents_done(p_tenants text[], p_ids uuid[], p_states text[], p_results bytea[], p_result_types text[], p_errors jsonb[]) to queue_worker;
 grant execute on function hold_jobs(p_tenant text, p_queue text) to queue_user;
 grant execute on function hold_jobs(p_tenant text, p_queue text) to queue_worker;
 grant execute on function installation() to queue_user;
 grant execute on function installation() to queue_worker;
 grant execute on function job_remove(p_tenant text, p_id uuid, p_queue text, p_key text, p_archive boolean) to queue_user;
 grant execute on function latency_bucket(ms double precision) to queue_worker;
+grant execute on function push_flow(p_tenant text, p_flow_id uuid, p_ids uuid[], p_refs text[], p_queues text[], p_types text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_run_on_parent_failure boolean[], p_edge_child uuid[], p_edge_parent uuid[]) to queue_worker;
+grant execute on function push_flow(p_tenant text, p_token text, p_flow_id uuid, p_ids uuid[], p_refs text[], p_queues text[], p_types text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_run_on_parent_failure boolean[], p_edge_child uuid[], p_edge_parent uuid[]) to queue_user;
 grant execute on function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_worker;
 grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_user;
 grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_worker;

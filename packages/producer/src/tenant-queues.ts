@@ -51,7 +51,7 @@ import { TenantWorkerMetadata } from './tenant-worker-metadata.js'
 import { TenantFlows } from './tenant-flows.js'
 import { newFlowId, validateFlowNodes } from './flow-input.js'
 
-const JOB_STATES: readonly JobState[] = ['scheduled', 'pending', 'held', 'running']
+const JOB_STATES: readonly JobState[] = ['scheduled', 'pending', 'held', 'running', 'waiting']
 const HISTORY_STATES: readonly HistoryState[] = ['completed', 'failed', 'cancelled']
 const QUEUE_SETTINGS = new Set(['paused', 'retryPolicy', 'maxConcurrency', 'displayName'])
 const MAX_CONCURRENCY = 1_000_000
