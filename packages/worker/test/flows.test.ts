@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { createIsolatedDatabase, waitFor, type IsolatedDatabase } from '@pgqueue/testing'
 import { jobRescueExpired, migrate } from '@pgqueue/core/internal'
-import { Queues, type TenantQueues } from '@pgqueue/producer'
+import { Queues, type FlowCreated, type TenantQueues } from '@pgqueue/producer'
 import { Worker, type FlowParent, type Job, type JobContext } from '@pgqueue/worker'
 import { jobFinishMany } from '../src/queries/jobs.js'
 
@@ -136,7 +136,7 @@ describe('flows through the Worker', () => {
 
   it('two parents completing at once release their child exactly once', async () => {
     const n = 40
-    const flows = []
+    const flows: FlowCreated[] = []
     for (let i = 0; i < n; i++) {
       flows.push(await acme.flow([
         { ref: 'p1', queue: 'race', type: 'p' },
@@ -178,7 +178,7 @@ describe('flows through the Worker', () => {
 
   it('parents completing concurrently in many small batches never lose or double a release', async () => {
     const n = 60
-    const flows = []
+    const flows: FlowCreated[] = []
     for (let i = 0; i < n; i++) {
       flows.push(await acme.flow([
         { ref: 'p1', queue: 'race2', type: 'p' },
