@@ -255,3 +255,74 @@ describe('flows through the Worker', () => {
     expect(info!.counts).toEqual({ completed: 1003 })
   })
 })
+
+describe('a saga on flows (docs/FLOWS.md)', () => {
+  const steps = ['reserve-stock', 'charge-card', 'book-courier'] as const
+
+  /** Creates the saga: the steps in a chain, and a finisher that runs whatever their outcomes. */
+  async function startSaga(order: string) {
+    return acme.flow([
+      // One attempt each, so a failure is final without a Scheduler promoting retries in this test.
+      ...steps.map((step, i) => ({
+        ref: step, queue: 'saga', type: step, payload: { order }, retryPolicy: { type: 'constant' as const, delayMs: 10, maxAttempts: 1 },
+        ...(i > 0 ? { dependsOn: [steps[i - 1]!] } : {}),
+      })),
+      { ref: 'finish', queue: 'saga', type: 'finish', dependsOn: [...steps], runOnParentFailure: true },
+    ])
+  }
+
+  /** The saga's handlers; `failAt` makes one step fail for good. */
+  function sagaHandler(failAt: string | null, log: string[]) {
+    return async (job: Job, ctx: JobContext) => {
+      if ((steps as readonly string[]).includes(job.type)) {
+        if (job.type === failAt) throw new Error(`${job.type} failed`)
+        log.push(job.type)
+        return { done: job.type }
+      }
+      if (job.type === 'finish') {
+        const parents = await ctx.parents()
+        if (parents.every((p) => p.state === 'completed')) return { saga: 'committed' }
+        // Undo the completed steps, last first: each compensation waits for the one after it.
+        const done = steps.filter((s) => parents.find((p) => p.ref === s)?.state === 'completed').reverse()
+        await ctx.flow.add(done.map((s, i) => ({
+          ref: `undo-${s}`, queue: 'saga', type: 'compensate', payload: { step: s },
+          ...(i > 0 ? { dependsOn: [`undo-${done[i - 1]}`] } : {}),
+        })))
+        return { saga: 'compensating', steps: done }
+      }
+      log.push(`undo ${(job.data as { step: string }).step}`)
+      return null
+    }
+  }
+
+  it('commits when every step completes', async () => {
+    const log: string[] = []
+    const f = await startSaga('o-1')
+    const w = worker('w-saga-ok', ['saga'], sagaHandler(null, log), { concurrency: 4 })
+    await w.start()
+    try {
+      await waitFor(async () => (await acme.flows.get(f.flowId))!.finished, { timeoutMs: 20_000 })
+    } finally {
+      await w.stop()
+    }
+    expect(log).toEqual([...steps])
+    const h = await sqlRows('select result from S.job_history where id = $1', [f.jobs.finish])
+    expect(JSON.parse(h[0].result.toString())).toEqual({ saga: 'committed' })
+  })
+
+  it('runs the compensations of the completed steps in reverse when a later step fails', async () => {
+    const log: string[] = []
+    const f = await startSaga('o-2')
+    const w = worker('w-saga-undo', ['saga'], sagaHandler('book-courier', log), { concurrency: 4 })
+    await w.start()
+    try {
+      await waitFor(async () => log.length === 4 && (await acme.flows.get(f.flowId))!.finished, { timeoutMs: 20_000 })
+    } finally {
+      await w.stop()
+    }
+    expect(log).toEqual(['reserve-stock', 'charge-card', 'undo charge-card', 'undo reserve-stock'])
+    const info = await acme.flows.get(f.flowId)
+    expect(info!.nodes.find((n) => n.ref === 'book-courier')!.state).toBe('failed')
+    expect(info!.counts).toEqual({ completed: 5, failed: 1 })
+  })
+})
