@@ -463,8 +463,13 @@ declare
                                       'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
 begin
   perform pgqueue.require_tenant(p_tenant);
-  -- Lock the flow's live nodes first, in id order like flow_parents_done(), so a completing parent and
-  -- this cancel settle a child one after the other.
+  -- Running jobs first: a completion holding one of their rows locks flow nodes after it, so flagging
+  -- them before taking any node lock cannot deadlock with it.
+  update pgqueue.jobs j set cancel_requested = true, updated_at = now()
+   where j.tenant_id = p_tenant and j.flow_id = p_flow_id and j.state = 'running';
+  get diagnostics v_flagged = row_count;
+  -- Then the flow's unfinished nodes, in id order like flow_parents_done(), so a completing parent and
+  -- this cancel settle a child one after the other (a child this cancel removed is skipped there).
   perform 1 from pgqueue.flow_nodes n
     where n.tenant_id = p_tenant and n.flow_id = p_flow_id and n.state in ('waiting', 'live')
     order by n.id for update;
@@ -483,9 +488,6 @@ begin
     returning 1
   )
   select coalesce(array_agg(r.id), '{}') into v_ids from removed r where (select count(*) from archived) >= 0;
-  update pgqueue.jobs j set cancel_requested = true, updated_at = now()
-   where j.tenant_id = p_tenant and j.flow_id = p_flow_id and j.state = 'running';
-  get diagnostics v_flagged = row_count;
   update pgqueue.flow_nodes n set state = 'cancelled', error = v_error, finished_at = now()
    where n.tenant_id = p_tenant and n.id = any(v_ids);
   return query select cardinality(v_ids), v_flagged;
@@ -501,6 +503,12 @@ declare
   v_cancel uuid[];
   v_released integer := 0;
 begin
+  -- The finished nodes' rows in (tenant, id) order, as every other locker of flow nodes takes them
+  -- (a running job attaching children to them locks them FOR SHARE in that order).
+  perform 1 from pgqueue.flow_nodes n
+    join unnest(p_tenants, p_ids) as i(tenant_id, id) on n.tenant_id = i.tenant_id and n.id = i.id
+   order by n.tenant_id, n.id
+     for update of n;
   update pgqueue.flow_nodes n
      set state = i.state, result = i.result, result_type = i.result_type, error = i.error, finished_at = now()
     from unnest(p_tenants, p_ids, p_states, p_results, p_result_types, p_errors) as i(tenant_id, id, state, result, result_type, error)
