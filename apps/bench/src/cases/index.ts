@@ -2,6 +2,7 @@ import type { CaseResult, LibName } from '../types.js'
 import type { CaseContext } from './context.js'
 import { fairness } from './fairness.js'
 import { weights, wrongedTenant } from './fair-order.js'
+import { flowFan, flowRelease } from './flows.js'
 import { latency } from './latency.js'
 import { processing } from './processing.js'
 import { bulkPush, singlePush } from './push.js'
@@ -109,6 +110,24 @@ export const cases: CaseDef[] = [
     libs: ['pgqueue'],
     params: (m) => ({ n: q(m, 2_000, 10_000), measure: q(m, 1_000, 8_000), timeoutMs: q(m, 60_000, 300_000) }),
     run: (ctx, p) => weights(ctx, p as { n: number; measure: number; timeoutMs: number }),
+  },
+  {
+    id: 'flow-release',
+    notQuick: true,
+    title: "flow release: a child's start after its parent's finish, idle worker (pgqueue)",
+    better: 'lower',
+    libs: ['pgqueue'],
+    params: (m) => ({ n: q(m, 40, 200), gapMs: 20, idleMs: q(m, 300, 1_000) }),
+    run: (ctx, p) => flowRelease(ctx, p as { n: number; gapMs: number; idleMs: number }),
+  },
+  {
+    id: 'flow-fan',
+    notQuick: true,
+    title: 'flow fan-out/fan-in: root, 998 children, merge (1,000 jobs, one call); call to merge start (pgqueue)',
+    better: 'higher',
+    libs: ['pgqueue'],
+    params: (m) => ({ n: 998, concurrency: 10, timeoutMs: q(m, 60_000, 300_000) }),
+    run: (ctx, p) => flowFan(ctx, p as { n: number; concurrency: number; timeoutMs: number }),
   },
   {
     id: 'scale',

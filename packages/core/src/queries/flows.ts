@@ -94,13 +94,17 @@ export interface FlowParentRow {
   finished_at: Date | null
 }
 
-/** The parents of one flow job with their outcomes and results, in one query (edges by child, nodes by key). */
+/**
+ * The parents of one flow job with their outcomes and results, in one query: the edges by child
+ * (flow_edges_child_idx), each parent's node by primary key (a LATERAL with LIMIT stays one probe per
+ * parent, never a scan of the tenant's nodes, whatever the planner guesses).
+ */
 export async function flowParents(db: Queryable, p: { schema: string; tenantId: string; id: string }): Promise<FlowParentRow[]> {
   const s = quoteIdent(p.schema)
   const { rows } = await db.query<FlowParentRow>(
     `select n.id, n.ref, n.queue, n.type, n.state, n.result, n.result_type, n.error, n.finished_at
        from ${s}.flow_edges e
-       join ${s}.flow_nodes n on n.tenant_id = e.tenant_id and n.id = e.parent_id
+      cross join lateral (select * from ${s}.flow_nodes n where n.tenant_id = e.tenant_id and n.id = e.parent_id limit 1) n
       where e.tenant_id = $1 and e.child_id = $2
       order by n.id`,
     [p.tenantId, p.id],

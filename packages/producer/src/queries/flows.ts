@@ -10,16 +10,16 @@ export type FlowNodeRow = Omit<Selectable<FlowNodesTable>, 'tenant_id' | 'flow_i
 
 /**
  * The nodes of one flow of the tenant, oldest first, each with its live job's state and its parents'
- * ids: flow_nodes by (tenant_id, flow_id), the live row and the edges by primary key and child index.
+ * ids: flow_nodes by (tenant_id, flow_id); the live row (primary key) and the edges (child index) by
+ * correlated subqueries, one probe per node.
  */
 export async function flowNodeList(db: Kysely<Database>, p: { schema: string; tenantId: string; flowId: string }): Promise<FlowNodeRow[]> {
   const { rows } = await sql<FlowNodeRow>`
     select n.id, n.ref, n.queue, n.type, n.parents_left, n.run_on_parent_failure, n.state, n.error, n.created_at, n.finished_at,
-           j.state as job_state,
+           (select j.state from ${sql.id(p.schema, 'jobs')} j where j.tenant_id = n.tenant_id and j.id = n.id) as job_state,
            coalesce((select array_agg(e.parent_id order by e.parent_id) from ${sql.id(p.schema, 'flow_edges')} e
                       where e.tenant_id = n.tenant_id and e.child_id = n.id), '{}') as parents
       from ${sql.id(p.schema, 'flow_nodes')} n
-      left join ${sql.id(p.schema, 'jobs')} j on j.tenant_id = n.tenant_id and j.id = n.id
      where n.tenant_id = ${p.tenantId} and n.flow_id = ${p.flowId}
      order by n.id`.execute(db)
   return rows
