@@ -26,6 +26,8 @@ describe('migrate', () => {
     expect(await tables(t.schema)).toEqual([
       'fair_blocks',
       'fair_weights',
+      'flow_edges',
+      'flow_nodes',
       'history_rollup_hours',
       'history_rollup_minutes',
       'job_history',
