@@ -1,4 +1,5 @@
 import { listHistoryPartitions, type HistoryPartition } from '@pgqueue/core/internal'
+import { flowFinishedDelete } from '../queries/flows.js'
 import { historyDefaultExpiredDelete, historyPartitionDetach, historyPartitionDrop } from '../queries/history-partitions.js'
 import { isLockTimeout, lockTimeoutSetLocal, lockTryPartitions } from '../queries/locks.js'
 import type { SkipReason, TaskContext } from './context.js'
@@ -11,6 +12,8 @@ export interface RetentionResult {
   removed: HistoryPartition[]
   /** Rows older than the retention deleted from the default partition (they had no partition to drop). */
   defaultRowsDeleted: number
+  /** Finished flows whose last job finished before the retention, their nodes and edges deleted. */
+  flowsDeleted: number
 }
 
 /**
@@ -18,12 +21,13 @@ export interface RetentionResult {
  * now - retention, one partition per short transaction so the parent's exclusive lock is held only for
  * an instant each time. No row-by-row delete of history, except in the default partition: its rows
  * older than the retention have no partition to drop, so they are deleted in bounded batches
- * (defaultPurgeBatchSize rows, at most defaultPurgeMaxBatches batches per run).
+ * (defaultPurgeBatchSize rows, at most defaultPurgeMaxBatches batches per run). Finished flows past the
+ * retention lose their nodes and edges the same way (defaultPurgeBatchSize flows per batch).
  */
 export async function runRetentionTask(ctx: TaskContext): Promise<RetentionResult> {
   const { schema, retentionMs, retentionMode, ddlLockTimeoutMs, defaultPurgeBatchSize, defaultPurgeMaxBatches } = ctx.options
   const cutoff = new Date(ctx.options.clock.now().getTime() - retentionMs)
-  const result: RetentionResult = { removed: [], defaultRowsDeleted: 0 }
+  const result: RetentionResult = { removed: [], defaultRowsDeleted: 0, flowsDeleted: 0 }
   try {
     for (;;) {
       const step = await ctx.db.transaction().execute(async (trx) => {
@@ -48,6 +52,16 @@ export async function runRetentionTask(ctx: TaskContext): Promise<RetentionResul
       })
       if (n < 0) return { ...result, skipped: 'locked' }
       result.defaultRowsDeleted += n
+      if (n < defaultPurgeBatchSize) break
+    }
+    // Flows finished before the retention: their nodes and edges go too (their history already has).
+    for (let i = 0; i < defaultPurgeMaxBatches; i++) {
+      const n = await ctx.db.transaction().execute(async (trx) => {
+        if (!(await lockTryPartitions(trx, { schema }))) return -1
+        return flowFinishedDelete(trx, { schema, before: cutoff, limit: defaultPurgeBatchSize })
+      })
+      if (n < 0) return { ...result, skipped: 'locked' }
+      result.flowsDeleted += n
       if (n < defaultPurgeBatchSize) break
     }
     return result
