@@ -256,6 +256,42 @@ describe('flows through the Worker', () => {
   })
 })
 
+describe('the completion of jobs outside flows', () => {
+  it('never calls the flow function; flow jobs do', async () => {
+    // Count calls of flow_parents_done() made by the Worker's sessions (track_functions, set for its login).
+    const login = new URL(t.workerUrl).username
+    await t.admin.query(`alter role "${login}" set track_functions = 'pl'`)
+    const calls = async () => {
+      await new Promise((r) => setTimeout(r, 700)) // statistics reach the shared view at most every 500 ms
+      const { rows } = await t.admin.query(
+        `select coalesce(sum(calls), 0)::int as n from pg_stat_user_functions where schemaname = $1 and funcname = 'flow_parents_done'`, [t.schema])
+      return rows[0].n as number
+    }
+    let done = 0
+    const w = worker('w-plain', ['plain'], () => {
+      done++
+    })
+    await w.start()
+    try {
+      const before = await calls()
+      await acme.pushMany(Array.from({ length: 200 }, () => ({ queue: 'plain', type: 't' })))
+      await waitFor(() => done === 200, { timeoutMs: 20_000 })
+      await waitFor(async () => (await sqlRows(`select count(*)::int as n from S.jobs where queue = 'plain'`))[0].n === 0)
+      await w.stop()
+      expect(await calls()).toBe(before)
+      const w2 = worker('w-plain-2', ['plain'], () => {})
+      await w2.start()
+      const f = await acme.flow([{ ref: 'a', queue: 'plain', type: 't' }, { ref: 'b', queue: 'plain', type: 't', dependsOn: ['a'] }])
+      await waitFor(async () => (await acme.flows.get(f.flowId))!.finished, { timeoutMs: 20_000 })
+      await w2.stop()
+      expect(await calls()).toBeGreaterThan(before)
+    } finally {
+      await w.stop()
+      await t.admin.query(`alter role "${login}" reset track_functions`)
+    }
+  })
+})
+
 describe('a saga on flows (docs/FLOWS.md)', () => {
   const steps = ['reserve-stock', 'charge-card', 'book-courier'] as const
 
