@@ -224,17 +224,11 @@ describe('flows through the Worker', () => {
     const w = worker('w-fan', ['fan'], async (job, ctx) => {
       if (job.type === 'split') {
         const n = (job.data as { n: number }).n
-        const chunks = Array.from({ length: n }, (_, i) => ({ ref: `chunk-${i}`, queue: 'fan', type: 'chunk', payload: { i } }))
-        // The merge waits for every chunk: all children of the splitter, N known only now.
-        await ctx.flow.add([...chunks.slice(0, 999), { ref: 'gate', queue: 'fan', type: 'gate', dependsOn: [job.id] }])
-        const rest = await ctx.flow.add(chunks.slice(999))
-        expect(Object.keys(rest.jobs)).toEqual(['chunk-999'])
+        // N known only now: N children of this job (they start when it completes), then a merge that
+        // waits for all of them, by the ids the first call returned.
+        const chunks = await ctx.flow.add(Array.from({ length: n }, (_, i) => ({ ref: `chunk-${i}`, queue: 'fan', type: 'chunk', payload: { i }, dependsOn: [job.id] })))
+        await ctx.flow.add([{ ref: 'merge', queue: 'fan', type: 'merge', dependsOn: Object.values(chunks.jobs) }])
         return { chunks: n }
-      }
-      if (job.type === 'gate') {
-        const ids = await pool.query(q(`select id from S.flow_nodes where flow_id = $1 and type = 'chunk'`), [job.flowId])
-        await ctx.flow.add([{ ref: 'merge', queue: 'fan', type: 'merge', dependsOn: ids.rows.map((r) => r.id) }])
-        return null
       }
       if (job.type === 'chunk') return { v: (job.data as { i: number }).i }
       const parents = await ctx.parents()
@@ -251,8 +245,15 @@ describe('flows through the Worker', () => {
     const flowId = (await sqlRows('select flow_id from S.job_history where id = $1', [root.id]))[0].flow_id
     expect(flowId).not.toBeNull()
     const info = await acme.flows.get(flowId)
-    expect(info!.nodes).toHaveLength(1003)
-    expect(info!.counts).toEqual({ completed: 1003 })
+    expect(info!.nodes).toHaveLength(1002)
+    expect(info!.counts).toEqual({ completed: 1002 })
+    // Every chunk started after the splitter finished, and the merge after every chunk.
+    const early = await sqlRows(
+      `select count(*)::int as n from S.flow_edges e
+         join S.job_history p on p.tenant_id = e.tenant_id and p.id = e.parent_id
+         join S.job_history c on c.tenant_id = e.tenant_id and c.id = e.child_id
+        where c.flow_id = $1 and c.run_at < p.finished_at`, [flowId])
+    expect(early[0].n).toBe(0)
   })
 })
 
