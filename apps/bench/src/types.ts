@@ -9,6 +9,13 @@ export interface BenchJob {
   p?: number
 }
 
+/** A node of a flow case. */
+export interface BenchFlowNode {
+  ref: string
+  dependsOn?: string[]
+  job: BenchJob
+}
+
 export type Handler = (job: BenchJob) => Promise<void> | void
 
 export interface WorkerOptions {
@@ -40,6 +47,10 @@ export interface LibAdapter {
   stopWorker(): Promise<void>
   /** Jobs not finished yet (live rows), counted on the database. */
   remaining(): Promise<number>
+  /** Flow cases: one DAG in one call, each node a bench job with a ref and the refs it waits for. */
+  flow?(tenant: string, nodes: BenchFlowNode[]): Promise<void>
+  /** Flow cases: per released child, ms from its last parent's finish (as recorded) to its start, database clock. */
+  flowReleaseGaps?(): Promise<number[]>
   /** pgqueue-only cases: an operator weight for a tenant (throws where the library has none). */
   setWeight?(tenant: string, weight: number): Promise<void>
   /** Closes connections; the schema itself is dropped by the parent (see cleanup.ts). */

@@ -27,6 +27,33 @@ table fair_weights -- row level security
   constraint fair_weights_tenant_id_bytes CHECK (((octet_length(tenant_id) >= 1) AND (octet_length(tenant_id) <= 256)))
   constraint fair_weights_weight_range CHECK (((weight >= (0.001)::double precision) AND (weight <= (1000)::double precision)))
 
+table flow_edges -- row level security
+  tenant_id text collate "C" not null -- no statistics
+  parent_id uuid not null
+  child_id uuid not null
+  constraint flow_edges_pkey PRIMARY KEY (tenant_id, parent_id, child_id)
+
+table flow_nodes -- row level security
+  tenant_id text collate "C" not null -- no statistics
+  id uuid not null
+  flow_id uuid not null
+  ref text collate "C" not null
+  queue text collate "C" not null
+  type text collate "C" not null
+  parents_left integer not null default 0
+  run_on_parent_failure boolean not null default false
+  state text collate "C" not null
+  result bytea
+  result_type text
+  error jsonb
+  created_at timestamp with time zone not null default now()
+  finished_at timestamp with time zone
+  constraint flow_nodes_parents_left_range CHECK ((parents_left >= 0))
+  constraint flow_nodes_pkey PRIMARY KEY (tenant_id, id)
+  constraint flow_nodes_ref_bytes CHECK (((octet_length(ref) >= 1) AND (octet_length(ref) <= 128)))
+  constraint flow_nodes_state_check CHECK ((state = ANY (ARRAY['waiting'::text, 'live'::text, 'completed'::text, 'failed'::text, 'cancelled'::text])))
+  constraint flow_nodes_tenant_id_bytes CHECK (((octet_length(tenant_id) >= 1) AND (octet_length(tenant_id) <= 256)))
+
 table history_rollup_hours
   bucket timestamp with time zone not null
   queue text collate "C" not null
@@ -72,6 +99,7 @@ table job_history partition by RANGE (finished_at) -- row level security
   run_at timestamp with time zone not null
   started_at timestamp with time zone
   finished_at timestamp with time zone not null default now()
+  flow_id uuid
   constraint job_history_created_at_range CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
   constraint job_history_error_size CHECK ((pg_column_size(error) <= 8388608))
   constraint job_history_finished_at_range CHECK (((finished_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (finished_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
@@ -116,6 +144,7 @@ table jobs with (fillfactor=70, autovacuum_vacuum_scale_factor=0.02, autovacuum_
   created_at timestamp with time zone not null default now()
   updated_at timestamp with time zone not null default now()
   started_at timestamp with time zone
+  flow_id uuid
   constraint jobs_created_at_range CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
   constraint jobs_key_bytes CHECK (((octet_length(key) >= 1) AND (octet_length(key) <= 512)))
   constraint jobs_lease_expires_at_range CHECK (((lease_expires_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (lease_expires_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
@@ -131,7 +160,7 @@ table jobs with (fillfactor=70, autovacuum_vacuum_scale_factor=0.02, autovacuum_
   constraint jobs_run_at_range CHECK (((run_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (run_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
   constraint jobs_running_has_lease CHECK (((state <> 'running'::text) OR (lease_expires_at IS NOT NULL)))
   constraint jobs_started_at_range CHECK (((started_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (started_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
-  constraint jobs_state_check CHECK ((state = ANY (ARRAY['scheduled'::text, 'pending'::text, 'held'::text, 'running'::text])))
+  constraint jobs_state_check CHECK ((state = ANY (ARRAY['scheduled'::text, 'pending'::text, 'held'::text, 'running'::text, 'waiting'::text])))
   constraint jobs_target_size CHECK ((pg_column_size(target) <= 8388608))
   constraint jobs_tenant_id_bytes CHECK (((octet_length(tenant_id) >= 1) AND (octet_length(tenant_id) <= 256)))
   constraint jobs_type_bytes CHECK (((octet_length(type) >= 1) AND (octet_length(type) <= 128)))
@@ -277,6 +306,10 @@ CREATE INDEX completion_counts_finished_brin ON pgqueue.completion_counts USING 
 CREATE UNIQUE INDEX completion_counts_pkey ON pgqueue.completion_counts USING btree (tenant_id, finished_at, id);
 CREATE UNIQUE INDEX fair_blocks_pkey ON pgqueue.fair_blocks USING btree (tenant_id, queue);
 CREATE UNIQUE INDEX fair_weights_pkey ON pgqueue.fair_weights USING btree (tenant_id, queue);
+CREATE INDEX flow_edges_child_idx ON pgqueue.flow_edges USING btree (tenant_id, child_id);
+CREATE UNIQUE INDEX flow_edges_pkey ON pgqueue.flow_edges USING btree (tenant_id, parent_id, child_id);
+CREATE INDEX flow_nodes_flow_idx ON pgqueue.flow_nodes USING btree (tenant_id, flow_id);
+CREATE UNIQUE INDEX flow_nodes_pkey ON pgqueue.flow_nodes USING btree (tenant_id, id);
 CREATE UNIQUE INDEX history_rollup_hours_pkey ON pgqueue.history_rollup_hours USING btree (bucket, queue);
 CREATE UNIQUE INDEX history_rollup_minutes_pkey ON pgqueue.history_rollup_minutes USING btree (bucket, queue);
 CREATE INDEX job_history_finished_brin ON ONLY pgqueue.job_history USING brin (finished_at) WITH (autosummarize='on');
@@ -317,6 +350,10 @@ policy completion_counts_tenant on completion_counts for ALL to {queue_user} usi
 policy completion_counts_worker on completion_counts for ALL to {queue_worker} using (true) with check (true);
 policy fair_blocks_worker on fair_blocks for ALL to {queue_worker} using (true) with check (true);
 policy fair_weights_worker on fair_weights for ALL to {queue_worker} using (true) with check (true);
+policy flow_edges_tenant on flow_edges for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
+policy flow_edges_worker on flow_edges for ALL to {queue_worker} using (true) with check (true);
+policy flow_nodes_tenant on flow_nodes for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
+policy flow_nodes_worker on flow_nodes for ALL to {queue_worker} using (true) with check (true);
 policy job_history_tenant on job_history for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
 policy job_history_worker on job_history for ALL to {queue_worker} using (true) with check (true);
 policy jobs_tenant on jobs for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
@@ -422,6 +459,245 @@ begin
 end
 $$;
 
+function flow_adopt(p_tenant text, p_id uuid, p_flow_id uuid) returns uuid volatile security definer set search_path=pg_catalog, pg_temp as $$
+declare
+  v_flow uuid;
+  v_state text;
+begin
+  perform pgqueue.require_tenant(p_tenant);
+  select j.flow_id, j.state into v_flow, v_state from pgqueue.jobs j where j.tenant_id = p_tenant and j.id = p_id for update;
+  if v_state is null then
+    raise exception 'pgqueue: job % is not live', p_id using errcode = '22023';
+  end if;
+  if v_flow is not null then
+    return v_flow;
+  end if;
+  update pgqueue.jobs set flow_id = p_flow_id where tenant_id = p_tenant and id = p_id;
+  insert into pgqueue.flow_nodes (tenant_id, id, flow_id, ref, queue, type, parents_left, state)
+  select j.tenant_id, j.id, p_flow_id, 'root', j.queue, j.type, 0, 'live' from pgqueue.jobs j
+   where j.tenant_id = p_tenant and j.id = p_id;
+  return p_flow_id;
+end
+$$;
+
+function flow_cancel(p_tenant text, p_flow_id uuid) returns TABLE(cancelled integer, flagged integer) volatile security definer set search_path=pg_catalog, pg_temp as $$
+#variable_conflict use_column
+declare
+  v_nodes uuid[];
+  v_id uuid;
+  v_ids uuid[] := '{}';
+  v_flagged integer := 0;
+  v_n integer;
+  v_error jsonb := jsonb_build_object('message', 'the flow was cancelled', 'name', 'FlowCancelledError', 'code', 'FLOW_CANCELLED',
+                                      'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
+begin
+  perform pgqueue.require_tenant(p_tenant);
+  -- The flow's unfinished nodes (flow_nodes_flow_idx); every job write below is by primary key.
+  select coalesce(array_agg(n.id order by n.id), '{}') into v_nodes from pgqueue.flow_nodes n
+   where n.tenant_id = p_tenant and n.flow_id = p_flow_id and n.state in ('waiting', 'live');
+  -- Running jobs first: a completion holding one of their rows locks flow nodes after it, so flagging
+  -- them before taking any node lock cannot deadlock with it.
+  foreach v_id in array v_nodes loop
+    update pgqueue.jobs j set cancel_requested = true, updated_at = now()
+     where j.tenant_id = p_tenant and j.id = v_id and j.state || '' = 'running';
+    get diagnostics v_n = row_count;
+    v_flagged := v_flagged + v_n;
+  end loop;
+  -- Then the nodes, in id order like flow_parents_done(), so a completing parent and this cancel settle
+  -- a child one after the other (a child this cancel removed is skipped there).
+  perform 1 from unnest(v_nodes) u(id)
+    cross join lateral (select 1 from pgqueue.flow_nodes n where n.tenant_id = p_tenant and n.id = u.id
+                         and n.state in ('waiting', 'live') limit 1 for update) x;
+  foreach v_id in array v_nodes loop
+    with removed as (
+      delete from pgqueue.jobs j
+       where j.tenant_id = p_tenant and j.id = v_id and j.state <> 'running'
+      returning j.*
+    ), archived as (
+      insert into pgqueue.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
+                                       attempt, max_attempts, schedule_id, retry_of, created_at, run_at, started_at,
+                                       error, flow_id, finished_at)
+      select r.tenant_id, r.id, r.queue, r.type, r.key, 'cancelled', r.priority, r.payload, r.payload_type, r.target,
+             r.attempt, r.max_attempts, r.schedule_id, r.retry_of, r.created_at, r.run_at, r.started_at,
+             v_error, r.flow_id, now()
+        from removed r
+      returning 1
+    )
+    select count(*) into v_n from archived;
+    if v_n > 0 then
+      v_ids := v_ids || v_id;
+      update pgqueue.flow_nodes n set state = 'cancelled', error = v_error, finished_at = now()
+       where n.tenant_id = p_tenant and n.id = v_id;
+    end if;
+  end loop;
+  return query select cardinality(v_ids), v_flagged;
+end
+$$;
+
+function flow_parents_done(p_tenants text[], p_ids uuid[], p_states text[], p_results bytea[], p_result_types text[], p_errors jsonb[]) returns integer volatile security definer set search_path=pg_catalog, pg_temp as $$
+declare
+  f record;
+  v_tenant text;
+  v_done uuid[];
+  v_failed uuid[];
+  v_kids uuid[];
+  v_ok bigint[];
+  v_bad bigint[];
+  v_state text;
+  v_error jsonb;
+  v_release uuid[];
+  v_cancel uuid[];
+  v_released integer := 0;
+begin
+  -- Every write below is by primary key, one row per statement, so no plan can turn into a scan of a
+  -- tenant's rows; rows are locked in (tenant, id) order, as every other locker of flow nodes takes
+  -- them (a running job attaching children to them locks them FOR SHARE in that order).
+  for f in select * from unnest(p_tenants, p_ids, p_states, p_results, p_result_types, p_errors)
+                     as i(tenant_id, id, state, result, result_type, error)
+            order by 1, 2 loop
+    update pgqueue.flow_nodes n
+       set state = f.state, result = f.result, result_type = f.result_type, error = f.error, finished_at = now()
+     where n.tenant_id = f.tenant_id and n.id = f.id and n.state in ('waiting', 'live');
+  end loop;
+
+  -- Tenants in order, so two settling transactions take clocks in the same order.
+  for v_tenant in select distinct t from unnest(p_tenants) t order by 1 loop
+    select coalesce(array_agg(i.id) filter (where i.state = 'completed'), '{}'),
+           coalesce(array_agg(i.id) filter (where i.state <> 'completed'), '{}')
+      into v_done, v_failed
+      from unnest(p_tenants, p_ids, p_states) as i(tenant_id, id, state)
+     where i.tenant_id = v_tenant;
+    while cardinality(v_done) + cardinality(v_failed) > 0 loop
+      -- Children of the finished parents, with how many of their parents completed and failed: the
+      -- edges of each parent by the primary key's prefix (OFFSET 0 keeps the LATERAL a probe per parent).
+      select coalesce(array_agg(c.child_id order by c.child_id), '{}'), array_agg(c.ok order by c.child_id), array_agg(c.bad order by c.child_id)
+        into v_kids, v_ok, v_bad
+        from (select e.child_id, count(*) filter (where not b.bad) as ok, count(*) filter (where b.bad) as bad
+                from (select d.id, false as bad from unnest(v_done) d(id) union all select d.id, true from unnest(v_failed) d(id)) b
+               cross join lateral (select e.child_id from pgqueue.flow_edges e
+                                    where e.tenant_id = v_tenant and e.parent_id = b.id offset 0) e
+               group by e.child_id) c;
+      v_release := '{}';
+      v_cancel := '{}';
+      v_error := jsonb_build_object('message', 'a parent job failed or was cancelled', 'name', 'ParentFailedError',
+                                    'code', 'PARENT_FAILED', 'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
+      for i in 1..cardinality(v_kids) loop
+        update pgqueue.flow_nodes n
+           set parents_left = greatest(0, n.parents_left - (v_ok[i] + v_bad[i])::integer),
+               state = case when v_bad[i] > 0 and not n.run_on_parent_failure then 'cancelled'
+                            when n.parents_left - (v_ok[i] + v_bad[i]) <= 0 then 'live'
+                            else 'waiting' end,
+               finished_at = case when v_bad[i] > 0 and not n.run_on_parent_failure then now() end,
+               error = case when v_bad[i] > 0 and not n.run_on_parent_failure then v_error end
+         where n.tenant_id = v_tenant and n.id = v_kids[i] and n.state = 'waiting'
+        returning n.state into v_state;
+        if v_state = 'live' then
+          v_release := v_release || v_kids[i];
+        elsif v_state = 'cancelled' then
+          v_cancel := v_cancel || v_kids[i];
+          with gone as (
+            -- `|| ''` keeps jobs_state_idx out of the plan: the key finds the row.
+            delete from pgqueue.jobs j where j.tenant_id = v_tenant and j.id = v_kids[i] and j.state || '' = 'waiting'
+            returning j.*
+          )
+          insert into pgqueue.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
+                                           attempt, max_attempts, schedule_id, retry_of, created_at, run_at, started_at,
+                                           error, flow_id, finished_at)
+          select g.tenant_id, g.id, g.queue, g.type, g.key, 'cancelled', g.priority, g.payload, g.payload_type, g.target,
+                 g.attempt, g.max_attempts, g.schedule_id, g.retry_of, g.created_at, g.run_at, g.started_at,
+                 v_error, g.flow_id, now()
+            from gone g;
+        end if;
+        v_state := null;
+      end loop;
+      v_released := v_released + pgqueue.flow_release(v_tenant, v_release);
+      -- The cancelled children are parents that did not complete, for their own children.
+      v_done := '{}';
+      v_failed := v_cancel;
+    end loop;
+  end loop;
+  return v_released;
+end
+$$;
+
+function flow_raise(p_message text) returns boolean volatile set search_path=pg_catalog, pg_temp as $$
+begin
+  raise exception '%', p_message using errcode = '22023';
+end
+$$;
+
+function flow_release(p_tenant text, p_ids uuid[]) returns integer volatile security definer set search_path=pg_catalog, pg_temp as $$
+declare
+  v_ids uuid[];
+  v_queues text[];
+  v_states text[];
+  v_vts bigint[];
+  q record;
+  v_last bigint;
+  v_stride bigint;
+  v_k integer;
+  v_pending integer := 0;
+begin
+  if p_ids is null or cardinality(p_ids) = 0 then
+    return 0;
+  end if;
+  -- The jobs by primary key, one probe each (a LATERAL with LIMIT is never turned into a scan of the
+  -- tenant's rows, whatever the planner guesses about fresh or unanalyzed tables), in stamping order.
+  -- The state is checked outside: inside, (state, tenant_id) would match jobs_state_idx as well as the
+  -- key, and that index walks every waiting job of the tenant.
+  select array_agg(x.id order by x.queue, x.priority desc, x.id), array_agg(x.queue order by x.queue, x.priority desc, x.id),
+         array_agg(x.state order by x.queue, x.priority desc, x.id)
+    into v_ids, v_queues, v_states
+    from (select distinct u.id from unnest(p_ids) u(id)) u
+   cross join lateral (
+     select j.id, j.queue, j.priority, j.state as current,
+            case when j.run_at > now() then 'scheduled'
+                 when exists (select 1 from pgqueue.queues qc where qc.tenant_id = p_tenant and qc.queue = j.queue
+                                 and (qc.paused or qc.max_concurrency is not null)) then 'held'
+                 when exists (select 1 from pgqueue.fair_blocks fb where fb.tenant_id = p_tenant and fb.queue = j.queue
+                                 and fb.until > now()) then 'held'
+                 else 'pending' end as state
+       from pgqueue.jobs j
+      where j.tenant_id = p_tenant and j.id = u.id
+      limit 1) x
+   where x.current = 'waiting';
+  if v_ids is null then
+    return 0;
+  end if;
+  v_vts := array_fill(null::bigint, array[cardinality(v_ids)]);
+  -- One clock advance per queue, in queue order; the n pending jobs of a queue take the n values one
+  -- stride apart ending at the clock's new value.
+  for q in select t.queue, count(*) as n from unnest(v_queues, v_states) as t(queue, state)
+            where t.state = 'pending' group by t.queue order by t.queue loop
+    v_last := pgqueue.fair_clock_try_advance(p_tenant, q.queue, q.n);
+    v_stride := pgqueue.fair_clock_stride(p_tenant, q.queue);
+    v_k := 0;
+    for i in 1..cardinality(v_ids) loop
+      if v_queues[i] = q.queue and v_states[i] = 'pending' then
+        v_k := v_k + 1;
+        if v_last is null then
+          v_states[i] := 'scheduled';
+        else
+          v_vts[i] := v_last - (q.n - v_k) * v_stride;
+        end if;
+      end if;
+    end loop;
+  end loop;
+  for i in 1..cardinality(v_ids) loop
+    update pgqueue.jobs j set state = v_states[i], vt = v_vts[i], run_at = greatest(j.run_at, now()), updated_at = now()
+     where j.tenant_id = p_tenant and j.id = v_ids[i];
+    if v_states[i] = 'pending' then
+      v_pending := v_pending + 1;
+    end if;
+  end loop;
+  -- Wake idle workers (and the Scheduler, for jobs left scheduled): empty payload, as push_jobs().
+  if v_pending > 0 then
+    perform pg_notify('pgqueue_pgqueue_jobs', '');
+  end if;
+  return v_pending;
+end
+$$;
+
 function hold_jobs(p_tenant text, p_queue text) returns integer volatile security definer set search_path=pg_catalog, pg_temp as $$
 declare
   v_moved integer;
@@ -458,13 +734,13 @@ begin
   ), archived as (
     insert into pgqueue.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
                                      result, result_type, error, attempt, max_attempts, schedule_id, retry_of,
-                                     worker_id, created_at, run_at, started_at, finished_at)
+                                     worker_id, created_at, run_at, started_at, finished_at, flow_id)
     select r.tenant_id, r.id, r.queue, r.type, r.key, 'cancelled', r.priority, r.payload, r.payload_type, r.target,
            null, null,
            jsonb_build_object('message', 'job cancelled before it ran', 'name', 'JobAbortedError', 'code', 'CANCELLED',
                               'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
            r.attempt, r.max_attempts, r.schedule_id, r.retry_of,
-           null, r.created_at, r.run_at, r.started_at, now()
+           null, r.created_at, r.run_at, r.started_at, now(), r.flow_id
       from removed r where p_archive
     returning 1
   ), flagged as (
@@ -472,8 +748,14 @@ begin
       from target t
      where j.tenant_id = t.tenant_id and j.id = t.id and j.state = 'running'
     returning j.id
+  ), flowed as (
+    select pgqueue.flow_parents_done(array_agg(r.tenant_id), array_agg(r.id), array_agg('cancelled'::text),
+                                     null, null, null) as released
+      from removed r where r.flow_id is not null
+    having count(*) > 0
   )
   select r.id, case when p_archive then 'cancelled' else 'deleted' end from removed r
+   where (select count(*) from flowed) >= 0
   union all
   select f.id, 'flagged' from flagged f;
 end
@@ -481,6 +763,141 @@ $$;
 
 function latency_bucket(ms double precision) returns integer immutable as $$
   select case when ms < 1 then 0 else least(107, 1 + floor(4 * ln(ms) / ln(2.0))::integer) end
+$$;
+
+function push_flow(p_tenant text, p_flow_id uuid, p_ids uuid[], p_refs text[], p_queues text[], p_types text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_run_on_parent_failure boolean[], p_edge_child uuid[], p_edge_parent uuid[]) returns TABLE(id uuid, ref text, state text) volatile security definer set search_path=pg_catalog, pg_temp as $$
+begin
+  perform pgqueue.require_tenant(p_tenant);
+  return query select * from pgqueue.push_flow_unchecked(p_tenant, p_flow_id, p_ids, p_refs, p_queues, p_types, p_payloads,
+    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_run_on_parent_failure,
+    p_edge_child, p_edge_parent, true);
+end
+$$;
+
+function push_flow(p_tenant text, p_token text, p_flow_id uuid, p_ids uuid[], p_refs text[], p_queues text[], p_types text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_run_on_parent_failure boolean[], p_edge_child uuid[], p_edge_parent uuid[]) returns TABLE(id uuid, ref text, state text) volatile security definer set search_path=pg_catalog, pg_temp as $$
+declare
+  v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+begin
+  if p_tenant is null or p_tenant = '' then
+    raise exception 'pgqueue: a tenant is required' using errcode = '42501';
+  end if;
+  if v_current is not null and v_current <> p_tenant then
+    raise exception 'pgqueue: transaction is scoped to another tenant' using errcode = '42501';
+  end if;
+  perform set_config('pgqueue.tenant', p_tenant, true);
+  perform set_config('pgqueue.tenant_token', coalesce(p_token, ''), true);
+  perform pgqueue.current_tenant();
+  return query select * from pgqueue.push_flow_unchecked(p_tenant, p_flow_id, p_ids, p_refs, p_queues, p_types, p_payloads,
+    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_run_on_parent_failure,
+    p_edge_child, p_edge_parent, false);
+end
+$$;
+
+function push_flow_unchecked(p_tenant text, p_flow_id uuid, p_ids uuid[], p_refs text[], p_queues text[], p_types text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_run_on_parent_failure boolean[], p_edge_child uuid[], p_edge_parent uuid[], p_allow_existing boolean) returns TABLE(id uuid, ref text, state text) volatile security definer set search_path=pg_catalog, pg_temp as $$
+#variable_conflict use_column
+declare
+  v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+  v_existing uuid[];
+  v_ex_states text[];
+  v_roots uuid[];
+begin
+  if p_tenant is null or p_tenant = '' then
+    raise exception 'pgqueue: a tenant is required' using errcode = '42501';
+  end if;
+  if v_current is not null and v_current <> p_tenant then
+    raise exception 'pgqueue: transaction is scoped to another tenant' using errcode = '42501';
+  end if;
+  perform set_config('pgqueue.tenant', p_tenant, true);
+  if p_flow_id is null or cardinality(p_ids) = 0 or cardinality(p_ids) > 1000 or cardinality(p_edge_child) > 100000
+     or cardinality(p_edge_child) <> cardinality(p_edge_parent) then
+    raise exception 'pgqueue: a flow call takes 1 to 1000 nodes' using errcode = '22023';
+  end if;
+  -- Membership tests are hashed joins on unnest(p_ids), not `= any(array)`, and counts rather than
+  -- EXISTS (planned for its first row, that is nested loops): a fan-in of 1,000 edges over 1,000 nodes
+  -- would otherwise compare a million pairs per test.
+  if (select count(*) from unnest(p_edge_child) c(id) left join unnest(p_ids) i(id) on i.id = c.id where i.id is null) > 0 then
+    raise exception 'pgqueue: an edge names a child that is not a node of this call' using errcode = '22023';
+  end if;
+  -- Parents of this call must come before their children.
+  if (select count(*) from unnest(p_edge_child, p_edge_parent) as e(child, parent)
+        join unnest(p_ids) with ordinality as pc(id, ord) on pc.id = e.child
+        join unnest(p_ids) with ordinality as pp(id, ord) on pp.id = e.parent
+       where pp.ord >= pc.ord) > 0 then
+    raise exception 'pgqueue: flow nodes must be in dependency order (a cycle?)' using errcode = '22023';
+  end if;
+  select coalesce(array_agg(distinct e.parent), '{}') into v_existing
+    from unnest(p_edge_parent) e(parent) left join unnest(p_ids) i(id) on i.id = e.parent where i.id is null;
+  if cardinality(v_existing) > 0 then
+    if not coalesce(p_allow_existing, false) then
+      raise exception 'pgqueue: a parent is not a node of this flow call' using errcode = '22023';
+    end if;
+    -- By primary key, in id order (array_agg(distinct) sorts), locked FOR SHARE.
+    select array_agg(x.id order by x.id), array_agg(x.state order by x.id) into v_existing, v_ex_states
+      from unnest(v_existing) u(id)
+     cross join lateral (select n.id, n.state from pgqueue.flow_nodes n
+                          where n.tenant_id = p_tenant and n.id = u.id and n.flow_id = p_flow_id
+                          limit 1 for share) x;
+    if coalesce(cardinality(v_existing), 0) <> (select count(distinct e.parent) from unnest(p_edge_parent) e(parent)
+                                                  left join unnest(p_ids) i(id) on i.id = e.parent where i.id is null) then
+      raise exception 'pgqueue: a parent is not a job of this tenant''s flow' using errcode = '22023';
+    end if;
+  end if;
+
+  with given as (
+    select * from unnest(p_ids, p_refs, p_queues, p_types, p_payloads, p_payload_types, p_targets, p_priorities,
+                         p_run_ats, p_max_attempts, p_retry_policies, p_run_on_parent_failure)
+           with ordinality as g(id, ref, queue, type, payload, payload_type, target, priority, run_at, max_attempts,
+                                retry_policy, run_on_parent_failure, ord)
+  ),
+  waits as (
+    -- Unfinished parents per child: those of this call, and existing ones still waiting or live. An
+    -- existing parent that already failed counts as finished; the child then starts (run on failure)
+    -- or is refused below.
+    select e.child, count(*) filter (where i.id is not null or x.state in ('waiting', 'live')) as n,
+           bool_or(x.state in ('failed', 'cancelled')) as parent_failed
+      from unnest(p_edge_child, p_edge_parent) as e(child, parent)
+      left join unnest(p_ids) as i(id) on i.id = e.parent
+      left join unnest(v_existing, v_ex_states) as x(id, state) on x.id = e.parent
+     group by e.child
+  ),
+  nodes as (
+    insert into pgqueue.flow_nodes (tenant_id, id, flow_id, ref, queue, type, parents_left, run_on_parent_failure, state)
+    select p_tenant, g.id, p_flow_id, g.ref, g.queue, g.type, coalesce(w.n, 0), coalesce(g.run_on_parent_failure, false),
+           case when coalesce(w.n, 0) = 0 then 'live' else 'waiting' end
+      from given g left join waits w on w.child = g.id
+     where case when w.parent_failed and not coalesce(g.run_on_parent_failure, false)
+                then pgqueue.flow_raise('pgqueue: a parent of this node already failed or was cancelled') else true end
+     order by g.ord
+    returning 1
+  ),
+  jobs_in as (
+    insert into pgqueue.jobs as j (tenant_id, id, queue, type, key, state, priority, vt, run_at, payload, payload_type,
+                                   target, max_attempts, retry_policy, flow_id)
+    select p_tenant, g.id, g.queue, g.type, null, 'waiting', coalesce(g.priority, 0), null, coalesce(g.run_at, now()),
+           g.payload, g.payload_type, g.target,
+           coalesce(g.max_attempts, (qc.retry_policy->>'maxAttempts')::integer,
+                    (qd.retry_policy->>'maxAttempts')::integer, 5), g.retry_policy, p_flow_id
+      from given g
+      left join pgqueue.queues qc on qc.tenant_id = p_tenant and qc.queue = g.queue
+      left join pgqueue.queue_defaults qd on qd.queue = g.queue
+     order by g.ord
+    returning 1
+  ),
+  edges as (
+    insert into pgqueue.flow_edges (tenant_id, parent_id, child_id)
+    select distinct p_tenant, e.parent, e.child from unnest(p_edge_child, p_edge_parent) as e(child, parent)
+    returning 1
+  )
+  select coalesce(array_agg(g.id), '{}') into v_roots
+    from given g left join waits w on w.child = g.id
+   where coalesce(w.n, 0) = 0
+     and (select count(*) from nodes) + (select count(*) from jobs_in) + (select count(*) from edges) >= 0;
+
+  perform pgqueue.flow_release(p_tenant, v_roots);
+  return query
+  select u.id, u.ref, x.state from unnest(p_ids, p_refs) as u(id, ref)
+   cross join lateral (select j.state from pgqueue.jobs j where j.tenant_id = p_tenant and j.id = u.id limit 1) x;
+end
 $$;
 
 function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
@@ -668,6 +1085,10 @@ grant SELECT on completion_counts to queue_user;
 grant INSERT, SELECT on completion_counts to queue_worker;
 grant DELETE, INSERT, SELECT, UPDATE on fair_blocks to queue_worker;
 grant DELETE, INSERT, SELECT, UPDATE on fair_weights to queue_worker;
+grant SELECT on flow_edges to queue_user;
+grant SELECT on flow_edges to queue_worker;
+grant SELECT on flow_nodes to queue_user;
+grant SELECT on flow_nodes to queue_worker;
 grant SELECT on history_rollup_hours to queue_worker;
 grant SELECT on history_rollup_minutes to queue_worker;
 grant SELECT on job_history to queue_user;
@@ -687,6 +1108,7 @@ grant SELECT on worker_metadata to queue_worker;
 grant SELECT (attempt) on jobs to queue_user;
 grant SELECT (cancel_requested) on jobs to queue_user;
 grant SELECT (created_at) on jobs to queue_user;
+grant SELECT (flow_id) on jobs to queue_user;
 grant SELECT (id) on jobs to queue_user;
 grant SELECT (key) on jobs to queue_user;
 grant SELECT (last_error) on jobs to queue_user;
@@ -745,6 +1167,10 @@ grant execute on function fair_clock_advance(p_tenant text, p_queue text, p_n bi
 grant execute on function fair_clock_stride(p_tenant text, p_queue text) to queue_worker;
 grant execute on function fair_clock_try_advance(p_tenant text, p_queue text, p_n bigint) to queue_worker;
 grant execute on function fair_clock_try_lock(p_tenant text, p_queue text) to queue_worker;
+grant execute on function flow_adopt(p_tenant text, p_id uuid, p_flow_id uuid) to queue_worker;
+grant execute on function flow_cancel(p_tenant text, p_flow_id uuid) to queue_user;
+grant execute on function flow_cancel(p_tenant text, p_flow_id uuid) to queue_worker;
+grant execute on function flow_parents_done(p_tenants text[], p_ids uuid[], p_states text[], p_results bytea[], p_result_types text[], p_errors jsonb[]) to queue_worker;
 grant execute on function hold_jobs(p_tenant text, p_queue text) to queue_user;
 grant execute on function hold_jobs(p_tenant text, p_queue text) to queue_worker;
 grant execute on function installation() to queue_user;
@@ -752,6 +1178,8 @@ grant execute on function installation() to queue_worker;
 grant execute on function job_remove(p_tenant text, p_id uuid, p_queue text, p_key text, p_archive boolean) to queue_user;
 grant execute on function latency_bucket(ms double precision) to queue_user;
 grant execute on function latency_bucket(ms double precision) to queue_worker;
+grant execute on function push_flow(p_tenant text, p_flow_id uuid, p_ids uuid[], p_refs text[], p_queues text[], p_types text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_run_on_parent_failure boolean[], p_edge_child uuid[], p_edge_parent uuid[]) to queue_worker;
+grant execute on function push_flow(p_tenant text, p_token text, p_flow_id uuid, p_ids uuid[], p_refs text[], p_queues text[], p_types text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_run_on_parent_failure boolean[], p_edge_child uuid[], p_edge_parent uuid[]) to queue_user;
 grant execute on function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_worker;
 grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_user;
 grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_worker;

@@ -6,7 +6,7 @@ type DefaultedTimestamp = ColumnType<Date, Date | string | undefined, Date | str
 type Json = ColumnType<unknown, string, string>
 
 /** The states of a live job. See docs/ARCHITECTURE.md for the transitions. */
-export type JobState = 'scheduled' | 'pending' | 'held' | 'running'
+export type JobState = 'scheduled' | 'pending' | 'held' | 'running' | 'waiting'
 /** The states of a finished job. */
 export type HistoryState = 'completed' | 'failed' | 'cancelled'
 
@@ -37,6 +37,8 @@ export interface JobsTable {
   created_at: DefaultedTimestamp
   updated_at: DefaultedTimestamp
   started_at: Timestamp | null
+  /** The flow the job belongs to, or null (migration 0019). */
+  flow_id: string | null
 }
 
 /** pgqueue.job_history: finished jobs, partitioned by range on finished_at. */
@@ -63,6 +65,35 @@ export interface JobHistoryTable {
   run_at: Timestamp
   started_at: Timestamp | null
   finished_at: DefaultedTimestamp
+  flow_id: string | null
+}
+
+/** The states of a flow node: waiting for parents, live (in the jobs table), or finished. */
+export type FlowNodeState = 'waiting' | 'live' | HistoryState
+
+/** pgqueue.flow_nodes: one row per flow job, kept after it finishes (outcome and result). */
+export interface FlowNodesTable {
+  tenant_id: string
+  id: string
+  flow_id: string
+  ref: string
+  queue: string
+  type: string
+  parents_left: Generated<number>
+  run_on_parent_failure: Generated<boolean>
+  state: FlowNodeState
+  result: Buffer | null
+  result_type: string | null
+  error: Json | null
+  created_at: DefaultedTimestamp
+  finished_at: Timestamp | null
+}
+
+/** pgqueue.flow_edges: parent -> child within a flow. */
+export interface FlowEdgesTable {
+  tenant_id: string
+  parent_id: string
+  child_id: string
 }
 
 /** pgqueue.queues: settings per (tenant, queue). */
@@ -227,4 +258,6 @@ export interface Database {
   completion_counts: CompletionCountsTable
   live_counts: LiveCountsTable
   tenant_secret: TenantSecretTable
+  flow_nodes: FlowNodesTable
+  flow_edges: FlowEdgesTable
 }

@@ -12,12 +12,12 @@ const COLUMNS: { [T in keyof Database]: Record<keyof Database[T], true> } = {
     tenant_id: true, id: true, queue: true, type: true, key: true, state: true, priority: true, vt: true, run_at: true,
     payload: true, payload_type: true, target: true, attempt: true, max_attempts: true, retry_policy: true,
     lease_owner: true, lease_expires_at: true, cancel_requested: true, last_error: true, schedule_id: true,
-    retry_of: true, created_at: true, updated_at: true, started_at: true,
+    retry_of: true, created_at: true, updated_at: true, started_at: true, flow_id: true,
   },
   job_history: {
     tenant_id: true, id: true, queue: true, type: true, key: true, state: true, priority: true, payload: true,
     payload_type: true, target: true, result: true, result_type: true, error: true, attempt: true, max_attempts: true,
-    schedule_id: true, retry_of: true, worker_id: true, created_at: true, run_at: true, started_at: true, finished_at: true,
+    schedule_id: true, retry_of: true, worker_id: true, created_at: true, run_at: true, started_at: true, finished_at: true, flow_id: true,
   },
   queues: {
     tenant_id: true, queue: true, paused: true, max_concurrency: true, retry_policy: true, display_name: true,
@@ -27,6 +27,11 @@ const COLUMNS: { [T in keyof Database]: Record<keyof Database[T], true> } = {
   fair_weights: { tenant_id: true, queue: true, weight: true, updated_at: true },
   fair_blocks: { tenant_id: true, queue: true, until: true },
   queue_defaults: { queue: true, retry_policy: true, updated_at: true },
+  flow_nodes: {
+    tenant_id: true, id: true, flow_id: true, ref: true, queue: true, type: true, parents_left: true,
+    run_on_parent_failure: true, state: true, result: true, result_type: true, error: true, created_at: true, finished_at: true,
+  },
+  flow_edges: { tenant_id: true, parent_id: true, child_id: true },
   schedules: {
     tenant_id: true, id: true, key: true, queue: true, type: true, cron: true, timezone: true, every_ms: true,
     anchor_at: true, missed_policy: true, payload: true, payload_type: true, target: true, priority: true,

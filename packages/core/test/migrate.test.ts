@@ -27,6 +27,8 @@ describe('migrate', () => {
       'completion_counts',
       'fair_blocks',
       'fair_weights',
+      'flow_edges',
+      'flow_nodes',
       'history_rollup_hours',
       'history_rollup_minutes',
       'job_history',

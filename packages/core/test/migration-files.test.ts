@@ -21,6 +21,7 @@ const RELEASED: Array<[number, string, string]> = [
   [15, 'fair_order', 'ce8061ada675c40f6c87ab5cd28bd845a8fbb3a7d8ac4bd4d81c17250658833a'],
   [16, 'queue_defaults', '018475f575484381e5ad8b9831106e00885a344f94fc6860953416bdbd450105'],
   [17, 'identifier_collation_and_history_choice', '2cdafce3a4692c52d00f675966e1361d86e2007c5390a6a2dcd0816e5f786fb2'],
+  [19, 'flows', 'd93f0208b2a2fb2b30d4450b13ee35fe7315d60178d6e97f04827187532cece6'],
 ]
 
 describe('migration files', () => {

@@ -128,6 +128,70 @@ describe('row-level security for the user role', () => {
   })
 })
 
+describe('flows under row-level security', () => {
+  // Leave the rows the later tests count as they were.
+  afterAll(async () => {
+    await t.admin.query(q(`delete from S.jobs where queue = 'fq'`))
+    await t.admin.query(q(`delete from S.flow_edges; delete from S.flow_nodes`))
+  })
+
+  /** Calls the user role's push_flow() for `tenant` with two nodes, the second waiting on `parent` (default: the first). */
+  async function pushFlow(c: pg.Pool | pg.PoolClient, tenant: string, parent?: string) {
+    const flowId = uuidv7()
+    const ids = [uuidv7(), uuidv7()]
+    const { rows } = await c.query(
+      q(`select * from S.push_flow($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`),
+      [tenant, tenantToken(tenant), flowId, ids, ['r1', 'r2'], ['fq', 'fq'], ['t', 't'], [null, null], [null, null], [null, null], [0, 0],
+       [null, null], [null, null], [null, null], [false, false], [ids[1]], [parent ?? ids[0]]],
+    )
+    return { flowId, ids, rows }
+  }
+
+  it("cannot read, cancel, release or attach to another tenant's flow", async () => {
+    const b = await pushFlow(user, 'tenant-b')
+    expect(b.rows.map((r) => r.state).sort()).toEqual(['pending', 'waiting'])
+    const snapshot = async () => (await t.admin.query(q('select * from S.flow_nodes where flow_id = $1 order by id'), [b.flowId])).rows
+    const before = await snapshot()
+    // Reads see nothing of B.
+    const seen = await inTenantTx(user, 'tenant-a', async (c) => ({
+      nodes: (await c.query(q('select * from S.flow_nodes where flow_id = $1'), [b.flowId])).rows,
+      edges: (await c.query(q('select * from S.flow_edges where child_id = $1'), [b.ids[1]])).rows,
+    }))
+    expect(seen).toEqual({ nodes: [], edges: [] })
+    // Cancelling B's flow as A: refused for B's tenant id, a no-op under A's.
+    await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q('select * from S.flow_cancel($1, $2)'), ['tenant-b', b.flowId]))).rejects.toMatchObject({ code: '42501' })
+    const none = await inTenantTx(user, 'tenant-a', async (c) => (await c.query(q('select * from S.flow_cancel($1, $2)'), ['tenant-a', b.flowId])).rows)
+    expect(none).toEqual([{ cancelled: 0, flagged: 0 }])
+    // Releasing: the settling, release, adoption and unchecked push functions are not the user role's.
+    for (const call of [
+      `select S.flow_parents_done(array['tenant-b'], array['${b.ids[0]}'::uuid], array['completed'], null, null, null)`,
+      `select S.flow_release('tenant-b', array['${b.ids[1]}'::uuid])`,
+      `select S.flow_adopt('tenant-b', '${b.ids[0]}', gen_random_uuid())`,
+      `select * from S.push_flow_unchecked('tenant-b', '${b.flowId}', array[gen_random_uuid()], array['x'], array['fq'], array['t'], null, null, null, array[0], null, null, null, null, array[]::uuid[], array[]::uuid[], true)`,
+    ]) {
+      await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q(call)))).rejects.toMatchObject({ code: '42501' })
+    }
+    // Writing the flow tables directly is refused.
+    await expect(inTenantTx(user, 'tenant-b', (c) => c.query(q(`update S.flow_nodes set parents_left = 0 where flow_id = $1`), [b.flowId]))).rejects.toMatchObject({ code: '42501' })
+    await expect(inTenantTx(user, 'tenant-a', (c) => c.query(q(`insert into S.flow_edges values ('tenant-a', $1, $2)`), [b.ids[0], uuidv7()]))).rejects.toMatchObject({ code: '42501' })
+    // Attaching: the user role's push_flow() takes parents of its own call only.
+    await expect(pushFlow(user, 'tenant-a', b.ids[0])).rejects.toMatchObject({ code: '22023' })
+    expect(await snapshot()).toEqual(before)
+  })
+
+  it("the worker role's push_flow() attaches only to nodes of the same tenant and flow", async () => {
+    const b = await pushFlow(user, 'tenant-b')
+    const child = uuidv7()
+    const call = (tenant: string, flowId: string, parent: string) =>
+      worker.query(q(`select * from S.push_flow($1, $2, $3, $4, $5, $6, null, null, null, $7, null, null, null, null, $8, $9)`),
+        [tenant, flowId, [child], ['late'], ['fq'], ['t'], [0], [child], [parent]])
+    await expect(call('tenant-a', b.flowId, b.ids[0]!)).rejects.toMatchObject({ code: '22023' })
+    await expect(call('tenant-b', uuidv7(), b.ids[0]!)).rejects.toMatchObject({ code: '22023' })
+    const ok = await call('tenant-b', b.flowId, b.ids[0]!)
+    expect(ok.rows).toEqual([{ id: child, ref: 'late', state: 'waiting' }])
+  })
+})
+
 describe('the tenant credential', () => {
   it('signs tokens in the test helper exactly as core does', () => {
     const key = TenantKey.resolve(t.tenantSecret)

@@ -74,6 +74,28 @@ describe('history partitions and retention', () => {
     expect(again.retention!.removed).toEqual([])
   })
 
+  it('deletes the nodes and edges of flows finished before the retention, and keeps the others', async () => {
+    const s = `"${t.schema}"`
+    const node = (flow: string, id: string, state: string, finished: string | null) =>
+      t.admin.query(`insert into ${s}.flow_nodes (tenant_id, id, flow_id, ref, queue, type, state, finished_at) values ('acme', $1::uuid, $2, $5, 'q', 't', $3, $4)`,
+        [id, flow, state, finished, id.slice(-2)])
+    const old = '01900000-0000-7000-8000-000000000001'
+    const recent = '01900000-0000-7000-8000-000000000002'
+    const open = '01900000-0000-7000-8000-000000000003'
+    await node(old, '01900000-0000-7000-8000-0000000000a1', 'completed', '2030-01-01T00:00:00Z')
+    await node(old, '01900000-0000-7000-8000-0000000000a2', 'failed', '2030-01-02T00:00:00Z')
+    await t.admin.query(`insert into ${s}.flow_edges values ('acme', '01900000-0000-7000-8000-0000000000a1', '01900000-0000-7000-8000-0000000000a2')`)
+    await node(recent, '01900000-0000-7000-8000-0000000000b1', 'completed', '2030-03-09T00:00:00Z')
+    await node(open, '01900000-0000-7000-8000-0000000000c1', 'completed', '2030-01-01T00:00:00Z')
+    await node(open, '01900000-0000-7000-8000-0000000000c2', 'waiting', null)
+    const clock = manualClock('2030-03-10T12:00:00Z')
+    const report = await Maintenance.runOnce(t.adminUrl, { ...t.schemaOptions, clock, tasks: housekeepingOff })
+    expect(report.retention!.flowsDeleted).toBe(1)
+    const left = await t.admin.query(`select flow_id, count(*)::int as n from ${s}.flow_nodes group by 1 order by 1`)
+    expect(left.rows).toEqual([{ flow_id: recent, n: 1 }, { flow_id: open, n: 2 }])
+    expect((await t.admin.query(`select count(*)::int as n from ${s}.flow_edges`)).rows[0].n).toBe(0)
+  })
+
   it('creates partitions for stray rows within the retention, and drops partitions past it', async () => {
     // Maintenance was down for 40 days; a row finished 20 days ago (no partition: the default caught it).
     const clock = manualClock('2030-04-19T12:00:00Z')

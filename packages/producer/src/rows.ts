@@ -33,6 +33,7 @@ export function toJob(r: JobRow): LiveJob {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     startedAt: r.started_at,
+    flowId: r.flow_id,
   }
 }
 
@@ -64,6 +65,7 @@ export function toHistoryEntry(r: HistoryRow): HistoryEntry {
     runAt: r.run_at,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
+    flowId: r.flow_id ?? null,
   }
 }
 

@@ -10,6 +10,9 @@ import {
   validateName,
   validateRetryPolicy,
   withTenantTransaction,
+  flowPush,
+  queryableOf,
+  type Queryable,
   type Database,
   type HistoryState,
   type JobState,
@@ -41,10 +44,14 @@ import type {
   PushResult,
   QueueConfig,
   QueueSettings,
+  FlowCreated,
+  FlowNode,
 } from './types.js'
 import { TenantWorkerMetadata } from './tenant-worker-metadata.js'
+import { TenantFlows } from './tenant-flows.js'
+import { newFlowId, validateFlowNodes } from './flow-input.js'
 
-const JOB_STATES: readonly JobState[] = ['scheduled', 'pending', 'held', 'running']
+const JOB_STATES: readonly JobState[] = ['scheduled', 'pending', 'held', 'running', 'waiting']
 const HISTORY_STATES: readonly HistoryState[] = ['completed', 'failed', 'cancelled']
 const QUEUE_SETTINGS = new Set(['paused', 'retryPolicy', 'maxConcurrency', 'displayName', 'keepCompleted'])
 const MAX_CONCURRENCY = 1_000_000
@@ -58,6 +65,8 @@ const DISPLAY_NAME_LIMIT = 256
 export class TenantQueues {
   /** The tenant's small key/JSON store for worker-side settings. */
   readonly workerMetadata: TenantWorkerMetadata
+  /** Reading and cancelling this tenant's flows (create one with flow()). */
+  readonly flows: TenantFlows
 
   /** @internal */
   constructor(
@@ -66,6 +75,32 @@ export class TenantQueues {
     readonly tenantId: string,
   ) {
     this.workerMetadata = new TenantWorkerMetadata(ctx, tenantId)
+    this.flows = new TenantFlows(ctx, tenantId)
+  }
+
+  /**
+   * Creates a flow (a DAG of jobs) in one statement and one transaction (the caller's with `{ tx }`):
+   * each node is a push item without a key, plus `ref` (its name in the call), `dependsOn` (refs of
+   * the nodes it waits for, any number, in any queue of this tenant) and `runOnParentFailure`. Nodes
+   * with no parent are pushed at once; the others wait in state 'waiting' and are released by the
+   * transaction that records their last parent's outcome. At most MAX_FLOW_NODES (1,000) nodes per
+   * call. Refused with PgQueueValidationError, nothing written: a cycle, an unknown or duplicate ref,
+   * a key, any invalid item. Returns the flow id and the job id of each ref.
+   */
+  async flow<T extends string>(nodes: readonly FlowNode<T>[], options: PushOptions = {}): Promise<FlowCreated> {
+    this.ctx.assertOpen()
+    const input = validateFlowNodes(nodes as readonly FlowNode[], 'nodes', this.ctx.options.payloadLimitBytes, () => this.ctx.options.clock.now())
+    const tx = validateTx(options)
+    const flowId = newFlowId()
+    const db = tx === undefined ? queryableOf(this.ctx.db) : 'query' in tx && typeof tx.query === 'function' ? (tx as pg.ClientBase) : queryableOf(tx as Kysely<Database>)
+    await mapTenantErrors(this.tenantId, () =>
+      mapFlowRefusal(() =>
+        flowPush(db as Queryable, {
+          schema: this.ctx.schema, tenantId: this.tenantId, token: this.ctx.options.tenantKey.token(this.tenantId), flowId, rows: input.rows, edges: input.edges,
+        }),
+      ),
+    )
+    return { flowId, jobs: Object.fromEntries(input.ids) }
   }
 
   /**
@@ -397,4 +432,16 @@ export function chunkRows(rows: readonly PushRow[], maxRows: number, maxBytes: n
   }
   if (chunk.length > 0) chunks.push(chunk)
   return chunks
+}
+
+/** push_flow() refuses what the JavaScript checks should have (22023): report it as a validation error. */
+async function mapFlowRefusal<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    if ((err as { code?: unknown }).code === '22023' && /pgqueue:/.test(String((err as Error).message))) {
+      throw new PgQueueValidationError('nodes', String((err as Error).message).replace(/^pgqueue: /, ''), undefined)
+    }
+    throw err
+  }
 }

@@ -108,6 +108,8 @@ export interface LiveJob {
   createdAt: Date
   updatedAt: Date
   startedAt: Date | null
+  /** The flow this job belongs to (flow()), or null. */
+  flowId: string | null
 }
 
 /** A finished job. */
@@ -140,6 +142,8 @@ export interface HistoryEntry {
   runAt: Date
   startedAt: Date | null
   finishedAt: Date
+  /** The flow this job belonged to (flow()), or null. */
+  flowId: string | null
 }
 
 /** A job addressed by id, or by its user key. */
@@ -285,4 +289,60 @@ export interface MetadataEntry {
   key: string
   value: unknown
   updatedAt: Date
+}
+
+/**
+ * One node of a flow: a push item (without a key) plus its name in the flow and the nodes it waits for.
+ * A node runs when every node it depends on has completed. When one of them fails for good or is
+ * cancelled, the node is cancelled (with its own waiting descendants), unless `runOnParentFailure`.
+ * `delay`/`runAt` give the earliest start: a node released earlier waits until then.
+ */
+export type FlowNode<T extends string = string> = Omit<PushItemOf<T>, 'key'> & {
+  /** The node's name in this flow call, 1-128 bytes, unique in the call. */
+  ref: string
+  /** Refs of nodes of the same call this node waits for (any number, any queue of the tenant). */
+  dependsOn?: readonly string[]
+  /** Run even when a parent failed or was cancelled; ctx.parents() shows their outcomes. Default false. */
+  runOnParentFailure?: boolean
+  key?: never
+}
+
+/** What flow() created. */
+export interface FlowCreated {
+  /** The flow's id: flows.get(flowId), flows.cancel(flowId). */
+  flowId: string
+  /** The job id of each node, by ref. */
+  jobs: Record<string, string>
+}
+
+/** The state of a flow node: a live job's state ('waiting' until its parents are done), or its outcome. */
+export type FlowNodeState = JobState | HistoryState
+
+/** One node of flows.get(). */
+export interface FlowNodeInfo {
+  id: string
+  ref: string
+  queue: string
+  type: string
+  state: FlowNodeState
+  /** Ids of the nodes it waits for. */
+  parents: string[]
+  runOnParentFailure: boolean
+  /** Parents not finished yet (while waiting). */
+  parentsLeft: number
+  /** The error record of a failed or cancelled node (code PARENT_FAILED when a parent's failure cancelled it). */
+  error: unknown
+  createdAt: Date
+  finishedAt: Date | null
+}
+
+/** A flow as flows.get() returns it: its nodes (oldest first) and edges. */
+export interface FlowInfo {
+  flowId: string
+  nodes: FlowNodeInfo[]
+  edges: { parent: string; child: string }[]
+  /** Nodes per state. */
+  counts: Partial<Record<FlowNodeState, number>>
+  /** True when every node has finished. */
+  finished: boolean
 }

@@ -78,6 +78,29 @@ describe('tenant isolation through every method', () => {
     expect(await rows(t, `select state from S.jobs where id = $1`, [waiting.id])).toEqual([{ state: 'pending' }])
   })
 
+  it("tenant A cannot read, cancel, release or attach to tenant B's flow", async () => {
+    const a = producer.queues.withTenant('tenant-a')
+    const b = producer.queues.withTenant('tenant-b')
+    const f = await b.flow([
+      { ref: 'root', queue: 'fq', type: 't', payload: 'b-secret' },
+      { ref: 'child', queue: 'fq', type: 't', dependsOn: ['root'] },
+    ])
+    const snapshot = async () => ({
+      jobs: await rows(t, `select * from S.jobs where flow_id = $1 order by id`, [f.flowId]),
+      nodes: await rows(t, `select * from S.flow_nodes where flow_id = $1 order by id`, [f.flowId]),
+      history: await rows(t, `select * from S.job_history where flow_id = $1`, [f.flowId]),
+    })
+    const before = await snapshot()
+    expect(await a.flows.get(f.flowId)).toBeNull()
+    expect(await a.get(f.jobs.child!)).toBeNull()
+    expect(await a.flows.cancel(f.flowId)).toEqual({ cancelled: 0, cancelRequested: 0 })
+    expect(await a.cancel(f.jobs.root!)).toBe('not_found')
+    // A dependency can only name a ref of the same call: B's job id is an unknown ref.
+    await expect(a.flow([{ ref: 'x', queue: 'fq', type: 't', dependsOn: [f.jobs.root!] }])).rejects.toBeInstanceOf(PgQueueValidationError)
+    expect(await snapshot()).toEqual(before)
+    expect(before.jobs.find((j) => j.id === f.jobs.child).state).toBe('waiting')
+  })
+
   it('a transaction scoped to one tenant cannot push into another', async () => {
     const client = await userPool.connect()
     try {

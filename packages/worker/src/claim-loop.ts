@@ -298,5 +298,6 @@ function toJob(r: ClaimedRow, queue: string): Job {
     createdAt: new Date(r.created_at_ms),
     scheduleId: r.schedule_id,
     priority: r.priority,
+    flowId: r.flow_id,
   }
 }

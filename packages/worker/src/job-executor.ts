@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { errorInfo } from '@pgqueue/core/internal'
-import { JobAbortedError, JobBackOffError, type AbortReason, type Job, type JobContext, type JobHandler } from './job.js'
+import { JobAbortedError, JobBackOffError, type AbortReason, type FlowAddNode, type FlowHandle, type FlowParent, type Job, type JobContext, type JobHandler } from './job.js'
 import type { RunOutcome } from './job-completer.js'
 import { encodeResult } from './result.js'
 import type { Run } from './run.js'
@@ -26,6 +26,14 @@ export interface JobExecutorDeps<Target> {
   /** A handler slot came free. */
   slotFreed: () => void
   extendLease: (run: Run, ms: number) => Promise<void>
+  /** ctx.parents() and ctx.flow.add(), run on the Worker's pool. */
+  flows: RunFlows
+}
+
+/** The flow calls a handler's ctx makes. */
+export interface RunFlows {
+  parents(job: Job): Promise<FlowParent[]>
+  add(job: Job, nodes: readonly FlowAddNode[]): Promise<{ flowId: string; jobs: Record<string, string> }>
 }
 
 /** The run's AbortSignal, made on first use (already aborted when the run was). */
@@ -47,7 +55,14 @@ class RunContext implements JobContext {
     private readonly run: Run,
     readonly nodeId: string,
     private readonly extend: (run: Run, ms: number) => Promise<void>,
+    private readonly flows: RunFlows,
   ) {}
+  parents(): Promise<FlowParent[]> {
+    return this.flows.parents(this.run.job)
+  }
+  get flow(): FlowHandle {
+    return { add: (nodes) => this.flows.add(this.run.job, nodes) }
+  }
   get signal(): AbortSignal {
     return signalOf(this.run)
   }
@@ -89,7 +104,7 @@ export class JobExecutor<Target> {
     d.started?.(run)
     let value: unknown
     try {
-      value = d.handler(run.job as Job<Target>, new RunContext(run, d.nodeId, d.extendLease))
+      value = d.handler(run.job as Job<Target>, new RunContext(run, d.nodeId, d.extendLease, d.flows))
     } catch (err) {
       this.settle(run, this.failed(run, err))
       return

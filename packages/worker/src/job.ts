@@ -21,6 +21,53 @@ export interface Job<Target = unknown, Data = unknown> {
   createdAt: Date
   scheduleId: string | null
   priority: number
+  /** The flow this job belongs to, or null (see ctx.parents() and ctx.flow). */
+  flowId: string | null
+}
+
+/** A parent of a flow job, as ctx.parents() returns it. */
+export interface FlowParent {
+  id: string
+  /** The parent's ref in its flow. */
+  ref: string
+  queue: string
+  type: string
+  /** 'completed', or 'failed' / 'cancelled' for a child that runs on parent failure. */
+  state: 'waiting' | 'live' | 'completed' | 'failed' | 'cancelled'
+  result: Buffer | null
+  resultType: string | null
+  /** The result decoded by its type: the JSON value the parent's handler returned. */
+  data: unknown
+  error: unknown
+  finishedAt: Date | null
+}
+
+/** A node added at run time by ctx.flow.add(): a push item (no key) with ref, dependsOn and runOnParentFailure. */
+export interface FlowAddNode {
+  ref: string
+  queue: string
+  type: string
+  payload?: unknown
+  payloadType?: string | null
+  target?: unknown
+  priority?: number
+  delay?: number
+  runAt?: Date
+  retryPolicy?: unknown
+  /** Refs of nodes of this call, or ids of jobs already in the flow (the running job's own id included). */
+  dependsOn?: readonly string[]
+  runOnParentFailure?: boolean
+}
+
+/** The running job's flow, as the handler sees it. */
+export interface FlowHandle {
+  /**
+   * Adds nodes to this job's flow in one statement (a job in no flow becomes the root of a new one,
+   * ref 'root'). A node may wait for nodes of the same call and for jobs already in the flow, this
+   * job included (its children then start when it completes); so a splitter adds N chunks and a
+   * merge that depends on all of them, N known only now. At most 1,000 nodes per call.
+   */
+  add(nodes: readonly FlowAddNode[]): Promise<{ flowId: string; jobs: Record<string, string> }>
 }
 
 /** What a handler gets besides the job. */
@@ -47,6 +94,13 @@ export interface JobContext {
   backOff(ms: number): never
   /** The worker's node id. */
   nodeId: string
+  /**
+   * The parents of this flow job with their outcomes and results, in one query (empty outside a
+   * flow). Read from the flow's own records, so they stay readable whatever the queue keeps in history.
+   */
+  parents(): Promise<FlowParent[]>
+  /** This job's flow: add nodes to it at run time. */
+  readonly flow: FlowHandle
 }
 
 /**

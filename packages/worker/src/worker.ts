@@ -28,6 +28,7 @@ import { LeaseKeeper } from './lease-keeper.js'
 import { LeaseOwners } from './lease-owner.js'
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js'
 import type { Run } from './run.js'
+import { runFlows } from './run-flows.js'
 
 /** Events a Worker emits. Listeners must not throw. */
 export interface WorkerEvents {
@@ -107,6 +108,10 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       finish: (run, outcome) => this.finish(run, outcome),
       slotFreed: () => this.claimLoop?.pump(),
       extendLease: (run, ms) => this.extendLease(run, ms),
+      flows: runFlows(() => {
+        if (!this.conn) throw new PgQueueStoppedError('Worker')
+        return this.conn.pool
+      }, this.options.schema),
     })
   }
 

@@ -2,6 +2,7 @@ import type { CaseResult, LibName } from '../types.js'
 import type { CaseContext } from './context.js'
 import { fairness } from './fairness.js'
 import { weights, wrongedTenant } from './fair-order.js'
+import { flowFan, flowRelease } from './flows.js'
 import { latency } from './latency.js'
 import { longTransaction } from './long-transaction.js'
 import { processing } from './processing.js'
@@ -128,6 +129,24 @@ export const cases: CaseDef[] = [
     fullOnly: true,
     params: (m) => (m === 'quick' ? { rate: 500, durationMs: 5_000, timeoutMs: 60_000 } : { rate: 3_000, durationMs: 120_000, timeoutMs: 300_000 }),
     run: (ctx, p) => longTransaction(ctx, p as { rate: number; durationMs: number; timeoutMs: number }),
+  },
+  {
+    id: 'flow-release',
+    notQuick: true,
+    title: "flow release: a child's start after its parent's handler returned, idle worker",
+    better: 'lower',
+    libs: ['pgqueue', 'pg-boss'],
+    params: (m) => ({ n: q(m, 10, 50), gapMs: 20, idleMs: q(m, 300, 1_000) }),
+    run: (ctx, p) => flowRelease(ctx, p as { n: number; gapMs: number; idleMs: number }),
+  },
+  {
+    id: 'flow-fan',
+    notQuick: true,
+    title: 'flow fan-out/fan-in: root, 998 children, merge (1,000 jobs, one call); call to merge start',
+    better: 'higher',
+    libs: ['pgqueue', 'pg-boss'],
+    params: (m) => ({ n: 998, concurrency: 10, timeoutMs: q(m, 60_000, 300_000) }),
+    run: (ctx, p) => flowFan(ctx, p as { n: number; concurrency: number; timeoutMs: number }),
   },
   {
     id: 'scale',

@@ -1,6 +1,6 @@
 import { PgBoss } from 'pg-boss'
 import pg from 'pg'
-import type { BenchJob, LibAdapter, Names, WorkerOptions } from '../types.js'
+import type { BenchFlowNode, BenchJob, LibAdapter, Names, WorkerOptions } from '../types.js'
 
 const QUEUE = 'bench'
 const BATCH = 500
@@ -37,6 +37,11 @@ export class PgBossAdapter implements LibAdapter {
 
   async pushMany(jobs: BenchJob[]): Promise<void> {
     await this.boss.insert(QUEUE, jobs.map((data) => ({ data })))
+  }
+
+  /** pg-boss 12's flow(): every node in the bench queue; its resolver runs at its default interval. */
+  async flow(_tenant: string, nodes: BenchFlowNode[]): Promise<void> {
+    await this.boss.flow(nodes.map((n) => ({ ref: n.ref, name: QUEUE, data: n.job, ...(n.dependsOn ? { dependsOn: n.dependsOn } : {}) })))
   }
 
   async startWorker(opts: WorkerOptions): Promise<void> {

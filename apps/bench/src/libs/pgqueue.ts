@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { migrate } from '@pgqueue/core'
 import { importWorkspace } from '../workspace.js'
-import type { BenchJob, LibAdapter, Names, WorkerOptions } from '../types.js'
+import type { BenchFlowNode, BenchJob, LibAdapter, Names, WorkerOptions } from '../types.js'
 
 const QUEUE = 'bench'
 
@@ -17,6 +17,7 @@ interface TenantQueues {
   push(item: Record<string, unknown>): Promise<unknown>
   pushMany(items: Record<string, unknown>[]): Promise<unknown>
   configureQueue(queue: string, settings: Record<string, unknown>): Promise<unknown>
+  flow?(nodes: Record<string, unknown>[]): Promise<unknown>
 }
 interface QueuesClient {
   withTenant(tenant: string): TenantQueues
@@ -137,6 +138,26 @@ export class PgqueueAdapter implements LibAdapter {
     await this.worker.start()
     const tuned = Object.keys(extraWorkerOptions).length ? `, ${JSON.stringify(extraWorkerOptions)} from PGQUEUE_BENCH_WORKER_OPTIONS` : ', other options at their defaults'
     this.config = `pgqueue: push via ${PUSH_VIA}; Worker(concurrency ${opts.concurrency}${tuned}) + Scheduler running, both as a login of the worker role; ${keepCompleted ? 'history written' : 'completed jobs dropped (keepCompleted: false, PGQUEUE_BENCH_KEEP_COMPLETED), failures kept'}`
+  }
+
+  async flow(tenant: string, nodes: BenchFlowNode[]): Promise<void> {
+    const q = this.queues!.withTenant(tenant)
+    if (!q.flow) throw new NotAvailableError('flows have not landed in @pgqueue/producer')
+    await q.flow(nodes.map((n) => ({ ...item(n.job), ref: n.ref, ...(n.dependsOn ? { dependsOn: n.dependsOn } : {}) })))
+  }
+
+  async flowReleaseGaps(): Promise<number[]> {
+    // For each child: its start minus the finish of its last parent, both as history recorded them
+    // (finished_at is the completing statement's now(), started_at the claim's).
+    const s = pg.escapeIdentifier(this.schemaOptions.schema)
+    const { rows } = await this.admin.query<{ gap: number }>(
+      `select extract(epoch from c.started_at - max(p.finished_at)) * 1000 as gap
+         from ${s}.flow_edges e
+         join ${s}.job_history p on p.tenant_id = e.tenant_id and p.id = e.parent_id
+         join ${s}.job_history c on c.tenant_id = e.tenant_id and c.id = e.child_id
+        group by c.tenant_id, c.id, c.started_at`,
+    )
+    return rows.map((r) => Number(r.gap))
   }
 
   async setWeight(tenant: string, weight: number): Promise<void> {

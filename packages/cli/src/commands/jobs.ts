@@ -6,7 +6,7 @@ import { openProducer, parsePositiveInt } from '../clients.js'
 import type { CommandContext } from '../context.js'
 import { CliError, EXIT, usageError } from '../errors.js'
 
-const LIVE_STATES: readonly JobState[] = ['scheduled', 'pending', 'held', 'running']
+const LIVE_STATES: readonly JobState[] = ['scheduled', 'pending', 'held', 'running', 'waiting']
 const HISTORY_STATES: readonly HistoryState[] = ['completed', 'failed', 'cancelled']
 
 interface ListFlags {

@@ -1,6 +1,7 @@
 import { ERROR_CODES, errorRecordSql } from '../error-info.js'
 import { quoteIdent } from '../options.js'
 import type { Queryable } from '../queryable.js'
+import { flowSettleSql } from './flows.js'
 import { jobHistoryInsertSql } from './job-history.js'
 
 /** What one rescue statement did. */
@@ -23,6 +24,8 @@ export interface RescueCounts {
  * killing its worker ends failed after max_attempts. SKIP LOCKED: a worker finishing the job, or
  * another rescuer, holds the row and keeps it. The running rows are read through jobs_state_idx (the
  * jobs in flight, a small set; lease_expires_at has no index, so renewals are HOT updates).
+ * A flow job that ends here (failed or cancelled) settles its waiting children in the same statement
+ * (flowSettleSql); one sent back to wait keeps them waiting.
  */
 export async function jobRescueExpired(db: Queryable, p: { schema: string; limit: number; graceMs?: number }): Promise<RescueCounts> {
   const s = quoteIdent(p.schema)
@@ -49,6 +52,7 @@ export async function jobRescueExpired(db: Queryable, p: { schema: string; limit
          values: { state: `case when g.cancel_requested then 'cancelled' else 'failed' end`, error: error('g') },
        })}
      ),
+     ${flowSettleSql({ schema: p.schema, from: 'gone g', alias: 'g', state: `case when g.cancel_requested then 'cancelled' else 'failed' end`, error: error('g') })},
      back as (
        update ${s}.jobs j
           set state = 'scheduled', run_at = now(), vt = null, lease_owner = null, lease_expires_at = null,
@@ -59,7 +63,8 @@ export async function jobRescueExpired(db: Queryable, p: { schema: string; limit
      )
      select (select count(*) from back)::int as rescued,
             (select count(*) from gone where not cancel_requested)::int as failed,
-            (select count(*) from gone where cancel_requested)::int as cancelled`,
+            (select count(*) from gone where cancel_requested)::int as cancelled
+      where (select count(*) from flowed) >= 0`,
     [p.limit, Math.max(0, p.graceMs ?? 0)],
   )
   return rows[0] ?? { rescued: 0, failed: 0, cancelled: 0 }

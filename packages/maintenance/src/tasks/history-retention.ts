@@ -1,7 +1,12 @@
-import { listHistoryPartitions, type HistoryPartition } from '@pgqueue/core/internal'
+import type { Kysely } from 'kysely'
+import { listHistoryPartitions, type Database, type HistoryPartition } from '@pgqueue/core/internal'
+import { flowFinishedDelete } from '../queries/flows.js'
 import { completionCountsExpiredDelete, historyDefaultExpiredDelete, historyPartitionDetach, historyPartitionDrop } from '../queries/history-partitions.js'
 import { isLockTimeout, lockTimeoutSetLocal, lockTryPartitions } from '../queries/locks.js'
 import type { SkipReason, TaskContext } from './context.js'
+
+/** A batched delete of rows older than `before`; returns how many it deleted (at most `limit`). */
+type Purge = (trx: Kysely<Database>, p: { schema: string; before: Date; limit: number }) => Promise<number>
 
 /** What the retention task did. */
 export interface RetentionResult {
@@ -13,6 +18,8 @@ export interface RetentionResult {
   defaultRowsDeleted: number
   /** completion_counts rows older than the retention deleted (counts of completed jobs kept out of history). */
   completionCountRowsDeleted: number
+  /** Finished flows whose last job finished before the retention, their nodes and edges deleted. */
+  flowsDeleted: number
 }
 
 /**
@@ -21,12 +28,13 @@ export interface RetentionResult {
  * an instant each time. No row-by-row delete of history, except in the default partition: its rows
  * older than the retention have no partition to drop, so they are deleted in bounded batches
  * (defaultPurgeBatchSize rows, at most defaultPurgeMaxBatches batches per run). completion_counts rows
- * older than the retention go the same way.
+ * older than the retention go the same way, and so do finished flows past the retention (their nodes
+ * and edges, defaultPurgeBatchSize flows per batch).
  */
 export async function runRetentionTask(ctx: TaskContext): Promise<RetentionResult> {
   const { schema, retentionMs, retentionMode, ddlLockTimeoutMs, defaultPurgeBatchSize, defaultPurgeMaxBatches } = ctx.options
   const cutoff = new Date(ctx.options.clock.now().getTime() - retentionMs)
-  const result: RetentionResult = { removed: [], defaultRowsDeleted: 0, completionCountRowsDeleted: 0 }
+  const result: RetentionResult = { removed: [], defaultRowsDeleted: 0, completionCountRowsDeleted: 0, flowsDeleted: 0 }
   try {
     for (;;) {
       const step = await ctx.db.transaction().execute(async (trx) => {
@@ -44,23 +52,23 @@ export async function runRetentionTask(ctx: TaskContext): Promise<RetentionResul
       if (step === 'locked') return { ...result, skipped: 'locked' }
       if (step === 'done') break
     }
-    for (let i = 0; i < defaultPurgeMaxBatches; i++) {
-      const n = await ctx.db.transaction().execute(async (trx) => {
-        if (!(await lockTryPartitions(trx, { schema }))) return -1
-        return historyDefaultExpiredDelete(trx, { schema, before: cutoff, limit: defaultPurgeBatchSize })
-      })
-      if (n < 0) return { ...result, skipped: 'locked' }
-      result.defaultRowsDeleted += n
-      if (n < defaultPurgeBatchSize) break
-    }
-    for (let i = 0; i < defaultPurgeMaxBatches; i++) {
-      const n = await ctx.db.transaction().execute(async (trx) => {
-        if (!(await lockTryPartitions(trx, { schema }))) return -1
-        return completionCountsExpiredDelete(trx, { schema, before: cutoff, limit: defaultPurgeBatchSize })
-      })
-      if (n < 0) return { ...result, skipped: 'locked' }
-      result.completionCountRowsDeleted += n
-      if (n < defaultPurgeBatchSize) break
+    // Row-by-row deletes in bounded batches, each in its own short transaction under the partitions lock.
+    const purges: [keyof Pick<RetentionResult, 'defaultRowsDeleted' | 'completionCountRowsDeleted' | 'flowsDeleted'>, Purge][] = [
+      ['defaultRowsDeleted', historyDefaultExpiredDelete],
+      ['completionCountRowsDeleted', completionCountsExpiredDelete],
+      // Flows finished before the retention: their nodes and edges go too (their history already has).
+      ['flowsDeleted', flowFinishedDelete],
+    ]
+    for (const [field, purge] of purges) {
+      for (let i = 0; i < defaultPurgeMaxBatches; i++) {
+        const n = await ctx.db.transaction().execute(async (trx) => {
+          if (!(await lockTryPartitions(trx, { schema }))) return -1
+          return purge(trx, { schema, before: cutoff, limit: defaultPurgeBatchSize })
+        })
+        if (n < 0) return { ...result, skipped: 'locked' }
+        result[field] += n
+        if (n < defaultPurgeBatchSize) break
+      }
     }
     return result
   } catch (err) {

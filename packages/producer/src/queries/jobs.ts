@@ -7,7 +7,7 @@ import type { PushRow } from '../push-input.js'
 export const JOB_COLUMNS = [
   'tenant_id', 'id', 'queue', 'type', 'key', 'state', 'priority', 'run_at', 'payload', 'payload_type', 'target',
   'attempt', 'max_attempts', 'retry_policy', 'lease_expires_at', 'cancel_requested', 'last_error', 'schedule_id',
-  'retry_of', 'created_at', 'updated_at', 'started_at',
+  'retry_of', 'created_at', 'updated_at', 'started_at', 'flow_id',
 ] as const
 
 /** A jobs row as selected with JOB_COLUMNS. */

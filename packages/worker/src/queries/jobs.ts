@@ -1,4 +1,4 @@
-import { jobHistoryInsertSql, quoteIdent, unquotedArrayLiteral, type Queryable } from '@pgqueue/core/internal'
+import { flowSettleSql, jobHistoryInsertSql, quoteIdent, unquotedArrayLiteral, type Queryable } from '@pgqueue/core/internal'
 
 /**
  * A claimed row as the claim returns it (CLAIM_COLUMNS). Timestamps come as epoch milliseconds
@@ -20,6 +20,7 @@ export interface ClaimedRow {
   created_at_ms: number
   schedule_id: string | null
   priority: number
+  flow_id: string | null
 }
 
 /** One finished run, as the completer hands it to jobFinishMany(). */
@@ -49,7 +50,7 @@ export function rowKey(tenantId: string, id: string): string {
 
 const CLAIM_COLUMNS = `j.tenant_id, j.id, j.type, j.key, j.payload, j.payload_type, j.target, j.attempt,
   j.max_attempts, j.retry_policy, (extract(epoch from j.run_at) * 1000)::float8 as run_at_ms,
-  (extract(epoch from j.created_at) * 1000)::float8 as created_at_ms, j.schedule_id, j.priority`
+  (extract(epoch from j.created_at) * 1000)::float8 as created_at_ms, j.schedule_id, j.priority, j.flow_id`
 
 /** The bytes a claimed row brings into the worker's memory (payload plus target), as SQL over `j`. */
 const ROW_BYTES = `coalesce(octet_length(j.payload), 0)
@@ -298,6 +299,9 @@ export async function jobClaimAcrossQueues(
  * buffer.
  * Each DML unnests the arrays itself, so the function scan drives one primary-key probe per row.
  * Row lock waits are bounded by `lockTimeoutMs`; see jobLockedAmong() for finding the rows at fault.
+ * Flow jobs among the finished runs settle their flows in the same statement (the `flowed` part:
+ * children released or cancelled), so a child is released by the commit that records its last
+ * parent's outcome; runs outside flows skip the call.
  */
 export async function jobFinishMany(
   db: Queryable,
@@ -401,8 +405,9 @@ export async function jobFinishMany(
      ),
      counted as (
        ${finishCountInsert(p.schema)}
-     )${moved}
-     select n from done${anyMove ? ' union all select n from moved' : ''}`,
+     ),
+     ${finishFlowSettle(p.schema)}${moved}
+     select n from done where (select count(*) from flowed) >= 0${anyMove ? ' union all select n from moved' : ''}`,
     [
       p.nodeId,
       tenantIds,
@@ -437,6 +442,9 @@ function finishDroppingSql(s: string): string {
  *  over the CTE (runs times pairs). */
 const DROPPED = `d.outcome = 'completed' and coalesce((d.tenant_id, d.queue) in (select x.tenant_id, x.queue from dropping x), false)`
 
+/** The history state of a finished run in jobFinishMany's `done`. */
+const FINISH_STATE = `case when d.outcome = 'completed' then 'completed' when d.cancel_requested then 'cancelled' else 'failed' end`
+
 /** The history part of jobFinishMany, built once per schema: every run but the dropped completions. */
 const finishHistoryInserts = new Map<string, string>()
 function finishHistoryInsert(schema: string): string {
@@ -448,7 +456,7 @@ function finishHistoryInsert(schema: string): string {
       alias: 'd',
       where: `not (${DROPPED})`,
       values: {
-        state: `case when d.outcome = 'completed' then 'completed' when d.cancel_requested then 'cancelled' else 'failed' end`,
+        state: FINISH_STATE,
         result: 'd.result',
         result_type: 'd.result_type',
         error: 'd.error',
@@ -481,6 +489,25 @@ function finishCountInsert(schema: string): string {
         where ${DROPPED}
         group by d.tenant_id, d.queue`
     finishCountInserts.set(schema, text)
+  }
+  return text
+}
+
+/** The flow part of jobFinishMany (see flowSettleSql: no call unless a finished row is a flow job), built once per schema. */
+const finishFlowSettles = new Map<string, string>()
+function finishFlowSettle(schema: string): string {
+  let text = finishFlowSettles.get(schema)
+  if (text === undefined) {
+    text = flowSettleSql({
+      schema,
+      from: 'done d',
+      alias: 'd',
+      state: FINISH_STATE,
+      result: 'd.result',
+      resultType: 'd.result_type',
+      error: 'd.error',
+    })
+    finishFlowSettles.set(schema, text)
   }
   return text
 }
