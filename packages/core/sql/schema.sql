@@ -61,6 +61,7 @@ table job_history partition by RANGE (finished_at) -- row level security
   run_at timestamp with time zone not null
   started_at timestamp with time zone
   finished_at timestamp with time zone not null default now()
+  trace_context jsonb
   constraint job_history_created_at_range CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
   constraint job_history_error_size CHECK ((pg_column_size(error) <= 8388608))
   constraint job_history_finished_at_range CHECK (((finished_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (finished_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
@@ -105,6 +106,7 @@ table jobs with (fillfactor=70, autovacuum_vacuum_scale_factor=0.02, autovacuum_
   created_at timestamp with time zone not null default now()
   updated_at timestamp with time zone not null default now()
   started_at timestamp with time zone
+  trace_context jsonb
   constraint jobs_created_at_range CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
   constraint jobs_key_bytes CHECK (((octet_length(key) >= 1) AND (octet_length(key) <= 512)))
   constraint jobs_lease_expires_at_range CHECK (((lease_expires_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (lease_expires_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
@@ -484,7 +486,12 @@ function push_jobs_unchecked(p_tenant text, p_ids uuid[], p_queues text[], p_typ
 #variable_conflict use_column
 declare
   v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+  -- [0020 trace context] The pushing span's W3C carrier, set by the producer in the same statement
+  -- (see the migration's header); read once and cleared, so a later push in the same transaction
+  -- does not inherit it.
+  v_trace jsonb := nullif(current_setting('pgqueue.trace_context', true), '')::jsonb;
 begin
+  if v_trace is not null then perform set_config('pgqueue.trace_context', '', true); end if;
   if p_tenant is null or p_tenant = '' then
     raise exception 'pgqueue: a tenant is required' using errcode = '42501';
   end if;
@@ -538,15 +545,18 @@ begin
   ),
   ins as (
     insert into pgqueue.jobs as j (tenant_id, id, queue, type, key, state, priority, vt, run_at, payload,
-                                   payload_type, target, max_attempts, retry_policy, schedule_id, retry_of)
+                                   payload_type, target, max_attempts, retry_policy, schedule_id, retry_of,
+                                   trace_context) -- [0020 trace context]
     select p_tenant, s.id, s.queue, s.type, s.key, s.state, s.priority, s.vt, s.run_at, s.payload,
-           s.payload_type, s.target, s.max_attempts, s.retry_policy, s.schedule_id, s.retry_of
+           s.payload_type, s.target, s.max_attempts, s.retry_policy, s.schedule_id, s.retry_of,
+           v_trace -- [0020 trace context]
       from stamped s order by s.ord
     on conflict (tenant_id, queue, key) where key is not null do update
        set type = excluded.type, state = excluded.state, priority = excluded.priority, vt = excluded.vt,
            run_at = excluded.run_at, payload = excluded.payload, payload_type = excluded.payload_type,
            target = excluded.target, max_attempts = excluded.max_attempts, retry_policy = excluded.retry_policy,
            schedule_id = excluded.schedule_id, retry_of = excluded.retry_of, attempt = 0, last_error = null,
+           trace_context = excluded.trace_context, -- [0020 trace context]
            cancel_requested = false, lease_owner = null, lease_expires_at = null, started_at = null,
            updated_at = now()
      where j.state <> 'running'
@@ -670,6 +680,7 @@ grant SELECT (started_at) on jobs to queue_user;
 grant SELECT (state) on jobs to queue_user;
 grant SELECT (target) on jobs to queue_user;
 grant SELECT (tenant_id) on jobs to queue_user;
+grant SELECT (trace_context) on jobs to queue_user;
 grant SELECT (type) on jobs to queue_user;
 grant SELECT (updated_at) on jobs to queue_user;
 grant UPDATE (attempt) on jobs to queue_worker;

@@ -37,6 +37,8 @@ export interface JobsTable {
   created_at: DefaultedTimestamp
   updated_at: DefaultedTimestamp
   started_at: Timestamp | null
+  /** The pushing span's W3C carrier (StoredTraceContext), or null when the producer traced nothing. */
+  trace_context: Generated<Json | null>
 }
 
 /** pgqueue.job_history: finished jobs, partitioned by range on finished_at. */
@@ -63,6 +65,8 @@ export interface JobHistoryTable {
   run_at: Timestamp
   started_at: Timestamp | null
   finished_at: DefaultedTimestamp
+  /** The live job's trace_context, copied as it finished. */
+  trace_context: Generated<Json | null>
 }
 
 /** pgqueue.queues: settings per (tenant, queue). */

@@ -28,3 +28,4 @@ export { silentLogger, warningsLogger, type Logger, type LogFields, type Service
 export { ERROR_CODES, MAX_ERROR_MESSAGE, MAX_ERROR_STACK, type ErrorInfo } from './error-info.js'
 export { fairWeightSet, fairWeightDelete, fairWeightList, WEIGHT_RANGE, type FairWeight } from './queries/fair-weights.js'
 export type { RegisteredJobType, JobPayload, JobResult } from './job-types.js'
+export type { TelemetryOptions, StoredTraceContext } from './telemetry.js'
