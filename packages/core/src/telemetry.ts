@@ -89,7 +89,7 @@ function activeTracerProvider(given: TracerProvider | undefined): TracerProvider
  * undefined when neither a tracer nor a meter provider records: the hot paths then test one field.
  * An SDK registered after this call is not seen by this component: register it first.
  */
-export function resolveTelemetry(options: TelemetryOptions, scope: { name: string; version: string }): Telemetry | undefined {
+export function resolveTelemetry(options: TelemetryOptions, scope: { name: string; version?: string }): Telemetry | undefined {
   const tp = activeTracerProvider(options.tracerProvider)
   const meter: Meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(scope.name, scope.version)
   const metered = meter !== createNoopMeter()
