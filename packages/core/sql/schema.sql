@@ -488,10 +488,13 @@ declare
   v_current text := nullif(current_setting('pgqueue.tenant', true), '');
   -- [0020 trace context] The pushing span's W3C carrier, set by the producer in the same statement
   -- (see the migration's header); read once and cleared, so a later push in the same transaction
-  -- does not inherit it.
-  v_trace jsonb := nullif(current_setting('pgqueue.trace_context', true), '')::jsonb;
+  -- does not inherit it. Anyone may set the setting, so more than 1 kB (a traceparent and a
+  -- tracestate at its W3C limit fit in 600 bytes) is ignored: it must not carry data past the
+  -- payload limits.
+  v_trace_text text := current_setting('pgqueue.trace_context', true);
+  v_trace jsonb := case when octet_length(v_trace_text) between 1 and 1024 then v_trace_text::jsonb end;
 begin
-  if v_trace is not null then perform set_config('pgqueue.trace_context', '', true); end if;
+  if v_trace_text <> '' then perform set_config('pgqueue.trace_context', '', true); end if;
   if p_tenant is null or p_tenant = '' then
     raise exception 'pgqueue: a tenant is required' using errcode = '42501';
   end if;

@@ -19,7 +19,7 @@ const RELEASED: Array<[number, string, string]> = [
   [13, 'limits_and_locks', '83106ec350e69f572b3189f326ba649ffea7ee2acaf81b443b966180267ff70a'],
   [14, 'fair_clock_try', 'be427f203c76cbe40212e3d41377b10e8a0fdaccc50beee7d365776ba17bbae7'],
   [15, 'fair_order', 'ce8061ada675c40f6c87ab5cd28bd845a8fbb3a7d8ac4bd4d81c17250658833a'],
-  [20, 'trace_context', '778b7c63f67ddbcdfd9fbbedcc70d338ca778aea59b3e4320bbf9f51a247f483'],
+  [20, 'trace_context', 'a39442e0d8041e5d9ea7c20d638c878036c6e384c92201b950c994a88067fbd5'],
 ]
 
 describe('migration files', () => {

@@ -128,4 +128,21 @@ describe('OpenTelemetry, push in one process and run in another', () => {
       await plain.close()
     }
   })
+
+  it('ignores a trace context over 1 kB, which could otherwise carry data past the payload limits', async () => {
+    const plain = Queues.create(t.userUrl, { schema: t.schema })
+    const client = await t.admin.connect()
+    try {
+      await client.query('begin')
+      await client.query(`set local role ${t.userRole}`)
+      await client.query(`select set_config('pgqueue.trace_context', $1, true)`, [JSON.stringify({ traceparent: 'x'.repeat(2000) })])
+      const pushed = await plain.withTenant('acme').push({ queue: 'big', type: 'ok' }, { tx: client })
+      await client.query('commit')
+      const { rows } = await t.admin.query(`select trace_context from "${t.schema}".jobs where id = $1`, [pushed.id])
+      expect(rows[0].trace_context).toBeNull()
+    } finally {
+      client.release()
+      await plain.close()
+    }
+  })
 })
