@@ -28,8 +28,9 @@ export interface TelemetryOptions {
   /** The meter provider to use instead of the global one (`metrics.setGlobalMeterProvider`). */
   meterProvider?: MeterProvider
   /**
-   * Adds the tenant id as the span and metric attribute `pgqueue.tenant`. Off by default: tenant ids may
-   * be personal data, and as a metric attribute they multiply the series by the number of tenants.
+   * Adds the tenant id as the span and metric attribute `messaging.pgqueue.tenant`. Off by default:
+   * tenant ids may be personal data, and as a metric attribute they multiply the series by the number
+   * of tenants.
    */
   tenantAttribute?: boolean
 }
@@ -120,7 +121,7 @@ export function messagingAttributes(t: Telemetry, operation: { name: string; typ
     'messaging.operation.type': operation.type,
   }
   if (queue !== undefined) a['messaging.destination.name'] = queue
-  if (t.tenantAttribute && tenantId !== undefined) a['pgqueue.tenant'] = tenantId
+  if (t.tenantAttribute && tenantId !== undefined) a['messaging.pgqueue.tenant'] = tenantId
   return a
 }
 

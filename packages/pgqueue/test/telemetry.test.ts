@@ -56,7 +56,7 @@ describe('OpenTelemetry, push in one process and run in another', () => {
       'messaging.message.id': one.id,
     })
     // The tenant is an attribute only when asked for.
-    expect(sendOne.attributes['pgqueue.tenant']).toBeUndefined()
+    expect(sendOne.attributes['messaging.pgqueue.tenant']).toBeUndefined()
     expect(sendMany.attributes['messaging.batch.message_count']).toBe(2)
 
     // The carrier is stored with the job.
@@ -70,7 +70,7 @@ describe('OpenTelemetry, push in one process and run in another', () => {
     // The run is a child of the push that created it, in the same trace.
     expect(processOf(one.id)).toMatchObject({ traceId: sendOne.traceId, parentSpanId: sendOne.spanId, kind: SpanKind.CONSUMER })
     for (const r of many) expect(processOf(r.id)).toMatchObject({ traceId: sendMany.traceId, parentSpanId: sendMany.spanId })
-    expect(processOf(one.id).attributes).toMatchObject({ 'messaging.system': 'pgqueue', 'messaging.operation.type': 'process', 'pgqueue.tenant': 'acme', 'pgqueue.job.attempt': 1 })
+    expect(processOf(one.id).attributes).toMatchObject({ 'messaging.system': 'pgqueue', 'messaging.operation.type': 'process', 'messaging.pgqueue.tenant': 'acme', 'messaging.pgqueue.job.attempt': 1 })
     const failed = processOf(failing.id)
     expect(failed).toMatchObject({ traceId: sendFail.traceId, status: SpanStatusCode.ERROR })
     expect(failed.attributes['error.type']).toBe('NO_LUCK')

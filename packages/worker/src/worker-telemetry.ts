@@ -45,9 +45,8 @@ export class WorkerTelemetry {
       attributes: {
         ...attributes,
         'messaging.message.id': job.id,
-        'messaging.consumer.group.name': job.queue,
-        'pgqueue.job.type': job.type,
-        'pgqueue.job.attempt': job.attempt,
+        'messaging.pgqueue.job.type': job.type,
+        'messaging.pgqueue.job.attempt': job.attempt,
       },
     }, parent)
     run.span = span
@@ -62,7 +61,7 @@ export class WorkerTelemetry {
     this.t.processDuration?.record(secondsSince(run.startedAt, performance.now()), type === undefined ? attributes : { ...attributes, 'error.type': type })
     const span = run.span
     if (!span) return
-    span.setAttribute('pgqueue.outcome', outcome.kind)
+    span.setAttribute('messaging.pgqueue.outcome', outcome.kind)
     if (type !== undefined) {
       span.setAttribute('error.type', type)
       span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error?.message ?? 'failed' })
