@@ -41,23 +41,35 @@ export function buildProgram(): Command {
 
 /**
  * Runs the command line and returns the exit code (README: Exit codes). Errors become one line on
- * stderr, `pgqueue: <what went wrong>`, with the stack only under --verbose.
+ * stderr, `pgqueue: <what went wrong>`, with the stack only under --verbose. With --json, the error is
+ * also one JSON document on stdout, `{"error":{"message","exitCode"}}`, so a script reading stdout
+ * always gets a document.
  */
 export async function run(argv: readonly string[] = process.argv): Promise<number> {
   const verbose = argv.includes('--verbose')
+  const json = argv.includes('--json')
   const program = buildProgram()
   try {
     await program.parseAsync([...argv])
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok
   } catch (err) {
     // Commander has printed its own one-line message (unknown option, missing argument...).
-    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage
+    if (err instanceof CommanderError) {
+      const exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage
+      if (json && exitCode !== EXIT.ok) writeJsonError(err.message.replace(/^error: /, ''), exitCode)
+      return exitCode
+    }
     const e = toCliError(err)
     process.stderr.write(`pgqueue: ${e.message}\n`)
+    if (json) writeJsonError(e.message, e.exitCode)
     if (verbose) {
       const cause = e.cause instanceof Error ? e.cause : e
       process.stderr.write(`${cause.stack ?? ''}\n`)
     }
     return e.exitCode
   }
+}
+
+function writeJsonError(message: string, exitCode: number): void {
+  process.stdout.write(`${JSON.stringify({ error: { message, exitCode } })}\n`)
 }

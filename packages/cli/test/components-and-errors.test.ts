@@ -124,6 +124,16 @@ describe('bad input', () => {
     expect(config.stderr).toMatch(/^pgqueue: cannot load config file .*broken.json: /)
   })
 
+  it('with --json, an error is also one JSON document on stdout', async () => {
+    const r = await runCli(bin, ['status', '--json', '--url', 'postgres://nobody@127.0.0.1:1/none'])
+    expect(r.code).toBe(3)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    expect(r.json()).toEqual({ error: { message: expect.stringMatching(/^cannot reach the database/), exitCode: 3 } })
+    const flag = await runCli(bin, ['status', '--json', '--bogus'])
+    expect(flag.code).toBe(2)
+    expect(flag.json()).toEqual({ error: { message: "unknown option '--bogus'", exitCode: 2 } })
+  })
+
   it('an unreachable database: one line and exit 3; the stack only with --verbose', async () => {
     const r = await runCli(bin, ['status', '--url', 'postgres://nobody@127.0.0.1:1/none'])
     expect(r.code).toBe(3)

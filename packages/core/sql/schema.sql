@@ -100,6 +100,7 @@ table job_history partition by RANGE (finished_at) -- row level security
   started_at timestamp with time zone
   finished_at timestamp with time zone not null default now()
   flow_id uuid
+  trace_context jsonb
   constraint job_history_created_at_range CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
   constraint job_history_error_size CHECK ((pg_column_size(error) <= 8388608))
   constraint job_history_finished_at_range CHECK (((finished_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (finished_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
@@ -145,6 +146,7 @@ table jobs with (fillfactor=70, autovacuum_vacuum_scale_factor=0.02, autovacuum_
   updated_at timestamp with time zone not null default now()
   started_at timestamp with time zone
   flow_id uuid
+  trace_context jsonb
   constraint jobs_created_at_range CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
   constraint jobs_key_bytes CHECK (((octet_length(key) >= 1) AND (octet_length(key) <= 512)))
   constraint jobs_lease_expires_at_range CHECK (((lease_expires_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (lease_expires_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
@@ -734,13 +736,13 @@ begin
   ), archived as (
     insert into pgqueue.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
                                      result, result_type, error, attempt, max_attempts, schedule_id, retry_of,
-                                     worker_id, created_at, run_at, started_at, finished_at, flow_id)
+                                     worker_id, created_at, run_at, started_at, finished_at, flow_id, trace_context)
     select r.tenant_id, r.id, r.queue, r.type, r.key, 'cancelled', r.priority, r.payload, r.payload_type, r.target,
            null, null,
            jsonb_build_object('message', 'job cancelled before it ran', 'name', 'JobAbortedError', 'code', 'CANCELLED',
                               'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
            r.attempt, r.max_attempts, r.schedule_id, r.retry_of,
-           null, r.created_at, r.run_at, r.started_at, now(), r.flow_id
+           null, r.created_at, r.run_at, r.started_at, now(), r.flow_id, r.trace_context
       from removed r where p_archive
     returning 1
   ), flagged as (
@@ -930,7 +932,15 @@ function push_jobs_unchecked(p_tenant text, p_ids uuid[], p_queues text[], p_typ
 #variable_conflict use_column
 declare
   v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+  -- [0020 trace context] The pushing span's W3C carrier, set by the producer in the same statement
+  -- (see the migration's header); read once and cleared, so a later push in the same transaction
+  -- does not inherit it. Anyone may set the setting, so more than 1 kB (a traceparent and a
+  -- tracestate at its W3C limit fit in 600 bytes) is ignored: it must not carry data past the
+  -- payload limits.
+  v_trace_text text := current_setting('pgqueue.trace_context', true);
+  v_trace jsonb := case when octet_length(v_trace_text) between 1 and 1024 then v_trace_text::jsonb end;
 begin
+  if v_trace_text <> '' then perform set_config('pgqueue.trace_context', '', true); end if;
   if p_tenant is null or p_tenant = '' then
     raise exception 'pgqueue: a tenant is required' using errcode = '42501';
   end if;
@@ -986,15 +996,18 @@ begin
   ),
   ins as (
     insert into pgqueue.jobs as j (tenant_id, id, queue, type, key, state, priority, vt, run_at, payload,
-                                   payload_type, target, max_attempts, retry_policy, schedule_id, retry_of)
+                                   payload_type, target, max_attempts, retry_policy, schedule_id, retry_of,
+                                   trace_context) -- [0020 trace context]
     select p_tenant, s.id, s.queue, s.type, s.key, s.state, s.priority, s.vt, s.run_at, s.payload,
-           s.payload_type, s.target, s.max_attempts, s.retry_policy, s.schedule_id, s.retry_of
+           s.payload_type, s.target, s.max_attempts, s.retry_policy, s.schedule_id, s.retry_of,
+           v_trace -- [0020 trace context]
       from stamped s order by s.ord
     on conflict (tenant_id, queue, key) where key is not null do update
        set type = excluded.type, state = excluded.state, priority = excluded.priority, vt = excluded.vt,
            run_at = excluded.run_at, payload = excluded.payload, payload_type = excluded.payload_type,
            target = excluded.target, max_attempts = excluded.max_attempts, retry_policy = excluded.retry_policy,
            schedule_id = excluded.schedule_id, retry_of = excluded.retry_of, attempt = 0, last_error = null,
+           trace_context = excluded.trace_context, -- [0020 trace context]
            cancel_requested = false, lease_owner = null, lease_expires_at = null, started_at = null,
            updated_at = now()
      where j.state <> 'running'
@@ -1126,6 +1139,7 @@ grant SELECT (started_at) on jobs to queue_user;
 grant SELECT (state) on jobs to queue_user;
 grant SELECT (target) on jobs to queue_user;
 grant SELECT (tenant_id) on jobs to queue_user;
+grant SELECT (trace_context) on jobs to queue_user;
 grant SELECT (type) on jobs to queue_user;
 grant SELECT (updated_at) on jobs to queue_user;
 grant UPDATE (attempt) on jobs to queue_worker;

@@ -39,6 +39,8 @@ export interface JobsTable {
   started_at: Timestamp | null
   /** The flow the job belongs to, or null (migration 0019). */
   flow_id: string | null
+  /** The pushing span's W3C carrier (StoredTraceContext), or null when the producer traced nothing. */
+  trace_context: Generated<Json | null>
 }
 
 /** pgqueue.job_history: finished jobs, partitioned by range on finished_at. */
@@ -66,6 +68,8 @@ export interface JobHistoryTable {
   started_at: Timestamp | null
   finished_at: DefaultedTimestamp
   flow_id: string | null
+  /** The live job's trace_context, copied as it finished. */
+  trace_context: Generated<Json | null>
 }
 
 /** The states of a flow node: waiting for parents, live (in the jobs table), or finished. */

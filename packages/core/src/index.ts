@@ -29,3 +29,4 @@ export { ERROR_CODES, MAX_ERROR_MESSAGE, MAX_ERROR_STACK, type ErrorInfo } from 
 export { fairWeightSet, fairWeightDelete, fairWeightList, WEIGHT_RANGE, type FairWeight } from './queries/fair-weights.js'
 export { queueDefaultSet, queueDefaultDelete, queueDefaultList, type QueueDefault } from './queries/queue-defaults.js'
 export type { RegisteredJobType, JobPayload, JobResult } from './job-types.js'
+export type { TelemetryOptions, StoredTraceContext } from './telemetry.js'

@@ -12,12 +12,13 @@ const COLUMNS: { [T in keyof Database]: Record<keyof Database[T], true> } = {
     tenant_id: true, id: true, queue: true, type: true, key: true, state: true, priority: true, vt: true, run_at: true,
     payload: true, payload_type: true, target: true, attempt: true, max_attempts: true, retry_policy: true,
     lease_owner: true, lease_expires_at: true, cancel_requested: true, last_error: true, schedule_id: true,
-    retry_of: true, created_at: true, updated_at: true, started_at: true, flow_id: true,
+    retry_of: true, created_at: true, updated_at: true, started_at: true, flow_id: true, trace_context: true,
   },
   job_history: {
     tenant_id: true, id: true, queue: true, type: true, key: true, state: true, priority: true, payload: true,
     payload_type: true, target: true, result: true, result_type: true, error: true, attempt: true, max_attempts: true,
     schedule_id: true, retry_of: true, worker_id: true, created_at: true, run_at: true, started_at: true, finished_at: true, flow_id: true,
+    trace_context: true,
   },
   queues: {
     tenant_id: true, queue: true, paused: true, max_concurrency: true, retry_policy: true, display_name: true,

@@ -22,6 +22,7 @@ const RELEASED: Array<[number, string, string]> = [
   [16, 'queue_defaults', '018475f575484381e5ad8b9831106e00885a344f94fc6860953416bdbd450105'],
   [17, 'identifier_collation_and_history_choice', '2cdafce3a4692c52d00f675966e1361d86e2007c5390a6a2dcd0816e5f786fb2'],
   [19, 'flows', 'd93f0208b2a2fb2b30d4450b13ee35fe7315d60178d6e97f04827187532cece6'],
+  [20, 'trace_context', 'fb874864f3ef3652db14f60b78351c31f96eb2177a87cd4d99b360285fd5ccda'],
 ]
 
 describe('migration files', () => {

@@ -1,4 +1,4 @@
-import { PgQueueStoppedError, type Connection } from '@pgqueue/core/internal'
+import { PgQueueStoppedError, resolveTelemetry, type Connection, type Telemetry } from '@pgqueue/core/internal'
 import { loginBypassesTenantScope } from './queries/roles.js'
 import type { ResolvedProducerOptions } from './options.js'
 
@@ -10,6 +10,8 @@ import type { ResolvedProducerOptions } from './options.js'
 export class ProducerContext {
   private closed = false
   private scopeChecked = false
+  private telemetryResolved = false
+  private telemetryValue: Telemetry | undefined
   constructor(
     readonly connection: Connection,
     readonly options: ResolvedProducerOptions,
@@ -22,6 +24,15 @@ export class ProducerContext {
 
   get schema() {
     return this.options.schema
+  }
+
+  /** The tracer and instruments, looked up at the first push (an SDK is often registered after imports). */
+  get telemetry(): Telemetry | undefined {
+    if (!this.telemetryResolved) {
+      this.telemetryResolved = true
+      this.telemetryValue = resolveTelemetry(this.options.telemetry, { name: '@pgqueue/producer' })
+    }
+    return this.telemetryValue
   }
 
   /** Throws PgQueueStoppedError after close(), so a late call fails clearly instead of on an ended pool. */

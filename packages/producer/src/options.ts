@@ -8,9 +8,11 @@ import {
   systemClock,
   validateIdentifier,
   validateInt,
+  validateTelemetryOptions,
   warningsLogger,
   type Clock,
   type Logger,
+  type TelemetryOptions,
 } from '@pgqueue/core/internal'
 
 /** Options of Queues.create(), Schedules.create() and createProducer(). Every field is optional. */
@@ -42,6 +44,12 @@ export interface ProducerOptions {
   clock?: Clock
   /** Where warnings go (for example a login that bypasses row-level security). Default: the console, warnings and errors only. */
   logger?: Logger
+  /**
+   * OpenTelemetry: a `send` span per push call (its trace context is stored with the jobs, so the
+   * Worker's `process` span joins the trace) and the sent-messages and operation-duration metrics.
+   * Uses the global providers unless given; records nothing when no SDK is registered.
+   */
+  telemetry?: TelemetryOptions
 }
 
 /** ProducerOptions with every default filled in. */
@@ -56,6 +64,7 @@ export interface ResolvedProducerOptions {
   minIntervalMs: number
   clock: Clock
   logger: Logger
+  telemetry: TelemetryOptions
 }
 
 /** Fills the defaults (the only place they live) and validates; throws PgQueueValidationError naming the field. */
@@ -78,5 +87,6 @@ export function resolveProducerOptions(options: ProducerOptions = {}): ResolvedP
     minIntervalMs: validateInt('minIntervalMs', options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS, 1, Number.MAX_SAFE_INTEGER),
     clock,
     logger: options.logger ?? warningsLogger,
+    telemetry: validateTelemetryOptions(options.telemetry),
   }
 }

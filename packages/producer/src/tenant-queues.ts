@@ -23,6 +23,7 @@ import type { ProducerContext } from './context.js'
 import { decodeCursor, encodeCursor, isCursorMicros, validateLimit } from './cursor.js'
 import { mapTenantErrors } from './db-errors.js'
 import { validateJobId, validateJobRef, validatePushItem, type PushRow } from './push-input.js'
+import { tracedPush } from './push-telemetry.js'
 import { jobHistoryGetById, jobHistoryList } from './queries/job-history.js'
 import { jobGetById, jobGetByKey, jobHoldPending, jobList, jobPushMany, jobRemove, type PushedRow } from './queries/jobs.js'
 import { queueGet, queueList, queueUpsert, type QueueChanges } from './queries/queues.js'
@@ -115,7 +116,8 @@ export class TenantQueues {
     this.ctx.assertOpen()
     const row = validatePushItem(item as PushItem, 'item', this.ctx.options.payloadLimitBytes, () => this.ctx.options.clock.now())
     const tx = validateTx(options)
-    const [pushed] = await mapTenantErrors(this.tenantId, () => jobPushMany(tx ?? this.ctx.db, this.pushParams([row])))
+    const [pushed] = await tracedPush(this.ctx.telemetry, this.tenantId, [row], (traceContext) =>
+      mapTenantErrors(this.tenantId, () => jobPushMany(tx ?? this.ctx.db, this.pushParams([row], traceContext))))
     if (pushed === undefined) throw new Error('push_jobs() returned no row')
     if (pushed.outcome === 'running') throw new PgQueueJobRunningError(row.queue, row.key ?? '', pushed.id)
     return toPushResult(pushed, pushed.outcome)
@@ -149,8 +151,8 @@ export class TenantQueues {
     kept.sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0))
     const chunks = chunkRows(kept, this.ctx.options.pushChunkSize, this.ctx.options.pushChunkBytes)
 
-    const params = (chunk: PushRow[]) => this.pushParams(chunk)
-    const pushed: PushedRow[] = await mapTenantErrors(this.tenantId, async () => {
+    const pushed: PushedRow[] = await tracedPush(this.ctx.telemetry, this.tenantId, kept, (traceContext) => mapTenantErrors(this.tenantId, async () => {
+      const params = (chunk: PushRow[]) => this.pushParams(chunk, traceContext)
       if (tx !== undefined || chunks.length === 1) {
         const out: PushedRow[] = []
         for (const chunk of chunks) out.push(...(await jobPushMany(tx ?? this.ctx.db, params(chunk))))
@@ -161,7 +163,7 @@ export class TenantQueues {
         for (const chunk of chunks) out.push(...(await jobPushMany(trx, params(chunk))))
         return out
       })
-    })
+    }))
 
     const byKey = new Map<string, PushedRow>()
     const byId = new Map<string, PushedRow>()
@@ -291,7 +293,8 @@ export class TenantQueues {
         scheduleId: hist.schedule_id,
         retryOf: hist.id,
       }
-      const [pushed] = await jobPushMany(trx, this.pushParams([row]))
+      // The new job's send span links the original's trace, which the history entry kept.
+      const [pushed] = await tracedPush(this.ctx.telemetry, this.tenantId, [row], (traceContext) => jobPushMany(trx, this.pushParams([row], traceContext)), hist.trace_context)
       return toPushResult(pushed!, pushed!.outcome)
     })
   }
@@ -336,8 +339,8 @@ export class TenantQueues {
   }
 
   /** What jobPushMany() needs for `rows` of this tenant, its signed token included. */
-  private pushParams(rows: PushRow[]) {
-    return { schema: this.ctx.schema, tenantId: this.tenantId, token: this.ctx.options.tenantKey.token(this.tenantId), rows }
+  private pushParams(rows: PushRow[], traceContext?: string) {
+    return { schema: this.ctx.schema, tenantId: this.tenantId, token: this.ctx.options.tenantKey.token(this.tenantId), rows, traceContext }
   }
 
   /** Runs `fn` in a transaction whose first statement sets this tenant (reads must not rely on a CTE for it). */

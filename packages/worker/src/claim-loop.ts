@@ -244,7 +244,7 @@ export class ClaimLoop {
     for (const row of rows) {
       const key = rowKey(row.tenant_id, row.id)
       const bytes = row.payload?.length ?? 0
-      const run: Run = { job: toJob(row, queueOf(row)), row, owner, key, phase: 'buffered', startedAt: 0, claimedAt, leaseUntil, bytes }
+      const run: Run = { job: toJob(row, queueOf(row)), row, owner, key, phase: 'buffered', startedAt: 0, claimedAt, leaseUntil, bytes, span: undefined }
       this.d.active.set(key, run)
       this.buffer.push(run)
       this.bufferedBytes += bytes

@@ -5,6 +5,7 @@ import { ERROR_CODES, errorJson, errorRecord, type ErrorInfo, type Queryable } f
 import { jobFinishMany, jobLockedAmong, rowKey, type FinishInput } from './queries/jobs.js'
 import { RetryPolicies } from './retry-policies.js'
 import type { Run } from './run.js'
+import type { WorkerTelemetry } from './worker-telemetry.js'
 
 /** How a run ended, before the retry policy decides between retry and failure. */
 export interface RunOutcome {
@@ -51,6 +52,8 @@ export interface JobCompleterOptions {
   logger: Logger
   onRecorded: (batch: RecordedOutcome[]) => void
   onError: (err: unknown) => void
+  /** Settle spans and the operation duration of each recording statement, when telemetry records. */
+  telemetry?: WorkerTelemetry | undefined
 }
 
 /** An outcome waiting to be recorded, with what isolating it after failures needs. */
@@ -315,7 +318,16 @@ export class JobCompleter {
         delayMs: o.kind === 'backoff' ? o.backOffMs ?? 0 : delays.get(o) ?? 0,
       }
     })
-    const recorded = await jobFinishMany(this.db, { schema: this.options.schema, nodeId: this.options.nodeId, items, lockTimeoutMs: this.options.lockTimeoutMs })
+    const tel = this.options.telemetry
+    const startedAt = tel ? performance.now() : 0
+    let recorded: Set<number>
+    try {
+      recorded = await jobFinishMany(this.db, { schema: this.options.schema, nodeId: this.options.nodeId, items, lockTimeoutMs: this.options.lockTimeoutMs })
+    } catch (err) {
+      tel?.settle(items, batch.map((e) => e.outcome.run), startedAt, err)
+      throw err
+    }
+    tel?.settle(items, batch.map((e) => e.outcome.run), startedAt)
     const recordedAt = Date.now()
     this.options.onRecorded(
       items.map((item, i) => ({

@@ -1,9 +1,11 @@
 import { performance } from 'node:perf_hooks'
+import { context } from '@opentelemetry/api'
 import { errorInfo } from '@pgqueue/core/internal'
 import { JobAbortedError, JobBackOffError, type AbortReason, type FlowAddNode, type FlowHandle, type FlowParent, type Job, type JobContext, type JobHandler } from './job.js'
 import type { RunOutcome } from './job-completer.js'
 import { encodeResult } from './result.js'
 import type { Run } from './run.js'
+import type { WorkerTelemetry } from './worker-telemetry.js'
 
 /** What a finished handler produced, before it becomes a RunOutcome. */
 export type Settled = Pick<RunOutcome, 'kind' | 'result' | 'resultType' | 'error' | 'backOffMs'>
@@ -82,6 +84,8 @@ class RunContext implements JobContext {
 export class JobExecutor<Target> {
   private running = 0
   private idleWaiters: (() => void)[] = []
+  /** Set by the Worker at start when telemetry records; undefined costs one test per run. */
+  telemetry: WorkerTelemetry | undefined
 
   constructor(private readonly d: JobExecutorDeps<Target>) {}
 
@@ -103,8 +107,11 @@ export class JobExecutor<Target> {
     if (d.handlerTimeoutMs !== undefined) run.timer = setTimeout(() => this.abort(run, 'timeout'), d.handlerTimeoutMs)
     d.started?.(run)
     let value: unknown
+    const traced = this.telemetry?.startProcess(run)
     try {
-      value = d.handler(run.job as Job<Target>, new RunContext(run, d.nodeId, d.extendLease, d.flows))
+      const ctx = new RunContext(run, d.nodeId, d.extendLease, d.flows)
+      // The handler runs in its process span's context, so spans it starts are children of it.
+      value = traced ? context.with(traced, d.handler, undefined, run.job as Job<Target>, ctx) : d.handler(run.job as Job<Target>, ctx)
     } catch (err) {
       this.settle(run, this.failed(run, err))
       return
@@ -161,6 +168,7 @@ export class JobExecutor<Target> {
     run.interrupt = undefined
     if (run.timer) clearTimeout(run.timer)
     this.running -= 1
+    this.telemetry?.endProcess(run, outcome)
     if (run.phase === 'running') this.d.finish(run, outcome)
     if (this.running === 0 && this.idleWaiters.length > 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
     this.d.slotFreed()

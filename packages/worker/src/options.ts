@@ -9,7 +9,9 @@ import {
   validateInt,
   validateName,
   validateOptionalInt,
+  validateTelemetryOptions,
   type Logger,
+  type TelemetryOptions,
 } from '@pgqueue/core/internal'
 
 /** Options of Worker.create(). Every field is optional except where noted; defaults are in resolveWorkerOptions(). */
@@ -84,6 +86,13 @@ export interface WorkerOptions {
   schema?: string
   /** Receives warnings and errors. Default: warnings and errors to the console (`warningsLogger`); pass `silentLogger` to rely on events alone. */
   logger?: Logger
+  /**
+   * OpenTelemetry: a `process` span per run (a child of the push's span when the job carries its trace
+   * context), `settle` spans for recording outcomes, and the consumed-messages, process-duration and
+   * operation-duration metrics. Looked up once at start(): register the SDK before. Records nothing
+   * when no SDK is registered.
+   */
+  telemetry?: TelemetryOptions
 }
 
 /** WorkerOptions with every default filled in. */
@@ -112,6 +121,7 @@ export interface ResolvedWorkerOptions {
   poolSize: number
   schema: string
   logger: Logger
+  telemetry: TelemetryOptions
 }
 
 
@@ -159,5 +169,6 @@ export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorke
     noSchedulerWarnMs: validateOptionalInt('noSchedulerWarnMs', options.noSchedulerWarnMs, 60_000, 1, 2 ** 31 - 1),
     schema: validateIdentifier(options.schema ?? DEFAULT_SCHEMA, 'schema'),
     logger: options.logger ?? warningsLogger,
+    telemetry: validateTelemetryOptions(options.telemetry),
   }
 }

@@ -1,3 +1,4 @@
+import type { Span } from '@opentelemetry/api'
 import type { AbortReason, Job, JobAbortedError } from './job.js'
 import type { ClaimedRow } from './queries/jobs.js'
 
@@ -31,4 +32,6 @@ export interface Run {
   bytes: number
   /** The handlerTimeoutMs timer while the handler runs. */
   timer?: NodeJS.Timeout
+  /** The run's process span, when telemetry records traces. */
+  span?: Span
 }

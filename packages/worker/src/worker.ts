@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import pg from 'pg'
 import {
+  resolveTelemetry,
   NotificationListener,
   PgQueueStoppedError,
   PgQueueValidationError,
@@ -29,6 +30,7 @@ import { LeaseOwners } from './lease-owner.js'
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js'
 import type { Run } from './run.js'
 import { runFlows } from './run-flows.js'
+import { WorkerTelemetry } from './worker-telemetry.js'
 
 /** Events a Worker emits. Listeners must not throw. */
 export interface WorkerEvents {
@@ -152,7 +154,11 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     this.state = 'running'
     this.conn = conn
     this.startedAt = performance.now()
+    const telemetry = resolveTelemetry(o.telemetry, { name: '@pgqueue/worker' })
+    const workerTelemetry = telemetry && new WorkerTelemetry(telemetry)
+    this.executor.telemetry = workerTelemetry
     this.completer = new JobCompleter(this.conn.pool, {
+      telemetry: workerTelemetry,
       schema: o.schema,
       nodeId: o.nodeId,
       batchSize: o.completeBatchSize,

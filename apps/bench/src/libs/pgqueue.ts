@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { migrate } from '@pgqueue/core'
 import { importWorkspace } from '../workspace.js'
+import { observeAfter, observeBefore, observeModes } from './pgqueue-observe.js'
 import type { BenchFlowNode, BenchJob, LibAdapter, Names, WorkerOptions } from '../types.js'
 
 const QUEUE = 'bench'
@@ -46,6 +47,8 @@ const extraWorkerOptions = JSON.parse(process.env.PGQUEUE_BENCH_WORKER_OPTIONS |
  * so meant for the processing cases, whose pushes are not timed). Printed in the configuration line.
  */
 const keepCompleted = process.env.PGQUEUE_BENCH_KEEP_COMPLETED !== 'false'
+/** Observability around the Worker for overhead runs (see pgqueue-observe.ts); printed with the results. */
+const observe = observeModes()
 
 const item = (job: BenchJob): Record<string, unknown> => ({ queue: job.q ?? QUEUE, type: 'noop', target: job, ...(job.p ? { priority: job.p } : {}) })
 
@@ -66,6 +69,7 @@ export class PgqueueAdapter implements LibAdapter {
   private scheduler: Service | undefined
   private admin!: pg.Pool
   private readonly dropping = new Set<string>()
+  private stopObserving: (() => Promise<void>) | undefined
 
   async setup(adminUrl: string, names: Names): Promise<void> {
     const p = names.rolePrefix
@@ -123,6 +127,7 @@ export class PgqueueAdapter implements LibAdapter {
     const schedulerPkg = await importWorkspace<{ Scheduler?: { create(url: string, o?: object): Service } }>('@pgqueue/scheduler')
     if (!workerPkg?.Worker) throw new NotAvailableError('@pgqueue/worker has not landed yet')
     if (!schedulerPkg?.Scheduler) throw new NotAvailableError('@pgqueue/scheduler has not landed yet')
+    observeBefore(observe)
     this.scheduler = schedulerPkg.Scheduler.create(this.workerUrl, { schema: this.schemaOptions.schema, nodeId: 'bench-scheduler' })
     this.scheduler.on?.('error', (err) => process.stderr.write(`pgqueue scheduler error: ${(err as Error)?.message}\n`))
     await this.scheduler.start()
@@ -136,8 +141,10 @@ export class PgqueueAdapter implements LibAdapter {
     )
     this.worker.on?.('error', (err) => process.stderr.write(`pgqueue worker error: ${(err as Error)?.message}\n`))
     await this.worker.start()
+    this.stopObserving = observeAfter(observe, this.workerUrl, this.schemaOptions.schema, this.worker, this.scheduler)
     const tuned = Object.keys(extraWorkerOptions).length ? `, ${JSON.stringify(extraWorkerOptions)} from PGQUEUE_BENCH_WORKER_OPTIONS` : ', other options at their defaults'
-    this.config = `pgqueue: push via ${PUSH_VIA}; Worker(concurrency ${opts.concurrency}${tuned}) + Scheduler running, both as a login of the worker role; ${keepCompleted ? 'history written' : 'completed jobs dropped (keepCompleted: false, PGQUEUE_BENCH_KEEP_COMPLETED), failures kept'}`
+    const observed = observe.length ? `; observed: ${observe.join(', ')} (PGQUEUE_BENCH_OBSERVE)` : ''
+    this.config = `pgqueue: push via ${PUSH_VIA}; Worker(concurrency ${opts.concurrency}${tuned}) + Scheduler running, both as a login of the worker role; ${keepCompleted ? 'history written' : 'completed jobs dropped (keepCompleted: false, PGQUEUE_BENCH_KEEP_COMPLETED), failures kept'}${observed}`
   }
 
   async flow(tenant: string, nodes: BenchFlowNode[]): Promise<void> {
@@ -167,6 +174,8 @@ export class PgqueueAdapter implements LibAdapter {
   }
 
   async stopWorker(): Promise<void> {
+    await this.stopObserving?.()
+    this.stopObserving = undefined
     await this.worker?.stop()
     await this.scheduler?.stop()
     this.worker = undefined

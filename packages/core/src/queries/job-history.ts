@@ -4,7 +4,7 @@ import { quoteIdent } from '../options.js'
 export const JOB_HISTORY_COLUMNS = [
   'tenant_id', 'id', 'queue', 'type', 'key', 'state', 'priority', 'payload', 'payload_type', 'target',
   'result', 'result_type', 'error', 'attempt', 'max_attempts', 'schedule_id', 'retry_of',
-  'worker_id', 'created_at', 'run_at', 'started_at', 'finished_at', 'flow_id',
+  'worker_id', 'created_at', 'run_at', 'started_at', 'finished_at', 'flow_id', 'trace_context',
 ] as const
 
 export type JobHistoryColumn = (typeof JOB_HISTORY_COLUMNS)[number]

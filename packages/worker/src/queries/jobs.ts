@@ -21,6 +21,8 @@ export interface ClaimedRow {
   schedule_id: string | null
   priority: number
   flow_id: string | null
+  /** The pushing span's W3C carrier, or null (migration 0020). */
+  trace_context: unknown
 }
 
 /** One finished run, as the completer hands it to jobFinishMany(). */
@@ -50,7 +52,7 @@ export function rowKey(tenantId: string, id: string): string {
 
 const CLAIM_COLUMNS = `j.tenant_id, j.id, j.type, j.key, j.payload, j.payload_type, j.target, j.attempt,
   j.max_attempts, j.retry_policy, (extract(epoch from j.run_at) * 1000)::float8 as run_at_ms,
-  (extract(epoch from j.created_at) * 1000)::float8 as created_at_ms, j.schedule_id, j.priority, j.flow_id`
+  (extract(epoch from j.created_at) * 1000)::float8 as created_at_ms, j.schedule_id, j.priority, j.flow_id, j.trace_context`
 
 /** The bytes a claimed row brings into the worker's memory (payload plus target), as SQL over `j`. */
 const ROW_BYTES = `coalesce(octet_length(j.payload), 0)

@@ -1,0 +1,167 @@
+-- Trace context (issue 21): the W3C carrier ({"traceparent": ..., "tracestate": ...}) of the span that
+-- pushed a job, kept with the live job and copied to history, so the Worker's process span joins the
+-- producer's trace (and a retry of a history entry can link to it). Null when the producer had no
+-- OpenTelemetry SDK: then nothing else changes, not even the push statement.
+--
+-- How push_jobs_unchecked() gets it: the producer's push statement sets the transaction-local setting
+-- pgqueue.trace_context inside an argument of push_jobs() (arguments are evaluated before the call), so
+-- the push stays one statement and no function signature changes. push_jobs_unchecked() below is
+-- 0016's with the changes marked "[0020 trace context]" (three places: read and clear the setting, the
+-- insert's column, the upsert's column).
+
+alter table :schema.jobs add column trace_context jsonb;
+alter table :schema.job_history add column trace_context jsonb;
+
+-- The user role reads jobs column by column (0012); this one is as harmless as the others.
+grant select (trace_context) on :schema.jobs to :user_role;
+
+create or replace function :schema.push_jobs_unchecked(
+  p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[],
+  p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamptz[],
+  p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[])
+returns table (id uuid, queue text, key text, state text, run_at timestamptz, created_at timestamptz, outcome text)
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
+#variable_conflict use_column
+declare
+  v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+  -- [0020 trace context] The pushing span's W3C carrier, set by the producer in the same statement
+  -- (see the migration's header); read once and cleared, so a later push in the same transaction
+  -- does not inherit it. Anyone may set the setting, so more than 1 kB (a traceparent and a
+  -- tracestate at its W3C limit fit in 600 bytes) is ignored: it must not carry data past the
+  -- payload limits.
+  v_trace_text text := current_setting('pgqueue.trace_context', true);
+  v_trace jsonb := case when octet_length(v_trace_text) between 1 and 1024 then v_trace_text::jsonb end;
+begin
+  if v_trace_text <> '' then perform set_config('pgqueue.trace_context', '', true); end if;
+  if p_tenant is null or p_tenant = '' then
+    raise exception 'pgqueue: a tenant is required' using errcode = '42501';
+  end if;
+  if v_current is not null and v_current <> p_tenant then
+    raise exception 'pgqueue: transaction is scoped to another tenant' using errcode = '42501';
+  end if;
+  perform set_config('pgqueue.tenant', p_tenant, true);
+
+  return query
+  with given as (
+    select * from unnest(p_ids, p_queues, p_types, p_keys, p_payloads, p_payload_types, p_targets, p_priorities,
+                         p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs)
+           with ordinality as i(id, queue, type, key, payload, payload_type, target, priority, run_at,
+                                max_attempts, retry_policy, schedule_id, retry_of, ord)
+  ),
+  -- Keys held by a running job are left alone, and read without a lock: an upsert would lock the running
+  -- row until this transaction ends (even when its WHERE refuses the update), and a producer's open
+  -- transaction must not hold a row its worker needs.
+  running as (
+    select g.ord, j.id, j.queue, j.key, j.state, j.run_at, j.created_at
+      from given g join :schema.jobs j on j.tenant_id = p_tenant and j.queue = g.queue and j.key = g.key
+     where g.key is not null and j.state = 'running'
+  ),
+  input as (
+    select i.ord, i.id, i.queue, i.type, i.key, i.payload, i.payload_type, i.target,
+           coalesce(i.priority, 0) as priority, coalesce(i.run_at, now()) as run_at,
+           coalesce(i.max_attempts, (qc.retry_policy->>'maxAttempts')::integer,
+                    (qd.retry_policy->>'maxAttempts')::integer, 5) as max_attempts, i.retry_policy, i.schedule_id, i.retry_of,
+           case when coalesce(i.run_at, now()) > now() then 'scheduled'
+                when qc.paused or qc.max_concurrency is not null then 'held'
+                when fb.until > now() then 'held'
+                else 'pending' end as state
+      from given i
+      left join :schema.queues qc on qc.tenant_id = p_tenant and qc.queue = i.queue
+      left join :schema.fair_blocks fb on fb.tenant_id = p_tenant and fb.queue = i.queue
+      left join :schema.queue_defaults qd on qd.queue = i.queue
+     where i.ord not in (select running.ord from running)
+  ),
+  -- One clock advance per queue, in queue order (the sorted subquery fixes the call order).
+  clocks as (
+    select c.queue, c.n, :schema.fair_clock_advance(p_tenant, c.queue, c.n) as last_vt,
+           :schema.fair_clock_stride(p_tenant, c.queue) as stride
+      from (select input.queue, count(*) as n from input where input.state = 'pending'
+             group by input.queue order by input.queue) c
+  ),
+  stamped as (
+    select input.*,
+           case when input.state = 'pending'
+                then clocks.last_vt - (clocks.n
+                     - row_number() over (partition by input.queue, input.state order by input.priority desc, input.ord)) * clocks.stride
+           end as vt
+      from input left join clocks on clocks.queue = input.queue
+  ),
+  ins as (
+    insert into :schema.jobs as j (tenant_id, id, queue, type, key, state, priority, vt, run_at, payload,
+                                   payload_type, target, max_attempts, retry_policy, schedule_id, retry_of,
+                                   trace_context) -- [0020 trace context]
+    select p_tenant, s.id, s.queue, s.type, s.key, s.state, s.priority, s.vt, s.run_at, s.payload,
+           s.payload_type, s.target, s.max_attempts, s.retry_policy, s.schedule_id, s.retry_of,
+           v_trace -- [0020 trace context]
+      from stamped s order by s.ord
+    on conflict (tenant_id, queue, key) where key is not null do update
+       set type = excluded.type, state = excluded.state, priority = excluded.priority, vt = excluded.vt,
+           run_at = excluded.run_at, payload = excluded.payload, payload_type = excluded.payload_type,
+           target = excluded.target, max_attempts = excluded.max_attempts, retry_policy = excluded.retry_policy,
+           schedule_id = excluded.schedule_id, retry_of = excluded.retry_of, attempt = 0, last_error = null,
+           trace_context = excluded.trace_context, -- [0020 trace context]
+           cancel_requested = false, lease_owner = null, lease_expires_at = null, started_at = null,
+           updated_at = now()
+     where j.state <> 'running'
+    returning j.id, j.queue, j.key, j.state, j.run_at, j.created_at, (j.xmax = 0) as created
+  )
+  select ins.id, ins.queue, ins.key, ins.state, ins.run_at, ins.created_at,
+         case when ins.created then 'created' else 'replaced' end
+    from ins
+  union all
+  select r.id, r.queue, r.key, r.state, r.run_at, r.created_at, 'running' from running r;
+
+  -- Wake idle workers. Empty payload: any role may LISTEN, so it must name no tenant, key or job.
+  -- Several pushes in one transaction collapse into one notification.
+  if exists (select 1 from unnest(p_run_ats) r where r is null or r <= now()) then
+    perform pg_notify(:schema_channel, '');
+  end if;
+end
+$fn$;
+
+-- job_remove() as in 0019, keeping a cancelled waiting job's trace context in history like every other
+-- writer of history. Same signature, so its grants stand.
+create or replace function :schema.job_remove(p_tenant text, p_id uuid, p_queue text, p_key text, p_archive boolean)
+returns table (id uuid, action text)
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
+#variable_conflict use_column
+begin
+  perform :schema.require_tenant(p_tenant);
+  return query
+  with target as (
+    select j.tenant_id, j.id from :schema.jobs j
+     where j.tenant_id = p_tenant
+       and (case when p_id is not null then j.id = p_id else j.queue = p_queue and j.key = p_key end)
+  ), removed as (
+    delete from :schema.jobs j using target t
+     where j.tenant_id = t.tenant_id and j.id = t.id and j.state <> 'running'
+    returning j.*
+  ), archived as (
+    insert into :schema.job_history (tenant_id, id, queue, type, key, state, priority, payload, payload_type, target,
+                                     result, result_type, error, attempt, max_attempts, schedule_id, retry_of,
+                                     worker_id, created_at, run_at, started_at, finished_at, flow_id, trace_context)
+    select r.tenant_id, r.id, r.queue, r.type, r.key, 'cancelled', r.priority, r.payload, r.payload_type, r.target,
+           null, null,
+           jsonb_build_object('message', 'job cancelled before it ran', 'name', 'JobAbortedError', 'code', 'CANCELLED',
+                              'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+           r.attempt, r.max_attempts, r.schedule_id, r.retry_of,
+           null, r.created_at, r.run_at, r.started_at, now(), r.flow_id, r.trace_context
+      from removed r where p_archive
+    returning 1
+  ), flagged as (
+    update :schema.jobs j set cancel_requested = true, updated_at = now()
+      from target t
+     where j.tenant_id = t.tenant_id and j.id = t.id and j.state = 'running'
+    returning j.id
+  ), flowed as (
+    select :schema.flow_parents_done(array_agg(r.tenant_id), array_agg(r.id), array_agg('cancelled'::text),
+                                     null, null, null) as released
+      from removed r where r.flow_id is not null
+    having count(*) > 0
+  )
+  select r.id, case when p_archive then 'cancelled' else 'deleted' end from removed r
+   where (select count(*) from flowed) >= 0
+  union all
+  select f.id, 'flagged' from flagged f;
+end
+$fn$;

@@ -1,0 +1,148 @@
+import { spawn } from 'node:child_process'
+import { resolve } from 'node:path'
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { migrate } from '@pgqueue/core/internal'
+import { Queues } from '@pgqueue/producer'
+import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
+import { otelRecorder, type MetricJson, type SpanJson } from './fixtures/otel-recorder.js'
+
+let t: IsolatedDatabase
+beforeAll(async () => {
+  t = await createIsolatedDatabase('otel')
+  await migrate(t.adminUrl, t.schemaOptions)
+})
+afterAll(async () => {
+  await t.cleanup()
+})
+
+/** Runs the otel-worker fixture in its own Node process until `jobs` runs are recorded. */
+function runWorker(queue: string, jobs: number): Promise<{ spans: SpanJson[]; metrics: MetricJson[] }> {
+  return new Promise((done, fail) => {
+    const proc = spawn(process.execPath, ['--import', 'tsx', '--conditions=@pgqueue/source', resolve(import.meta.dirname, 'fixtures', 'otel-worker.ts'), t.workerUrl, t.schema, queue, String(jobs)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    proc.stdout.on('data', (d) => (out += d))
+    proc.stderr.on('data', (d) => (err += d))
+    proc.on('exit', (code) => {
+      const line = out.trim().split('\n').pop() ?? ''
+      if (code !== 0 || !line.startsWith('{')) fail(new Error(`otel-worker exited ${code}: ${err || out}`))
+      else done(JSON.parse(line))
+    })
+  })
+}
+
+const metric = (ms: MetricJson[], name: string) => ms.find((m) => m.name === name)
+
+describe('OpenTelemetry, push in one process and run in another', () => {
+  it('makes one trace per push: send, then process and settle in the worker process', async () => {
+    const otel = otelRecorder()
+    const queues = Queues.create(t.userUrl, { schema: t.schema, telemetry: { tracerProvider: otel.tracerProvider, meterProvider: otel.meterProvider } })
+    const acme = queues.withTenant('acme')
+    const one = await acme.push({ queue: 'otel', type: 'ok' })
+    const many = await acme.pushMany([{ queue: 'otel', type: 'ok' }, { queue: 'otel', type: 'ok' }])
+    const failing = await acme.push({ queue: 'otel', type: 'fail', retryPolicy: { type: 'constant', delayMs: 0, maxAttempts: 1 } })
+
+    const sent = otel.spans()
+    expect(sent.map((s) => s.name)).toEqual(['send otel', 'send otel', 'send otel'])
+    const [sendOne, sendMany, sendFail] = sent as [SpanJson, SpanJson, SpanJson]
+    expect(sendOne.kind).toBe(SpanKind.PRODUCER)
+    expect(sendOne.attributes).toMatchObject({
+      'messaging.system': 'pgqueue',
+      'messaging.operation.type': 'send',
+      'messaging.destination.name': 'otel',
+      'messaging.message.id': one.id,
+    })
+    // The tenant is an attribute only when asked for.
+    expect(sendOne.attributes['messaging.pgqueue.tenant']).toBeUndefined()
+    expect(sendMany.attributes['messaging.batch.message_count']).toBe(2)
+
+    // The carrier is stored with the job.
+    const { rows } = await t.admin.query(`select id, trace_context from "${t.schema}".jobs order by id`)
+    expect(rows.find((r) => r.id === one.id).trace_context).toEqual({ traceparent: `00-${sendOne.traceId}-${sendOne.spanId}-01` })
+
+    const worker = await runWorker('otel', 4)
+    const process = worker.spans.filter((s) => s.name === 'process otel')
+    expect(process).toHaveLength(4)
+    const processOf = (id: string) => process.find((s) => s.attributes['messaging.message.id'] === id)!
+    // The run is a child of the push that created it, in the same trace.
+    expect(processOf(one.id)).toMatchObject({ traceId: sendOne.traceId, parentSpanId: sendOne.spanId, kind: SpanKind.CONSUMER })
+    for (const r of many) expect(processOf(r.id)).toMatchObject({ traceId: sendMany.traceId, parentSpanId: sendMany.spanId })
+    expect(processOf(one.id).attributes).toMatchObject({ 'messaging.system': 'pgqueue', 'messaging.operation.type': 'process', 'messaging.pgqueue.tenant': 'acme', 'messaging.pgqueue.job.attempt': 1 })
+    const failed = processOf(failing.id)
+    expect(failed).toMatchObject({ traceId: sendFail.traceId, status: SpanStatusCode.ERROR })
+    expect(failed.attributes['error.type']).toBe('NO_LUCK')
+
+    // Outcomes are recorded in settle spans that name (link or parent) their runs.
+    const settles = worker.spans.filter((s) => s.attributes['messaging.operation.type'] === 'settle')
+    expect(settles.length).toBeGreaterThan(0)
+    const settledRuns = new Set(settles.flatMap((s) => [...s.links.map((l) => l.spanId), ...(s.parentSpanId ? [s.parentSpanId] : [])]))
+    for (const p of process) expect(settledRuns.has(p.spanId)).toBe(true)
+    expect(settles.every((s) => s.kind === SpanKind.CLIENT)).toBe(true)
+
+    // Metrics on both sides.
+    const producerMetrics = await otel.metrics()
+    expect(metric(producerMetrics, 'messaging.client.sent.messages')?.points[0]?.value).toBe(4)
+    expect(metric(producerMetrics, 'messaging.client.operation.duration')?.unit).toBe('s')
+    expect(metric(worker.metrics, 'messaging.client.consumed.messages')?.points.reduce((n, p) => n + Number(p.value), 0)).toBe(4)
+    expect(metric(worker.metrics, 'messaging.process.duration')?.unit).toBe('s')
+    expect(metric(worker.metrics, 'messaging.client.operation.duration')?.points.some((p) => p.attributes['messaging.operation.type'] === 'settle')).toBe(true)
+
+    // History keeps the carrier; retrying a history entry links its original trace.
+    const hist = await t.admin.query(`select trace_context from "${t.schema}".job_history where id = $1`, [failing.id])
+    expect(hist.rows[0].trace_context.traceparent).toContain(sendFail.traceId)
+    await acme.retry(failing.id)
+    const retrySend = otel.spans().at(-1)!
+    expect(retrySend.name).toBe('send otel')
+    expect(retrySend.links).toEqual([{ traceId: sendFail.traceId, spanId: sendFail.spanId }])
+    await queues.close()
+  })
+
+  it('stores nothing and changes no statement when no SDK is registered', async () => {
+    const queues = Queues.create(t.userUrl, { schema: t.schema })
+    const pushed = await queues.withTenant('acme').push({ queue: 'plain', type: 'ok' })
+    const { rows } = await t.admin.query(`select trace_context from "${t.schema}".jobs where id = $1`, [pushed.id])
+    expect(rows[0].trace_context).toBeNull()
+    await queues.close()
+  })
+
+  it('does not carry a trace context over to the next push of the same transaction', async () => {
+    const otel = otelRecorder()
+    const traced = Queues.create(t.userUrl, { schema: t.schema, telemetry: { tracerProvider: otel.tracerProvider } })
+    const plain = Queues.create(t.userUrl, { schema: t.schema })
+    const client = await t.admin.connect()
+    try {
+      await client.query('begin')
+      await client.query(`set local role ${t.userRole}`)
+      const a = await traced.withTenant('acme').push({ queue: 'tx', type: 'ok' }, { tx: client })
+      const b = await plain.withTenant('acme').push({ queue: 'tx', type: 'ok' }, { tx: client })
+      await client.query('commit')
+      const { rows } = await t.admin.query(`select id, trace_context from "${t.schema}".jobs where queue = 'tx'`)
+      expect(rows.find((r) => r.id === a.id).trace_context).not.toBeNull()
+      expect(rows.find((r) => r.id === b.id).trace_context).toBeNull()
+    } finally {
+      client.release()
+      await traced.close()
+      await plain.close()
+    }
+  })
+
+  it('ignores a trace context over 1 kB, which could otherwise carry data past the payload limits', async () => {
+    const plain = Queues.create(t.userUrl, { schema: t.schema })
+    const client = await t.admin.connect()
+    try {
+      await client.query('begin')
+      await client.query(`set local role ${t.userRole}`)
+      await client.query(`select set_config('pgqueue.trace_context', $1, true)`, [JSON.stringify({ traceparent: 'x'.repeat(2000) })])
+      const pushed = await plain.withTenant('acme').push({ queue: 'big', type: 'ok' }, { tx: client })
+      await client.query('commit')
+      const { rows } = await t.admin.query(`select trace_context from "${t.schema}".jobs where id = $1`, [pushed.id])
+      expect(rows[0].trace_context).toBeNull()
+    } finally {
+      client.release()
+      await plain.close()
+    }
+  })
+})
