@@ -101,7 +101,13 @@ export class NotificationListener {
 
 /** Ends a client gracefully, or cuts its socket when the server does not answer within `ms`. */
 export async function endWithin(client: pg.Client, ms: number): Promise<void> {
-  const ended = await Promise.race([client.end().then(() => true, () => true), sleep(ms).then(() => false)])
+  // The deadline is cancelled once the end settles, so a prompt end leaves no timer keeping the
+  // process alive.
+  const deadline = new AbortController()
+  const ended = await Promise.race([
+    client.end().then(() => true, () => true).finally(() => deadline.abort()),
+    sleep(ms, deadline.signal).then(() => false),
+  ])
   if (!ended) cutSocket(client)
 }
 
