@@ -105,6 +105,8 @@ table jobs with (fillfactor=70, autovacuum_vacuum_scale_factor=0.02, autovacuum_
   created_at timestamp with time zone not null default now()
   updated_at timestamp with time zone not null default now()
   started_at timestamp with time zone
+  cost integer not null default 1
+  constraint jobs_cost_range CHECK (((cost >= 1) AND (cost <= 1000000)))
   constraint jobs_created_at_range CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
   constraint jobs_key_bytes CHECK (((octet_length(key) >= 1) AND (octet_length(key) <= 512)))
   constraint jobs_lease_expires_at_range CHECK (((lease_expires_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (lease_expires_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
@@ -178,6 +180,21 @@ table queues -- row level security
   constraint queues_retry_policy_size CHECK ((pg_column_size(retry_policy) <= 8192))
   constraint queues_tenant_id_bytes CHECK (((octet_length(tenant_id) >= 1) AND (octet_length(tenant_id) <= 256)))
   constraint queues_updated_at_range CHECK (((updated_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (updated_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
+
+table rate_limits -- row level security
+  tenant_id text collate "C" not null
+  queue text collate "C" not null
+  capacity integer not null
+  rate double precision not null
+  tokens double precision not null
+  refilled_at timestamp with time zone not null default now()
+  updated_at timestamp with time zone not null default now()
+  constraint rate_limits_capacity_range CHECK (((capacity >= 1) AND (capacity <= 1000000)))
+  constraint rate_limits_pkey PRIMARY KEY (tenant_id, queue)
+  constraint rate_limits_queue_bytes CHECK (((octet_length(queue) >= 1) AND (octet_length(queue) <= 128)))
+  constraint rate_limits_rate_range CHECK (((rate >= (0.001)::double precision) AND (rate <= (1000000)::double precision)))
+  constraint rate_limits_tenant_id_bytes CHECK ((octet_length(tenant_id) <= 256))
+  constraint rate_limits_tokens_range CHECK (((tokens >= (0)::double precision) AND (tokens <= (capacity)::double precision)))
 
 table schedules -- row level security
   tenant_id text not null -- no statistics
@@ -280,6 +297,7 @@ CREATE UNIQUE INDEX queue_clocks_pkey ON pgqueue.queue_clocks USING btree (tenan
 CREATE INDEX queue_clocks_queue_idx ON pgqueue.queue_clocks USING btree (queue);
 CREATE UNIQUE INDEX queues_pkey ON pgqueue.queues USING btree (tenant_id, queue);
 CREATE INDEX queues_throttled_idx ON pgqueue.queues USING btree (queue, tenant_id) WHERE (paused OR (max_concurrency IS NOT NULL));
+CREATE UNIQUE INDEX rate_limits_pkey ON pgqueue.rate_limits USING btree (tenant_id, queue);
 CREATE INDEX schedules_due_idx ON pgqueue.schedules USING btree (next_run_at) WHERE (NOT paused);
 CREATE UNIQUE INDEX schedules_key_unique ON pgqueue.schedules USING btree (tenant_id, key);
 CREATE UNIQUE INDEX schedules_pkey ON pgqueue.schedules USING btree (tenant_id, id);
@@ -298,6 +316,7 @@ policy jobs_worker on jobs for ALL to {queue_worker} using (true) with check (tr
 policy queue_clocks_worker on queue_clocks for ALL to {queue_worker} using (true) with check (true);
 policy queues_tenant on queues for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
 policy queues_worker on queues for ALL to {queue_worker} using (true) with check (true);
+policy rate_limits_worker on rate_limits for ALL to {queue_worker} using (true) with check (true);
 policy schedules_tenant on schedules for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
 policy schedules_worker on schedules for ALL to {queue_worker} using (true) with check (true);
 policy worker_metadata_tenant on worker_metadata for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
@@ -454,15 +473,16 @@ function latency_bucket(ms double precision) returns integer immutable as $$
   select case when ms < 1 then 0 else least(107, 1 + floor(4 * ln(ms) / ln(2.0))::integer) end
 $$;
 
-function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
+function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
 begin
   perform pgqueue.require_tenant(p_tenant);
   return query select * from pgqueue.push_jobs_unchecked(p_tenant, p_ids, p_queues, p_types, p_keys, p_payloads,
-    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs);
+    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs,
+    p_costs);
 end
 $$;
 
-function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
+function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
 declare
   v_current text := nullif(current_setting('pgqueue.tenant', true), '');
 begin
@@ -476,11 +496,12 @@ begin
   perform set_config('pgqueue.tenant_token', coalesce(p_token, ''), true);
   perform pgqueue.current_tenant();
   return query select * from pgqueue.push_jobs_unchecked(p_tenant, p_ids, p_queues, p_types, p_keys, p_payloads,
-    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs);
+    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs,
+    p_costs);
 end
 $$;
 
-function push_jobs_unchecked(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
+function push_jobs_unchecked(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
 #variable_conflict use_column
 declare
   v_current text := nullif(current_setting('pgqueue.tenant', true), '');
@@ -495,10 +516,11 @@ begin
 
   return query
   with given as (
+    -- 0018: p_costs is the last array (null or shorter: cost 1).
     select * from unnest(p_ids, p_queues, p_types, p_keys, p_payloads, p_payload_types, p_targets, p_priorities,
-                         p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs)
+                         p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs, coalesce(p_costs, '{}'))
            with ordinality as i(id, queue, type, key, payload, payload_type, target, priority, run_at,
-                                max_attempts, retry_policy, schedule_id, retry_of, ord)
+                                max_attempts, retry_policy, schedule_id, retry_of, cost, ord)
   ),
   -- Keys held by a running job are left alone, and read without a lock: an upsert would lock the running
   -- row until this transaction ends (even when its WHERE refuses the update), and a producer's open
@@ -512,9 +534,13 @@ begin
     select i.ord, i.id, i.queue, i.type, i.key, i.payload, i.payload_type, i.target,
            coalesce(i.priority, 0) as priority, coalesce(i.run_at, now()) as run_at,
            coalesce(i.max_attempts, (qc.retry_policy->>'maxAttempts')::integer, 5) as max_attempts, i.retry_policy, i.schedule_id, i.retry_of,
+           coalesce(i.cost, 1) as cost,
            case when coalesce(i.run_at, now()) > now() then 'scheduled'
                 when qc.paused or qc.max_concurrency is not null then 'held'
                 when fb.until > now() then 'held'
+                -- 0018: a rate-limited pair's (or queue's) jobs wait in held; the Scheduler releases them
+                -- as its token buckets allow (see rate_limits).
+                when exists (select 1 from pgqueue.rate_limits rl where rl.queue = i.queue and rl.tenant_id in (p_tenant, '')) then 'held'
                 else 'pending' end as state
       from given i
       left join pgqueue.queues qc on qc.tenant_id = p_tenant and qc.queue = i.queue
@@ -538,15 +564,15 @@ begin
   ),
   ins as (
     insert into pgqueue.jobs as j (tenant_id, id, queue, type, key, state, priority, vt, run_at, payload,
-                                   payload_type, target, max_attempts, retry_policy, schedule_id, retry_of)
+                                   payload_type, target, max_attempts, retry_policy, schedule_id, retry_of, cost)
     select p_tenant, s.id, s.queue, s.type, s.key, s.state, s.priority, s.vt, s.run_at, s.payload,
-           s.payload_type, s.target, s.max_attempts, s.retry_policy, s.schedule_id, s.retry_of
+           s.payload_type, s.target, s.max_attempts, s.retry_policy, s.schedule_id, s.retry_of, s.cost
       from stamped s order by s.ord
     on conflict (tenant_id, queue, key) where key is not null do update
        set type = excluded.type, state = excluded.state, priority = excluded.priority, vt = excluded.vt,
            run_at = excluded.run_at, payload = excluded.payload, payload_type = excluded.payload_type,
            target = excluded.target, max_attempts = excluded.max_attempts, retry_policy = excluded.retry_policy,
-           schedule_id = excluded.schedule_id, retry_of = excluded.retry_of, attempt = 0, last_error = null,
+           schedule_id = excluded.schedule_id, retry_of = excluded.retry_of, cost = excluded.cost, attempt = 0, last_error = null,
            cancel_requested = false, lease_owner = null, lease_expires_at = null, started_at = null,
            updated_at = now()
      where j.state <> 'running'
@@ -645,6 +671,7 @@ grant DELETE, INSERT, SELECT, UPDATE on nodes to queue_worker;
 grant SELECT on queue_clocks to queue_worker;
 grant INSERT, SELECT on queues to queue_user;
 grant SELECT, UPDATE on queues to queue_worker;
+grant DELETE, INSERT, SELECT, UPDATE on rate_limits to queue_worker;
 grant INSERT, SELECT on schedules to queue_user;
 grant SELECT, UPDATE on schedules to queue_worker;
 grant SELECT on stats_rollup_state to queue_worker;
@@ -652,6 +679,7 @@ grant INSERT, SELECT on worker_metadata to queue_user;
 grant SELECT on worker_metadata to queue_worker;
 grant SELECT (attempt) on jobs to queue_user;
 grant SELECT (cancel_requested) on jobs to queue_user;
+grant SELECT (cost) on jobs to queue_user;
 grant SELECT (created_at) on jobs to queue_user;
 grant SELECT (id) on jobs to queue_user;
 grant SELECT (key) on jobs to queue_user;
@@ -716,9 +744,9 @@ grant execute on function installation() to queue_user;
 grant execute on function installation() to queue_worker;
 grant execute on function job_remove(p_tenant text, p_id uuid, p_queue text, p_key text, p_archive boolean) to queue_user;
 grant execute on function latency_bucket(ms double precision) to queue_worker;
-grant execute on function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_worker;
-grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_user;
-grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_worker;
+grant execute on function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) to queue_worker;
+grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) to queue_user;
+grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) to queue_worker;
 grant execute on function require_tenant(p_tenant text) to queue_user;
 grant execute on function require_tenant(p_tenant text) to queue_worker;
 grant execute on function schedule_delete(p_tenant text, p_key text) to queue_user;

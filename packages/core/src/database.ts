@@ -37,6 +37,8 @@ export interface JobsTable {
   created_at: DefaultedTimestamp
   updated_at: DefaultedTimestamp
   started_at: Timestamp | null
+  /** Tokens the job takes from its rate limits when released (migration 18). */
+  cost: Generated<number>
 }
 
 /** pgqueue.job_history: finished jobs, partitioned by range on finished_at. */
@@ -97,6 +99,17 @@ export interface FairBlocksTable {
   tenant_id: string
   queue: string
   until: Date
+}
+
+/** pgqueue.rate_limits: operator token buckets per (tenant, queue); tenant_id '' is the queue-wide one. */
+export interface RateLimitsTable {
+  tenant_id: string
+  queue: string
+  capacity: number
+  rate: number
+  tokens: number
+  refilled_at: DefaultedTimestamp
+  updated_at: DefaultedTimestamp
 }
 
 /** pgqueue.schedules: cron or interval schedules with their job template. */
@@ -194,6 +207,7 @@ export interface Database {
   queue_clocks: QueueClocksTable
   fair_weights: FairWeightsTable
   fair_blocks: FairBlocksTable
+  rate_limits: RateLimitsTable
   schedules: SchedulesTable
   worker_metadata: WorkerMetadataTable
   nodes: NodesTable

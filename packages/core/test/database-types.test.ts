@@ -12,7 +12,7 @@ const COLUMNS: { [T in keyof Database]: Record<keyof Database[T], true> } = {
     tenant_id: true, id: true, queue: true, type: true, key: true, state: true, priority: true, vt: true, run_at: true,
     payload: true, payload_type: true, target: true, attempt: true, max_attempts: true, retry_policy: true,
     lease_owner: true, lease_expires_at: true, cancel_requested: true, last_error: true, schedule_id: true,
-    retry_of: true, created_at: true, updated_at: true, started_at: true,
+    retry_of: true, created_at: true, updated_at: true, started_at: true, cost: true,
   },
   job_history: {
     tenant_id: true, id: true, queue: true, type: true, key: true, state: true, priority: true, payload: true,
@@ -26,6 +26,7 @@ const COLUMNS: { [T in keyof Database]: Record<keyof Database[T], true> } = {
   queue_clocks: { tenant_id: true, queue: true, last_vt: true },
   fair_weights: { tenant_id: true, queue: true, weight: true, updated_at: true },
   fair_blocks: { tenant_id: true, queue: true, until: true },
+  rate_limits: { tenant_id: true, queue: true, capacity: true, rate: true, tokens: true, refilled_at: true, updated_at: true },
   schedules: {
     tenant_id: true, id: true, key: true, queue: true, type: true, cron: true, timezone: true, every_ms: true,
     anchor_at: true, missed_policy: true, payload: true, payload_type: true, target: true, priority: true,

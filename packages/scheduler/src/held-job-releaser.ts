@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import { jobListHeldPairs, jobLockReleasable, jobNotify, jobStampPending } from './queries/jobs.js'
 import { queueLockForRelease } from './queries/queues.js'
+import { rateLimitRefillMany, rateLimitTakeMany } from './queries/rate-limits.js'
 import { inTransaction, type TransactionTimeouts } from './transaction.js'
 
 /** What one release pass did. */
@@ -13,7 +14,11 @@ export interface ReleaseResult {
   holding: boolean
   /** True when the pass stopped at its pair limit or a pair's batch was full. */
   more: boolean
+  /** Rate-limited pairs kept jobs back for want of tokens: ms until their buckets hold a batch again. */
+  refillMs?: number
 }
+
+type Releasable = Awaited<ReturnType<typeof jobLockReleasable>>[number]
 
 /**
  * Releases held jobs of pairs that are no longer paused, up to their concurrency cap. Pairs are found
@@ -65,11 +70,16 @@ export class HeldJobReleaser {
     return inTransaction(pool, timeouts, async (client) => {
       const locked = await queueLockForRelease(client, { schema, pairs })
       if (locked.length === 0) return { released: 0, pairs: pairs.length, holding: true, more: false }
-      const jobs = await jobLockReleasable(client, { schema, tenantIds: locked.map((p) => p.tenant_id), queues: locked.map((p) => p.queue), perPair })
+      const lockedJobs = await jobLockReleasable(client, { schema, tenantIds: locked.map((p) => p.tenant_id), queues: locked.map((p) => p.queue), perPair })
+      // Rate-limited pairs release only what their buckets hold (rare: only they pay these statements).
+      const limited = lockedJobs.some((j) => j.limited)
+      const metered = limited ? await this.meter(client, lockedJobs) : undefined
+      const jobs = metered ? metered.jobs : lockedJobs
       const { stamped, blocked } = await jobStampPending(client, { schema, jobs })
       if (stamped > 0) await jobNotify(client, { channel })
       // A pair whose clock is held released nothing: it must not ask for another round at once.
       const skip = new Set(blocked.map((p) => `${p.tenant_id}\u0000${p.queue}`))
+      if (metered) await metered.take(skip)
       const perPairCount = new Map<string, number>()
       for (const j of jobs) {
         const k = `${j.tenantId}\u0000${j.queue}`
@@ -79,9 +89,101 @@ export class HeldJobReleaser {
         released: stamped,
         pairs: pairs.length,
         holding: true,
+        ...(metered?.refillMs !== undefined ? { refillMs: metered.refillMs } : {}),
         // Another round at once only while releasing: paused pairs alone would make the loop spin.
         more: stamped > 0 && (tenants.size >= pairsPerRound || fullTenant || [...perPairCount.values()].some((n) => n >= perPair)),
       }
     })
+  }
+
+  /**
+   * Filters locked held jobs through their token buckets (rate_limits): the buckets of the limited
+   * pairs and of their queues are locked and refilled (rateLimitRefillMany()), then the pairs of a
+   * queue take turns, one job each, in their own release order, while the job's cost fits in its
+   * pair's bucket and in its queue's shared one (a cost above a bucket's capacity counts as the
+   * capacity, or the job could never run). Turns make a queue-wide bucket's tokens go round the
+   * tenants rather than to the first one visited. A pair stops at its first job that does not fit,
+   * keeping its order. Returns the jobs to stamp (unlimited pairs' untouched), `take`, which debits
+   * the buckets for the pairs actually stamped (a pair whose clock was busy took nothing), and the time
+   * until a kept-back pair's buckets hold half their capacity (at least its next job's cost) again.
+   */
+  private async meter(client: pg.PoolClient, jobs: Releasable[]): Promise<{ jobs: Releasable[]; take: (skip: Set<string>) => Promise<void>; refillMs: number | undefined }> {
+    const { schema } = this.options
+    const key = (tenant: string, queue: string) => `${tenant}\u0000${queue}`
+    const keys = new Map<string, { tenant_id: string; queue: string }>()
+    for (const j of jobs) {
+      if (!j.limited) continue
+      keys.set(key(j.tenantId, j.queue), { tenant_id: j.tenantId, queue: j.queue })
+      keys.set(key('', j.queue), { tenant_id: '', queue: j.queue })
+    }
+    const sorted = [...keys.values()].sort((a, b) => (a.tenant_id < b.tenant_id ? -1 : a.tenant_id > b.tenant_id ? 1 : a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0))
+    const buckets = new Map((await rateLimitRefillMany(client, { schema, keys: sorted })).map((b) => [key(b.tenant_id, b.queue), { ...b, left: b.tokens }]))
+    const out: Releasable[] = []
+    const byQueue = new Map<string, Map<string, Releasable[]>>()
+    for (const j of jobs) {
+      if (!j.limited) {
+        out.push(j)
+        continue
+      }
+      let pairs = byQueue.get(j.queue)
+      if (!pairs) byQueue.set(j.queue, (pairs = new Map()))
+      const list = pairs.get(j.tenantId)
+      if (list) list.push(j)
+      else pairs.set(j.tenantId, [j])
+    }
+    const takenBy = new Map<string, Releasable[]>()
+    let refillMs: number | undefined
+    const wait = (b: { capacity: number; rate: number; left: number } | undefined, cost: number) => {
+      if (!b) return 0
+      const need = Math.min(b.capacity, Math.max(Math.min(cost, b.capacity), b.capacity / 2))
+      return Math.max(0, ((need - b.left) / b.rate) * 1000)
+    }
+    for (const [queue, pairs] of byQueue) {
+      const shared = buckets.get(key('', queue))
+      const queues = [...pairs.entries()].map(([tenant, list]) => ({ tenant, list, at: 0, own: buckets.get(key(tenant, queue)) }))
+      let active = queues
+      while (active.length > 0) {
+        const next: typeof active = []
+        for (const q of active) {
+          const j = q.list[q.at]
+          if (!j) continue
+          const ownCost = q.own ? Math.min(j.cost, q.own.capacity) : 0
+          const sharedCost = shared ? Math.min(j.cost, shared.capacity) : 0
+          if ((q.own && q.own.left < ownCost) || (shared && shared.left < sharedCost)) {
+            const ms = Math.max(wait(q.own, j.cost), wait(shared, j.cost))
+            refillMs = refillMs === undefined ? ms : Math.min(refillMs, ms)
+            continue
+          }
+          if (q.own) q.own.left -= ownCost
+          if (shared) shared.left -= sharedCost
+          out.push(j)
+          const k = key(q.tenant, queue)
+          takenBy.set(k, [...(takenBy.get(k) ?? []), j])
+          q.at += 1
+          next.push(q)
+        }
+        active = next
+      }
+    }
+    const take = async (skip: Set<string>) => {
+      const debit = new Map<string, { tenant_id: string; queue: string; tokens: number }>()
+      const add = (tenant: string, queue: string, capacity: number, cost: number) => {
+        const k = key(tenant, queue)
+        const d = debit.get(k) ?? { tenant_id: tenant, queue, tokens: 0 }
+        d.tokens += Math.min(cost, capacity)
+        debit.set(k, d)
+      }
+      for (const [k, list] of takenBy) {
+        if (skip.has(k)) continue
+        for (const j of list) {
+          const own = buckets.get(k)
+          if (own) add(j.tenantId, j.queue, own.capacity, j.cost)
+          const shared = buckets.get(key('', j.queue))
+          if (shared) add('', j.queue, shared.capacity, j.cost)
+        }
+      }
+      await rateLimitTakeMany(client, { schema, taken: [...debit.values()] })
+    }
+    return { jobs: out, take, refillMs }
   }
 }

@@ -51,10 +51,12 @@ export async function jobPushMany(
   params: { schema: string; tenantId: string; token: string; rows: readonly PushRow[] },
 ): Promise<PushedRow[]> {
   const { rows } = params
+  // Costs travel only when some job has one (p_costs, migration 18): the usual push is unchanged.
+  const costly = rows.some((r) => r.cost !== undefined && r.cost !== 1)
   const text =
     'select id, queue, key, state, (extract(epoch from run_at) * 1000)::float8 as run_at_ms, ' +
     '(extract(epoch from created_at) * 1000)::float8 as created_at_ms, outcome ' +
-    `from ${quoteIdent(params.schema)}.push_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+    `from ${quoteIdent(params.schema)}.push_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15${costly ? ', $16' : ''})`
   const values: unknown[] = [
     params.tenantId,
     params.token,
@@ -73,6 +75,7 @@ export async function jobPushMany(
     rows.map((r) => r.scheduleId),
     rows.map((r) => r.retryOf),
   ]
+  if (costly) values.push(unquotedArrayLiteral(rows.map((r) => r.cost ?? 1)))
   const out = isKysely(target)
     ? (await target.executeQuery<PushedRowMs>(CompiledQuery.raw(text, values))).rows
     : (await target.query<PushedRowMs>(text, values)).rows
