@@ -108,6 +108,7 @@ export interface RateLimitsTable {
   capacity: number
   rate: number
   tokens: number
+  unclaimed: Generated<number>
   refilled_at: DefaultedTimestamp
   updated_at: DefaultedTimestamp
 }

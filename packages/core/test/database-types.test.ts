@@ -26,7 +26,7 @@ const COLUMNS: { [T in keyof Database]: Record<keyof Database[T], true> } = {
   queue_clocks: { tenant_id: true, queue: true, last_vt: true },
   fair_weights: { tenant_id: true, queue: true, weight: true, updated_at: true },
   fair_blocks: { tenant_id: true, queue: true, until: true },
-  rate_limits: { tenant_id: true, queue: true, capacity: true, rate: true, tokens: true, refilled_at: true, updated_at: true },
+  rate_limits: { tenant_id: true, queue: true, capacity: true, rate: true, tokens: true, unclaimed: true, refilled_at: true, updated_at: true },
   schedules: {
     tenant_id: true, id: true, key: true, queue: true, type: true, cron: true, timezone: true, every_ms: true,
     anchor_at: true, missed_policy: true, payload: true, payload_type: true, target: true, priority: true,

@@ -34,6 +34,8 @@ export class HeldJobReleaser {
   private tenantCursor = ''
   /** Per tenant, the last queue visited when its part of a round was full; bounded, a rotation hint. */
   private queueCursors = new Map<string, string>()
+  /** Per queue with a shared bucket, the tenant whose turn came last; bounded, a rotation hint. */
+  private sharedCursors = new Map<string, string>()
 
   constructor(private readonly options: { schema: string; pairsPerRound: number; perPair: number; channel: string; timeouts: TransactionTimeouts }) {}
 
@@ -105,7 +107,7 @@ export class HeldJobReleaser {
    * tenants rather than to the first one visited. A pair stops at its first job that does not fit,
    * keeping its order. Returns the jobs to stamp (unlimited pairs' untouched), `take`, which debits
    * the buckets for the pairs actually stamped (a pair whose clock was busy took nothing), and the time
-   * until a kept-back pair's buckets hold half their capacity (at least its next job's cost) again.
+   * until a kept-back pair's buckets hold a quarter of their capacity (at least its next job's cost) again.
    */
   private async meter(client: pg.PoolClient, jobs: Releasable[]): Promise<{ jobs: Releasable[]; take: (skip: Set<string>) => Promise<void>; refillMs: number | undefined }> {
     const { schema } = this.options
@@ -135,23 +137,39 @@ export class HeldJobReleaser {
     let refillMs: number | undefined
     const wait = (b: { capacity: number; rate: number; left: number } | undefined, cost: number) => {
       if (!b) return 0
-      const need = Math.min(b.capacity, Math.max(Math.min(cost, b.capacity), b.capacity / 2))
+      // A quarter of the capacity: the refill is capped at capacity minus what the last release left
+      // unclaimed, so rounds must come well before a bucket could fill up, or refill time is lost.
+      const need = Math.min(b.capacity, Math.max(Math.min(cost, b.capacity), b.capacity / 4))
       return Math.max(0, ((need - b.left) / b.rate) * 1000)
     }
     for (const [queue, pairs] of byQueue) {
       const shared = buckets.get(key('', queue))
-      const queues = [...pairs.entries()].map(([tenant, list]) => ({ tenant, list, at: 0, own: buckets.get(key(tenant, queue)) }))
-      let active = queues
-      while (active.length > 0) {
+      // Turns start after the tenant the queue's last round stopped at (a rotation hint, bounded).
+      const after = this.sharedCursors.get(queue) ?? ''
+      const all = [...pairs.entries()].map(([tenant, list]) => ({ tenant, list, at: 0, own: buckets.get(key(tenant, queue)) }))
+      all.sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0))
+      const from = all.findIndex((p) => p.tenant > after)
+      let active = from <= 0 ? all : [...all.slice(from), ...all.slice(0, from)]
+      let stopped = false
+      while (active.length > 0 && !stopped) {
         const next: typeof active = []
         for (const q of active) {
           const j = q.list[q.at]
           if (!j) continue
           const ownCost = q.own ? Math.min(j.cost, q.own.capacity) : 0
           const sharedCost = shared ? Math.min(j.cost, shared.capacity) : 0
-          if ((q.own && q.own.left < ownCost) || (shared && shared.left < sharedCost)) {
+          const ownShort = q.own !== undefined && q.own.left < ownCost
+          const sharedShort = shared !== undefined && shared.left < sharedCost
+          if (ownShort || sharedShort) {
             const ms = Math.max(wait(q.own, j.cost), wait(shared, j.cost))
             refillMs = refillMs === undefined ? ms : Math.min(refillMs, ms)
+            // The shared bucket cannot pay this tenant's turn: nobody after it goes ahead (a costly
+            // job would starve behind cheap ones), and the next round starts with it.
+            if (sharedShort && !ownShort) {
+              this.sharedCursors.set(queue, prevTenant(all, q.tenant))
+              stopped = true
+              break
+            }
             continue
           }
           if (q.own) q.own.left -= ownCost
@@ -161,17 +179,18 @@ export class HeldJobReleaser {
           takenBy.set(k, [...(takenBy.get(k) ?? []), j])
           q.at += 1
           next.push(q)
+          if (shared) this.sharedCursors.set(queue, q.tenant)
         }
         active = next
       }
     }
+    if (this.sharedCursors.size > 10_000) this.sharedCursors.clear()
     const take = async (skip: Set<string>) => {
-      const debit = new Map<string, { tenant_id: string; queue: string; tokens: number }>()
+      // Every locked bucket is written: its `unclaimed` must be brought up to date even when it gave nothing.
+      const debit = new Map([...buckets].map(([k, b]) => [k, { tenant_id: b.tenant_id, queue: b.queue, tokens: 0, pending: b.pending }]))
       const add = (tenant: string, queue: string, capacity: number, cost: number) => {
-        const k = key(tenant, queue)
-        const d = debit.get(k) ?? { tenant_id: tenant, queue, tokens: 0 }
-        d.tokens += Math.min(cost, capacity)
-        debit.set(k, d)
+        const d = debit.get(key(tenant, queue))
+        if (d) d.tokens += Math.min(cost, capacity)
       }
       for (const [k, list] of takenBy) {
         if (skip.has(k)) continue
@@ -186,4 +205,10 @@ export class HeldJobReleaser {
     }
     return { jobs: out, take, refillMs }
   }
+}
+
+/** The tenant before `tenant` in `pairs` (sorted), or '' for the first: a cursor that starts at `tenant`. */
+function prevTenant(pairs: { tenant: string }[], tenant: string): string {
+  const i = pairs.findIndex((p) => p.tenant === tenant)
+  return i <= 0 ? '' : pairs[i - 1]!.tenant
 }

@@ -7,12 +7,14 @@
 --
 -- Why at release and not at claim: a claim would have to step over a dry tenant's pending backlog in
 -- jobs_claim_idx (queue, vt) on every call, while held jobs are out of the claim's index altogether.
--- Why the bound holds with any number of Schedulers and Workers: a bucket row is locked (FOR UPDATE,
--- in key order) by every release that takes from it, and its refill is capped at capacity minus the
--- cost of the jobs already released and still pending (not yet claimed). So at any instant
--- tokens + released-but-unclaimed cost <= capacity, and the cost claimed in any window of length w is at
--- most capacity + rate * w. Released jobs are claimed at most once (running jobs that fail or are
--- rescued go back through scheduled and held, paying again).
+-- Why the bound holds with any number of Schedulers and Workers: think of the bucket as spent at claim
+-- time, B = tokens + the cost released and not yet claimed. A bucket row is locked (FOR UPDATE, in key
+-- order) by every release that takes from it. Each release stores `unclaimed`, the bucket's pending
+-- cost right after it; the next refill is capped at capacity minus that stored value, which is what B
+-- would allow if every claim since came at the last instant (the case that lets B refill least), so
+-- the refill never credits more than a claim-time bucket would. Hence the cost claimed in any window
+-- of length w is at most capacity + rate * w. Released jobs are claimed at most once (running jobs
+-- that fail or are rescued go back through scheduled and held, paying again).
 create table :schema.rate_limits (
   -- '' is the queue-wide bucket, shared by every tenant of the queue (one external API key for all).
   tenant_id text collate "C" not null,
@@ -22,6 +24,8 @@ create table :schema.rate_limits (
   -- Tokens added per second.
   rate double precision not null,
   tokens double precision not null,
+  -- Cost of the bucket's jobs released and still pending (unclaimed) right after the last release.
+  unclaimed double precision not null default 0,
   refilled_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   primary key (tenant_id, queue),
@@ -29,6 +33,7 @@ create table :schema.rate_limits (
   -- NaN is above every number in PostgreSQL, so it fails the upper bound.
   constraint rate_limits_rate_range check (rate >= 0.001 and rate <= 1000000),
   constraint rate_limits_tokens_range check (tokens >= 0 and tokens <= capacity),
+  constraint rate_limits_unclaimed_range check (unclaimed >= 0),
   constraint rate_limits_tenant_id_bytes check (octet_length(tenant_id) <= 256),
   constraint rate_limits_queue_bytes check (octet_length(queue) between 1 and 128)
 );
@@ -45,12 +50,12 @@ alter table :schema.jobs add constraint jobs_cost_range check (cost between 1 an
 alter table :schema.jobs validate constraint jobs_cost_range;
 grant select (cost) on :schema.jobs to :user_role;
 
--- push_jobs gains a trailing p_costs array (0018; null: every job costs 1). The three functions are
--- dropped and created again with it: adding a parameter makes a new function, and the old arity would
--- make calls ambiguous. Bodies as in 0012 / 0015 but for the lines marked 0018.
+-- The signed push_jobs (the producer's) and push_jobs_unchecked gain a trailing p_costs array (0018;
+-- null: every job costs 1). Both are dropped and created again with it: adding a parameter makes a new
+-- function, and the old arity would make calls ambiguous. Bodies as in 0012 / 0015 but for the lines
+-- marked 0018. The worker role's 14-argument push_jobs stays as it is (its jobs cost 1): with p_costs it
+-- would take 15 arguments, as many as the signed one, and an untyped 15-argument call would match both.
 drop function :schema.push_jobs(text, text, uuid[], text[], text[], text[], bytea[], text[], jsonb[], integer[],
-  timestamptz[], integer[], jsonb[], uuid[], uuid[]);
-drop function :schema.push_jobs(text, uuid[], text[], text[], text[], bytea[], text[], jsonb[], integer[],
   timestamptz[], integer[], jsonb[], uuid[], uuid[]);
 drop function :schema.push_jobs_unchecked(text, uuid[], text[], text[], text[], bytea[], text[], jsonb[],
   integer[], timestamptz[], integer[], jsonb[], uuid[], uuid[]);
@@ -156,21 +161,6 @@ revoke all on function :schema.push_jobs_unchecked(text, uuid[], text[], text[],
   integer[], timestamptz[], integer[], jsonb[], uuid[], uuid[], integer[]) from public, :worker_role, :user_role;
 
 create function :schema.push_jobs(
-  p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[],
-  p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamptz[],
-  p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[],
-  p_costs integer[] default null) -- 0018: p_costs added
-returns table (id uuid, queue text, key text, state text, run_at timestamptz, created_at timestamptz, outcome text)
-language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
-begin
-  perform :schema.require_tenant(p_tenant);
-  return query select * from :schema.push_jobs_unchecked(p_tenant, p_ids, p_queues, p_types, p_keys, p_payloads,
-    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs,
-    p_costs);
-end
-$fn$;
-
-create function :schema.push_jobs(
   p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[],
   p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamptz[],
   p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[],
@@ -195,10 +185,6 @@ begin
 end
 $fn$;
 
-revoke all on function :schema.push_jobs(text, uuid[], text[], text[], text[], bytea[], text[], jsonb[], integer[],
-  timestamptz[], integer[], jsonb[], uuid[], uuid[], integer[]) from public;
-grant execute on function :schema.push_jobs(text, uuid[], text[], text[], text[], bytea[], text[], jsonb[], integer[],
-  timestamptz[], integer[], jsonb[], uuid[], uuid[], integer[]) to :worker_role;
 revoke all on function :schema.push_jobs(text, text, uuid[], text[], text[], text[], bytea[], text[], jsonb[], integer[],
   timestamptz[], integer[], jsonb[], uuid[], uuid[], integer[]) from public;
 grant execute on function :schema.push_jobs(text, text, uuid[], text[], text[], text[], bytea[], text[], jsonb[], integer[],

@@ -88,7 +88,7 @@ export async function rateLimitSet(
   await db.query(
     `with up as (
        insert into ${s}.rate_limits as r (tenant_id, queue, capacity, rate, tokens, refilled_at)
-       values ($1, $2, $3, $4, $3, clock_timestamp())
+       values ($1::text, $2::text, $3::integer, $4::float8, $3::integer, clock_timestamp())
        on conflict (tenant_id, queue) do update
           set tokens = least(excluded.capacity,
                              r.tokens + r.rate * greatest(0, extract(epoch from clock_timestamp() - r.refilled_at))),
@@ -97,7 +97,7 @@ export async function rateLimitSet(
        returning (r.xmax = 0) as created
      )
      update ${s}.jobs j set state = 'held', vt = null, updated_at = now()
-      where j.queue = $2 and j.state = 'pending' and ($1 = '' or j.tenant_id = $1)
+      where j.queue = $2::text and j.state = 'pending' and ($1::text = '' or j.tenant_id = $1::text)
         and (select created from up)`,
     [tenantId, queue, capacity, rate],
   )
@@ -121,7 +121,7 @@ export async function rateLimitList(db: Queryable, p: { schema: string; tenantId
   const tenantId = p.tenantId === undefined ? null : validateName('tenantId', p.tenantId, LIMITS.tenantId)
   const { rows } = await db.query<{ tenant_id: string; queue: string; capacity: number; rate: number; tokens: number }>(
     `select tenant_id, queue, capacity, rate,
-            least(capacity, tokens + rate * greatest(0, extract(epoch from clock_timestamp() - refilled_at)))::float8 as tokens
+            greatest(0, least(capacity - unclaimed, tokens + rate * greatest(0, extract(epoch from clock_timestamp() - refilled_at))))::float8 as tokens
        from ${quoteIdent(p.schema)}.rate_limits
       where $1::text is null or tenant_id = $1 order by queue, tenant_id`,
     [tenantId],
