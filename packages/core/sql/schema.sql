@@ -187,6 +187,7 @@ table rate_limits -- row level security
   capacity integer not null
   rate double precision not null
   tokens double precision not null
+  unclaimed double precision not null default 0
   refilled_at timestamp with time zone not null default now()
   updated_at timestamp with time zone not null default now()
   constraint rate_limits_capacity_range CHECK (((capacity >= 1) AND (capacity <= 1000000)))
@@ -195,6 +196,7 @@ table rate_limits -- row level security
   constraint rate_limits_rate_range CHECK (((rate >= (0.001)::double precision) AND (rate <= (1000000)::double precision)))
   constraint rate_limits_tenant_id_bytes CHECK ((octet_length(tenant_id) <= 256))
   constraint rate_limits_tokens_range CHECK (((tokens >= (0)::double precision) AND (tokens <= (capacity)::double precision)))
+  constraint rate_limits_unclaimed_range CHECK ((unclaimed >= (0)::double precision))
 
 table schedules -- row level security
   tenant_id text not null -- no statistics
@@ -473,12 +475,11 @@ function latency_bucket(ms double precision) returns integer immutable as $$
   select case when ms < 1 then 0 else least(107, 1 + floor(4 * ln(ms) / ln(2.0))::integer) end
 $$;
 
-function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
+function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
 begin
   perform pgqueue.require_tenant(p_tenant);
   return query select * from pgqueue.push_jobs_unchecked(p_tenant, p_ids, p_queues, p_types, p_keys, p_payloads,
-    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs,
-    p_costs);
+    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs);
 end
 $$;
 
@@ -744,7 +745,7 @@ grant execute on function installation() to queue_user;
 grant execute on function installation() to queue_worker;
 grant execute on function job_remove(p_tenant text, p_id uuid, p_queue text, p_key text, p_archive boolean) to queue_user;
 grant execute on function latency_bucket(ms double precision) to queue_worker;
-grant execute on function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) to queue_worker;
+grant execute on function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_worker;
 grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) to queue_user;
 grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) to queue_worker;
 grant execute on function require_tenant(p_tenant text) to queue_user;

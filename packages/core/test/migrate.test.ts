@@ -37,6 +37,7 @@ describe('migrate', () => {
       'nodes',
       'queue_clocks',
       'queues',
+      'rate_limits',
       'schedules',
       'stats_rollup_state',
       'tenant_secret',

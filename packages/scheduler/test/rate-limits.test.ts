@@ -136,14 +136,14 @@ describe('rate limits', () => {
 
   it('changes and removes a limit at run time', async () => {
     const queue = 'change'
-    await rateLimitSet(pool, { schema: t.schema, tenantId: 'a', queue, capacity: 10, ratePerSec: 20 })
+    await rateLimitSet(pool, { schema: t.schema, tenantId: 'a', queue, capacity: 20, ratePerSec: 20 })
     await pushJobs(pool, t.schema, 'a', queue, 2_000)
     let switchedAt = 0
     let removedAt = 0
     await run(queue, 0, {
       during: async () => {
         await sleep(2_000)
-        await rateLimitSet(pool, { schema: t.schema, tenantId: 'a', queue, capacity: 10, ratePerSec: 100 })
+        await rateLimitSet(pool, { schema: t.schema, tenantId: 'a', queue, capacity: 20, ratePerSec: 100 })
         switchedAt = (await t.admin.query<{ ms: number }>(`select (extract(epoch from clock_timestamp()) * 1000)::float8 as ms`)).rows[0]!.ms
         await sleep(2_000)
         expect(await rateLimitDelete(pool, { schema: t.schema, tenantId: 'a', queue })).toBe(true)
@@ -156,10 +156,11 @@ describe('rate limits', () => {
     const fast = a.filter((ms) => ms >= switchedAt && ms < removedAt)
     const after = a.filter((ms) => ms >= removedAt)
     console.log(`change: ${slow.length} at 20/s, ${fast.length} at 100/s, ${after.length} after removal (all in ${(a.at(-1)! - removedAt).toFixed(0)} ms)`)
-    expect(worstExcess(slow, 10, 20)).toBeLessThanOrEqual(1)
-    expect(slow.length).toBeLessThan(10 + 20 * 2.5)
-    expect(fast.length).toBeGreaterThan(slow.length * 2.5)
-    expect(worstExcess(fast, 10, 100)).toBeLessThanOrEqual(1)
+    expect(worstExcess(slow, 20, 20)).toBeLessThanOrEqual(1)
+    expect(slow.length).toBeLessThan(20 + 20 * 2.5)
+    // Ideal: 200 against 40 + 20; a loaded machine delays the Scheduler's rounds, which loses refill time.
+    expect(fast.length).toBeGreaterThan(slow.length * 1.8)
+    expect(worstExcess(fast, 20, 100)).toBeLessThanOrEqual(1)
     expect(a.length).toBe(2_000)
   }, 60_000)
 

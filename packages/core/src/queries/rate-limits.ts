@@ -71,7 +71,8 @@ function target(p: { tenantId?: unknown; queue: unknown }): { tenantId: string; 
  * default 1) when the Scheduler releases them; a tenant over its limit waits while others go on.
  * Takes effect at once, no restart: a new limit starts full (the burst runs at once) and parks the
  * pair's (or queue's) pending jobs in held, so the limit applies to the backlog too; a changed limit
- * first refills at the old rate up to now, then keeps its tokens (at most the new capacity).
+ * first refills at the old rate up to now (capped as the Scheduler caps it, see migration 18),
+ * then keeps its tokens (at most the new capacity).
  * Operators only: needs the worker role or the schema owner (a tenant's user role may neither read
  * nor write limits). Invalid input throws PgQueueValidationError and writes nothing.
  */
@@ -90,8 +91,8 @@ export async function rateLimitSet(
        insert into ${s}.rate_limits as r (tenant_id, queue, capacity, rate, tokens, refilled_at)
        values ($1::text, $2::text, $3::integer, $4::float8, $3::integer, clock_timestamp())
        on conflict (tenant_id, queue) do update
-          set tokens = least(excluded.capacity,
-                             r.tokens + r.rate * greatest(0, extract(epoch from clock_timestamp() - r.refilled_at))),
+          set tokens = greatest(0, least(excluded.capacity - r.unclaimed,
+                             r.tokens + r.rate * greatest(0, extract(epoch from clock_timestamp() - r.refilled_at)))),
               refilled_at = greatest(r.refilled_at, clock_timestamp()),
               capacity = excluded.capacity, rate = excluded.rate, updated_at = now()
        returning (r.xmax = 0) as created
