@@ -1,7 +1,7 @@
 import type pg from 'pg'
-import { jobListHeldPairs, jobLockReleasable, jobNotify, jobStampPending } from './queries/jobs.js'
+import { jobListHeldPairs, jobLockReleasable, jobNotify, jobStampPending, type Pair } from './queries/jobs.js'
 import { queueLockForRelease } from './queries/queues.js'
-import { rateLimitRefillMany, rateLimitTakeMany } from './queries/rate-limits.js'
+import { rateLimitRefillMany, rateLimitTakeMany, type BucketRow } from './queries/rate-limits.js'
 import { inTransaction, type TransactionTimeouts } from './transaction.js'
 
 /** What one release pass did. */
@@ -19,6 +19,9 @@ export interface ReleaseResult {
 }
 
 type Releasable = Awaited<ReturnType<typeof jobLockReleasable>>[number]
+type Bucket = BucketRow & { left: number }
+/** Locked buckets by bucketKey(). */
+type Buckets = Map<string, Bucket>
 
 /**
  * Releases held jobs of pairs that are no longer paused, up to their concurrency cap. Pairs are found
@@ -72,10 +75,15 @@ export class HeldJobReleaser {
     return inTransaction(pool, timeouts, async (client) => {
       const locked = await queueLockForRelease(client, { schema, pairs })
       if (locked.length === 0) return { released: 0, pairs: pairs.length, holding: true, more: false }
-      const lockedJobs = await jobLockReleasable(client, { schema, tenantIds: locked.map((p) => p.tenant_id), queues: locked.map((p) => p.queue), perPair })
-      // Rate-limited pairs release only what their buckets hold (rare: only they pay these statements).
-      const limited = lockedJobs.some((j) => j.limited)
-      const metered = limited ? await this.meter(client, lockedJobs) : undefined
+      // Rate-limited pairs release only what their buckets hold (only they pay these statements): their
+      // buckets are refilled first, so a dry one locks no held rows.
+      const limited = locked.filter((p) => p.limited)
+      const buckets = limited.length > 0 ? await this.refill(client, limited) : undefined
+      const limits = buckets ? limited.map((p) => ({ tenantId: p.tenant_id, queue: p.queue, n: affordable(buckets, p) })) : undefined
+      const lockedJobs = await jobLockReleasable(client, {
+        schema, tenantIds: locked.map((p) => p.tenant_id), queues: locked.map((p) => p.queue), perPair, ...(limits ? { limits } : {}),
+      })
+      const metered = buckets ? this.meter(client, lockedJobs, buckets, limited) : undefined
       const jobs = metered ? metered.jobs : lockedJobs
       const { stamped, blocked } = await jobStampPending(client, { schema, jobs })
       if (stamped > 0) await jobNotify(client, { channel })
@@ -99,31 +107,38 @@ export class HeldJobReleaser {
   }
 
   /**
-   * Filters locked held jobs through their token buckets (rate_limits): the buckets of the limited
-   * pairs and of their queues are locked and refilled (rateLimitRefillMany()), then the pairs of a
-   * queue take turns, one job each, in their own release order, while the job's cost fits in its
-   * pair's bucket and in its queue's shared one (a cost above a bucket's capacity counts as the
-   * capacity, or the job could never run). Turns make a queue-wide bucket's tokens go round the
-   * tenants rather than to the first one visited. A pair stops at its first job that does not fit,
-   * keeping its order. Returns the jobs to stamp (unlimited pairs' untouched), `take`, which debits
-   * the buckets for the pairs actually stamped (a pair whose clock was busy took nothing), and the time
-   * until a kept-back pair's buckets hold a quarter of their capacity (at least its next job's cost) again.
+   * Locks and refills the buckets of rate-limited pairs and of their queues (rateLimitRefillMany()),
+   * keyed by bucketKey(); `left` is what this round may still take.
    */
-  private async meter(client: pg.PoolClient, jobs: Releasable[]): Promise<{ jobs: Releasable[]; take: (skip: Set<string>) => Promise<void>; refillMs: number | undefined }> {
-    const { schema } = this.options
-    const key = (tenant: string, queue: string) => `${tenant}\u0000${queue}`
-    const keys = new Map<string, { tenant_id: string; queue: string }>()
-    for (const j of jobs) {
-      if (!j.limited) continue
-      keys.set(key(j.tenantId, j.queue), { tenant_id: j.tenantId, queue: j.queue })
-      keys.set(key('', j.queue), { tenant_id: '', queue: j.queue })
+  private async refill(client: pg.PoolClient, pairs: Pair[]): Promise<Buckets> {
+    const keys = new Map<string, Pair>()
+    for (const p of pairs) {
+      keys.set(bucketKey(p.tenant_id, p.queue), { tenant_id: p.tenant_id, queue: p.queue })
+      keys.set(bucketKey('', p.queue), { tenant_id: '', queue: p.queue })
     }
-    const sorted = [...keys.values()].sort((a, b) => (a.tenant_id < b.tenant_id ? -1 : a.tenant_id > b.tenant_id ? 1 : a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0))
-    const buckets = new Map((await rateLimitRefillMany(client, { schema, keys: sorted })).map((b) => [key(b.tenant_id, b.queue), { ...b, left: b.tokens }]))
+    const rows = await rateLimitRefillMany(client, { schema: this.options.schema, keys: [...keys.values()] })
+    return new Map(rows.map((b) => [bucketKey(b.tenant_id, b.queue), { ...b, left: b.tokens }]))
+  }
+
+  /**
+   * Fits the locked held jobs of rate-limited pairs to their buckets: the pairs of a queue take turns,
+   * one job each, in their own release order, while the job's cost fits in its pair's bucket and in its
+   * queue's shared one (a cost above a bucket's capacity counts as the capacity, or the job could
+   * never run). Turns make a queue-wide bucket's tokens go round the tenants rather than to the first
+   * one visited; a turn the shared bucket cannot pay ends the queue's round. A pair stops at its first
+   * job that does not fit, keeping its order. Returns the jobs to stamp (unlimited pairs' untouched),
+   * `take`, which debits the buckets for the pairs actually stamped (a pair whose clock was busy took
+   * nothing), and the time until a kept-back pair's buckets hold a quarter of their capacity (at least
+   * its next job's cost) again.
+   */
+  private meter(client: pg.PoolClient, jobs: Releasable[], buckets: Buckets, limitedPairs: Pair[]): { jobs: Releasable[]; take: (skip: Set<string>) => Promise<void>; refillMs: number | undefined } {
+    const { schema } = this.options
+    const key = bucketKey
+    const isLimited = new Set(limitedPairs.map((p) => key(p.tenant_id, p.queue)))
     const out: Releasable[] = []
     const byQueue = new Map<string, Map<string, Releasable[]>>()
     for (const j of jobs) {
-      if (!j.limited) {
+      if (!isLimited.has(key(j.tenantId, j.queue))) {
         out.push(j)
         continue
       }
@@ -135,7 +150,7 @@ export class HeldJobReleaser {
     }
     const takenBy = new Map<string, Releasable[]>()
     let refillMs: number | undefined
-    const wait = (b: { capacity: number; rate: number; left: number } | undefined, cost: number) => {
+    const wait = (b: Bucket | undefined, cost: number) => {
       if (!b) return 0
       // A quarter of the capacity: the refill is capped at capacity minus what the last release left
       // unclaimed, so rounds must come well before a bucket could fill up, or refill time is lost.
@@ -185,6 +200,12 @@ export class HeldJobReleaser {
       }
     }
     if (this.sharedCursors.size > 10_000) this.sharedCursors.clear()
+    // A pair whose buckets could not pay one job locked none: it waits for a refill all the same.
+    for (const p of limitedPairs) {
+      if (affordable(buckets, p) > 0) continue
+      const ms = Math.max(wait(buckets.get(key(p.tenant_id, p.queue)), 1), wait(buckets.get(key('', p.queue)), 1))
+      refillMs = refillMs === undefined ? ms : Math.min(refillMs, ms)
+    }
     const take = async (skip: Set<string>) => {
       // Every locked bucket is written: its `unclaimed` must be brought up to date even when it gave nothing.
       const debit = new Map([...buckets].map(([k, b]) => [k, { tenant_id: b.tenant_id, queue: b.queue, tokens: 0, pending: b.pending }]))
@@ -211,4 +232,15 @@ export class HeldJobReleaser {
 function prevTenant(pairs: { tenant: string }[], tenant: string): string {
   const i = pairs.findIndex((p) => p.tenant === tenant)
   return i <= 0 ? '' : pairs[i - 1]!.tenant
+}
+
+function bucketKey(tenant: string, queue: string): string {
+  return `${tenant}\u0000${queue}`
+}
+
+/** How many jobs a pair's buckets (its own and its queue's) could pay at a cost of 1 each. */
+function affordable(buckets: Buckets, p: Pair): number {
+  const own = buckets.get(bucketKey(p.tenant_id, p.queue))
+  const shared = buckets.get(bucketKey('', p.queue))
+  return Math.floor(Math.min(own ? own.tokens : Infinity, shared ? shared.tokens : Infinity, 1_000_000))
 }
