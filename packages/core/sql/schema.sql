@@ -506,6 +506,7 @@ function push_jobs_unchecked(p_tenant text, p_ids uuid[], p_queues text[], p_typ
 #variable_conflict use_column
 declare
   v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+  v_limited text[]; -- 0018
 begin
   if p_tenant is null or p_tenant = '' then
     raise exception 'pgqueue: a tenant is required' using errcode = '42501';
@@ -514,6 +515,10 @@ begin
     raise exception 'pgqueue: transaction is scoped to another tenant' using errcode = '42501';
   end if;
   perform set_config('pgqueue.tenant', p_tenant, true);
+  -- 0018: the pushed queues with a token bucket (the tenant's own or the queue's), read once per call:
+  -- two primary-key range probes, nothing per job.
+  select array_agg(rl.queue) into v_limited from pgqueue.rate_limits rl
+   where rl.tenant_id in (p_tenant, '') and rl.queue = any(p_queues);
 
   return query
   with given as (
@@ -541,7 +546,7 @@ begin
                 when fb.until > now() then 'held'
                 -- 0018: a rate-limited pair's (or queue's) jobs wait in held; the Scheduler releases them
                 -- as its token buckets allow (see rate_limits).
-                when exists (select 1 from pgqueue.rate_limits rl where rl.queue = i.queue and rl.tenant_id in (p_tenant, '')) then 'held'
+                when i.queue = any(v_limited) then 'held'
                 else 'pending' end as state
       from given i
       left join pgqueue.queues qc on qc.tenant_id = p_tenant and qc.queue = i.queue

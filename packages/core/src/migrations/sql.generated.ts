@@ -1314,6 +1314,7 @@ language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
 #variable_conflict use_column
 declare
   v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+  v_limited text[]; -- 0018
 begin
   if p_tenant is null or p_tenant = '' then
     raise exception 'pgqueue: a tenant is required' using errcode = '42501';
@@ -1322,6 +1323,10 @@ begin
     raise exception 'pgqueue: transaction is scoped to another tenant' using errcode = '42501';
   end if;
   perform set_config('pgqueue.tenant', p_tenant, true);
+  -- 0018: the pushed queues with a token bucket (the tenant's own or the queue's), read once per call:
+  -- two primary-key range probes, nothing per job.
+  select array_agg(rl.queue) into v_limited from :schema.rate_limits rl
+   where rl.tenant_id in (p_tenant, '') and rl.queue = any(p_queues);
 
   return query
   with given as (
@@ -1349,7 +1354,7 @@ begin
                 when fb.until > now() then 'held'
                 -- 0018: a rate-limited pair's (or queue's) jobs wait in held; the Scheduler releases them
                 -- as its token buckets allow (see rate_limits).
-                when exists (select 1 from :schema.rate_limits rl where rl.queue = i.queue and rl.tenant_id in (p_tenant, '')) then 'held'
+                when i.queue = any(v_limited) then 'held'
                 else 'pending' end as state
       from given i
       left join :schema.queues qc on qc.tenant_id = p_tenant and qc.queue = i.queue
