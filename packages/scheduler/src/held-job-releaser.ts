@@ -39,6 +39,8 @@ export class HeldJobReleaser {
   private queueCursors = new Map<string, string>()
   /** Per queue with a shared bucket, the tenant whose turn came last; bounded, a rotation hint. */
   private sharedCursors = new Map<string, string>()
+  /** Per queue with a shared bucket, each tenant's token credit (deficit round robin); a hint, bounded. */
+  private sharedCredits = new Map<string, Map<string, number>>()
 
   constructor(private readonly options: { schema: string; pairsPerRound: number; perPair: number; channel: string; timeouts: TransactionTimeouts }) {}
 
@@ -121,11 +123,12 @@ export class HeldJobReleaser {
   }
 
   /**
-   * Fits the locked held jobs of rate-limited pairs to their buckets: the pairs of a queue take turns,
-   * one job each, in their own release order, while the job's cost fits in its pair's bucket and in its
-   * queue's shared one (a cost above a bucket's capacity counts as the capacity, or the job could
-   * never run). Turns make a queue-wide bucket's tokens go round the tenants rather than to the first
-   * one visited; a turn the shared bucket cannot pay ends the queue's round. A pair stops at its first
+   * Fits the locked held jobs of rate-limited pairs to their buckets: the pairs of a queue take turns
+   * in their own release order, while the job's cost fits in its pair's bucket and in its queue's
+   * shared one (a cost above a bucket's capacity counts as the capacity, or the job could never run).
+   * Turns make a queue-wide bucket's tokens go round the tenants rather than to the first one visited,
+   * in equal tokens (each turn credits one token; a job goes when its cost is covered); a turn the
+   * shared bucket cannot pay ends the queue's round. A pair stops at its first
    * job that does not fit, keeping its order. Returns the jobs to stamp (unlimited pairs' untouched),
    * `take`, which debits the buckets for the pairs actually stamped (a pair whose clock was busy took
    * nothing), and the time until a kept-back pair's buckets hold a quarter of their capacity (at least
@@ -166,6 +169,9 @@ export class HeldJobReleaser {
       const from = all.findIndex((p) => p.tenant > after)
       let active = from <= 0 ? all : [...all.slice(from), ...all.slice(0, from)]
       let stopped = false
+      let credits = this.sharedCredits.get(queue)
+      if (!credits) this.sharedCredits.set(queue, (credits = new Map()))
+      if (credits.size > 10_000) credits.clear()
       while (active.length > 0 && !stopped) {
         const next: typeof active = []
         for (const q of active) {
@@ -175,6 +181,21 @@ export class HeldJobReleaser {
           const sharedCost = shared ? Math.min(j.cost, shared.capacity) : 0
           const ownShort = q.own !== undefined && q.own.left < ownCost
           const sharedShort = shared !== undefined && shared.left < sharedCost
+          // A shared bucket is split in tokens, not jobs (deficit round robin): each turn gives the
+          // tenant one token of credit, and a job goes when its cost is covered. So a tenant whose jobs
+          // cost 3 gets a third of the jobs of one whose jobs cost 1, and the same tokens.
+          // The credit never exceeds the next job's cost, and a turn the shared bucket cannot pay
+          // earns none, so credit does not pile up while the bucket is dry.
+          let credit = 0
+          if (shared) {
+            const have = (credits.get(q.tenant) ?? 0) + 1
+            if (have < sharedCost && !ownShort) {
+              credits.set(q.tenant, have)
+              next.push(q)
+              continue
+            }
+            credit = Math.min(have, sharedCost)
+          }
           if (ownShort || sharedShort) {
             const ms = Math.max(wait(q.own, j.cost), wait(shared, j.cost))
             refillMs = refillMs === undefined ? ms : Math.min(refillMs, ms)
@@ -188,7 +209,10 @@ export class HeldJobReleaser {
             continue
           }
           if (q.own) q.own.left -= ownCost
-          if (shared) shared.left -= sharedCost
+          if (shared) {
+            shared.left -= sharedCost
+            credits.set(q.tenant, credit - sharedCost)
+          }
           out.push(j)
           const k = key(q.tenant, queue)
           takenBy.set(k, [...(takenBy.get(k) ?? []), j])
@@ -200,6 +224,7 @@ export class HeldJobReleaser {
       }
     }
     if (this.sharedCursors.size > 10_000) this.sharedCursors.clear()
+    if (this.sharedCredits.size > 10_000) this.sharedCredits.clear()
     // A pair whose buckets could not pay one job locked none: it waits for a refill all the same.
     for (const p of limitedPairs) {
       if (affordable(buckets, p) > 0) continue
