@@ -19,7 +19,7 @@ const RELEASED: Array<[number, string, string]> = [
   [13, 'limits_and_locks', '83106ec350e69f572b3189f326ba649ffea7ee2acaf81b443b966180267ff70a'],
   [14, 'fair_clock_try', 'be427f203c76cbe40212e3d41377b10e8a0fdaccc50beee7d365776ba17bbae7'],
   [15, 'fair_order', 'ce8061ada675c40f6c87ab5cd28bd845a8fbb3a7d8ac4bd4d81c17250658833a'],
-  [18, 'rate_limits', 'd95c951cef0cf0a37e45d57351bcc1682093c1f954ee192c02f0b9c9fa60dd41'],
+  [18, 'rate_limits', '162973f5972d16a80bd36b08631ee7f5b9070be8929c3e535d757da5f4279d76'],
 ]
 
 describe('migration files', () => {

@@ -52,9 +52,12 @@ grant select (cost) on :schema.jobs to :user_role;
 
 -- The signed push_jobs (the producer's) and push_jobs_unchecked gain a trailing p_costs array (0018;
 -- null: every job costs 1). Both are dropped and created again with it: adding a parameter makes a new
--- function, and the old arity would make calls ambiguous. Bodies as in 0012 / 0015 but for the lines
--- marked 0018. The worker role's 14-argument push_jobs stays as it is (its jobs cost 1): with p_costs it
--- would take 15 arguments, as many as the signed one, and an untyped 15-argument call would match both.
+-- function, and the old arity would make calls ambiguous. Bodies as in 0012 / 0015 but for, in
+-- push_jobs_unchecked: the p_costs parameter and its unnest column `cost`, the `cost` column of input,
+-- of the insert and of the upsert's SET, and v_limited with its `held` case (the lines marked 0018);
+-- in push_jobs: p_costs passed on. The worker role's 14-argument push_jobs stays as it is (its jobs
+-- cost 1): with p_costs it would take 15 arguments, as many as the signed one, and an untyped
+-- 15-argument call would match both.
 drop function :schema.push_jobs(text, text, uuid[], text[], text[], text[], bytea[], text[], jsonb[], integer[],
   timestamptz[], integer[], jsonb[], uuid[], uuid[]);
 drop function :schema.push_jobs_unchecked(text, uuid[], text[], text[], text[], bytea[], text[], jsonb[],
