@@ -85,14 +85,16 @@ describe('rate limits', () => {
     await run(queue, 4_000)
     const a = await starts(queue, 'a')
     const b = await starts(queue, 'b')
-    const spanMs = a.at(-1)! - a[0]!
-    const aRate = ((a.length - 1) / spanMs) * 1000
+    // After the burst of 20: the refill rate alone.
+    const spanMs = a.at(-1)! - a[20]!
+    const aRate = ((a.length - 21) / spanMs) * 1000
     const bSpan = Math.max(1, b.at(-1)! - b[0]!)
     const bRate = (b.length / bSpan) * 1000
     console.log(`rate limit: a ${a.length} jobs at ${aRate.toFixed(1)}/s over ${spanMs} ms; b ${b.length} jobs at ${bRate.toFixed(0)}/s`)
     expect(worstExcess(a, 20, 100)).toBeLessThanOrEqual(1)
     expect(aRate).toBeGreaterThan(80)
-    expect(aRate).toBeLessThan(106)
+    // The hard bound is the window check above; this one only says the rate is about right.
+    expect(aRate).toBeLessThan(108)
     // The unlimited tenant is not slowed to the limited one's pace.
     expect(bRate).toBeGreaterThan(aRate * 3)
   }, 30_000)
