@@ -53,6 +53,8 @@ export interface LibAdapter {
   flowReleaseGaps?(): Promise<number[]>
   /** pgqueue-only cases: an operator weight for a tenant (throws where the library has none). */
   setWeight?(tenant: string, weight: number): Promise<void>
+  /** pgqueue-only cases: an operator rate limit for a tenant in the bench queue (tokens per second, burst). */
+  setRateLimit?(tenant: string, ratePerSec: number, capacity: number): Promise<void>
   /** Closes connections; the schema itself is dropped by the parent (see cleanup.ts). */
   close(): Promise<void>
 }

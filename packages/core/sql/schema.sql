@@ -145,8 +145,10 @@ table jobs with (fillfactor=70, autovacuum_vacuum_scale_factor=0.02, autovacuum_
   created_at timestamp with time zone not null default now()
   updated_at timestamp with time zone not null default now()
   started_at timestamp with time zone
+  cost integer not null default 1
   flow_id uuid
   trace_context jsonb
+  constraint jobs_cost_range CHECK (((cost >= 1) AND (cost <= 1000000)))
   constraint jobs_created_at_range CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
   constraint jobs_key_bytes CHECK (((octet_length(key) >= 1) AND (octet_length(key) <= 512)))
   constraint jobs_lease_expires_at_range CHECK (((lease_expires_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (lease_expires_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
@@ -229,6 +231,23 @@ table queues -- row level security
   constraint queues_retry_policy_size CHECK ((pg_column_size(retry_policy) <= 8192))
   constraint queues_tenant_id_bytes CHECK (((octet_length(tenant_id) >= 1) AND (octet_length(tenant_id) <= 256)))
   constraint queues_updated_at_range CHECK (((updated_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (updated_at <= '9999-12-31 23:59:59.999999+00'::timestamp with time zone)))
+
+table rate_limits -- row level security
+  tenant_id text collate "C" not null
+  queue text collate "C" not null
+  capacity integer not null
+  rate double precision not null
+  tokens double precision not null
+  unclaimed double precision not null default 0
+  refilled_at timestamp with time zone not null default now()
+  updated_at timestamp with time zone not null default now()
+  constraint rate_limits_capacity_range CHECK (((capacity >= 1) AND (capacity <= 1000000)))
+  constraint rate_limits_pkey PRIMARY KEY (tenant_id, queue)
+  constraint rate_limits_queue_bytes CHECK (((octet_length(queue) >= 1) AND (octet_length(queue) <= 128)))
+  constraint rate_limits_rate_range CHECK (((rate >= (0.001)::double precision) AND (rate <= (1000000)::double precision)))
+  constraint rate_limits_tenant_id_bytes CHECK ((octet_length(tenant_id) <= 256))
+  constraint rate_limits_tokens_range CHECK (((tokens >= (0)::double precision) AND (tokens <= (capacity)::double precision)))
+  constraint rate_limits_unclaimed_range CHECK ((unclaimed >= (0)::double precision))
 
 table schedules -- row level security
   tenant_id text collate "C" not null -- no statistics
@@ -339,6 +358,7 @@ CREATE UNIQUE INDEX queue_defaults_pkey ON pgqueue.queue_defaults USING btree (q
 CREATE INDEX queues_drop_completed_idx ON pgqueue.queues USING btree (tenant_id, queue) WHERE (NOT keep_completed);
 CREATE UNIQUE INDEX queues_pkey ON pgqueue.queues USING btree (tenant_id, queue);
 CREATE INDEX queues_throttled_idx ON pgqueue.queues USING btree (queue, tenant_id) WHERE (paused OR (max_concurrency IS NOT NULL));
+CREATE UNIQUE INDEX rate_limits_pkey ON pgqueue.rate_limits USING btree (tenant_id, queue);
 CREATE INDEX schedules_due_idx ON pgqueue.schedules USING btree (next_run_at) WHERE (NOT paused);
 CREATE UNIQUE INDEX schedules_key_unique ON pgqueue.schedules USING btree (tenant_id, key);
 CREATE UNIQUE INDEX schedules_pkey ON pgqueue.schedules USING btree (tenant_id, id);
@@ -363,6 +383,7 @@ policy jobs_worker on jobs for ALL to {queue_worker} using (true) with check (tr
 policy queue_clocks_worker on queue_clocks for ALL to {queue_worker} using (true) with check (true);
 policy queues_tenant on queues for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
 policy queues_worker on queues for ALL to {queue_worker} using (true) with check (true);
+policy rate_limits_worker on rate_limits for ALL to {queue_worker} using (true) with check (true);
 policy schedules_tenant on schedules for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
 policy schedules_worker on schedules for ALL to {queue_worker} using (true) with check (true);
 policy worker_metadata_tenant on worker_metadata for ALL to {queue_user} using ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant))) with check ((tenant_id = ( SELECT pgqueue.current_tenant() AS current_tenant)));
@@ -658,6 +679,9 @@ begin
                                  and (qc.paused or qc.max_concurrency is not null)) then 'held'
                  when exists (select 1 from pgqueue.fair_blocks fb where fb.tenant_id = p_tenant and fb.queue = j.queue
                                  and fb.until > now()) then 'held'
+                 -- A rate-limited pair's (or queue's) jobs wait in held for the Scheduler's release (0018).
+                 when exists (select 1 from pgqueue.rate_limits rl where rl.tenant_id in (p_tenant, '')
+                                 and rl.queue = j.queue) then 'held'
                  else 'pending' end as state
        from pgqueue.jobs j
       where j.tenant_id = p_tenant and j.id = u.id
@@ -910,7 +934,7 @@ begin
 end
 $$;
 
-function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
+function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
 declare
   v_current text := nullif(current_setting('pgqueue.tenant', true), '');
 begin
@@ -924,14 +948,16 @@ begin
   perform set_config('pgqueue.tenant_token', coalesce(p_token, ''), true);
   perform pgqueue.current_tenant();
   return query select * from pgqueue.push_jobs_unchecked(p_tenant, p_ids, p_queues, p_types, p_keys, p_payloads,
-    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs);
+    p_payload_types, p_targets, p_priorities, p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs,
+    p_costs);
 end
 $$;
 
-function push_jobs_unchecked(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
+function push_jobs_unchecked(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) returns TABLE(id uuid, queue text, key text, state text, run_at timestamp with time zone, created_at timestamp with time zone, outcome text) volatile security definer set search_path=pg_catalog, pg_temp as $$
 #variable_conflict use_column
 declare
   v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+  v_limited text[]; -- 0018
   -- [0020 trace context] The pushing span's W3C carrier, set by the producer in the same statement
   -- (see the migration's header); read once and cleared, so a later push in the same transaction
   -- does not inherit it. Anyone may set the setting, so more than 1 kB (a traceparent and a
@@ -948,13 +974,18 @@ begin
     raise exception 'pgqueue: transaction is scoped to another tenant' using errcode = '42501';
   end if;
   perform set_config('pgqueue.tenant', p_tenant, true);
+  -- 0018: the pushed queues with a token bucket (the tenant's own or the queue's), read once per call:
+  -- two primary-key range probes, nothing per job.
+  select array_agg(rl.queue) into v_limited from pgqueue.rate_limits rl
+   where rl.tenant_id in (p_tenant, '') and rl.queue = any(p_queues);
 
   return query
   with given as (
+    -- 0018: p_costs is the last array (null or shorter: cost 1).
     select * from unnest(p_ids, p_queues, p_types, p_keys, p_payloads, p_payload_types, p_targets, p_priorities,
-                         p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs)
+                         p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs, coalesce(p_costs, '{}'))
            with ordinality as i(id, queue, type, key, payload, payload_type, target, priority, run_at,
-                                max_attempts, retry_policy, schedule_id, retry_of, ord)
+                                max_attempts, retry_policy, schedule_id, retry_of, cost, ord)
   ),
   -- Keys held by a running job are left alone, and read without a lock: an upsert would lock the running
   -- row until this transaction ends (even when its WHERE refuses the update), and a producer's open
@@ -969,9 +1000,13 @@ begin
            coalesce(i.priority, 0) as priority, coalesce(i.run_at, now()) as run_at,
            coalesce(i.max_attempts, (qc.retry_policy->>'maxAttempts')::integer,
                     (qd.retry_policy->>'maxAttempts')::integer, 5) as max_attempts, i.retry_policy, i.schedule_id, i.retry_of,
+           coalesce(i.cost, 1) as cost,
            case when coalesce(i.run_at, now()) > now() then 'scheduled'
                 when qc.paused or qc.max_concurrency is not null then 'held'
                 when fb.until > now() then 'held'
+                -- 0018: a rate-limited pair's (or queue's) jobs wait in held; the Scheduler releases them
+                -- as its token buckets allow (see rate_limits).
+                when i.queue = any(v_limited) then 'held'
                 else 'pending' end as state
       from given i
       left join pgqueue.queues qc on qc.tenant_id = p_tenant and qc.queue = i.queue
@@ -996,17 +1031,17 @@ begin
   ),
   ins as (
     insert into pgqueue.jobs as j (tenant_id, id, queue, type, key, state, priority, vt, run_at, payload,
-                                   payload_type, target, max_attempts, retry_policy, schedule_id, retry_of,
+                                   payload_type, target, max_attempts, retry_policy, schedule_id, retry_of, cost,
                                    trace_context) -- [0020 trace context]
     select p_tenant, s.id, s.queue, s.type, s.key, s.state, s.priority, s.vt, s.run_at, s.payload,
-           s.payload_type, s.target, s.max_attempts, s.retry_policy, s.schedule_id, s.retry_of,
+           s.payload_type, s.target, s.max_attempts, s.retry_policy, s.schedule_id, s.retry_of, s.cost,
            v_trace -- [0020 trace context]
       from stamped s order by s.ord
     on conflict (tenant_id, queue, key) where key is not null do update
        set type = excluded.type, state = excluded.state, priority = excluded.priority, vt = excluded.vt,
            run_at = excluded.run_at, payload = excluded.payload, payload_type = excluded.payload_type,
            target = excluded.target, max_attempts = excluded.max_attempts, retry_policy = excluded.retry_policy,
-           schedule_id = excluded.schedule_id, retry_of = excluded.retry_of, attempt = 0, last_error = null,
+           schedule_id = excluded.schedule_id, retry_of = excluded.retry_of, cost = excluded.cost, attempt = 0, last_error = null,
            trace_context = excluded.trace_context, -- [0020 trace context]
            cancel_requested = false, lease_owner = null, lease_expires_at = null, started_at = null,
            updated_at = now()
@@ -1113,6 +1148,7 @@ grant SELECT on queue_clocks to queue_worker;
 grant DELETE, INSERT, SELECT, UPDATE on queue_defaults to queue_worker;
 grant INSERT, SELECT on queues to queue_user;
 grant SELECT, UPDATE on queues to queue_worker;
+grant DELETE, INSERT, SELECT, UPDATE on rate_limits to queue_worker;
 grant INSERT, SELECT on schedules to queue_user;
 grant SELECT, UPDATE on schedules to queue_worker;
 grant SELECT on stats_rollup_state to queue_worker;
@@ -1120,6 +1156,7 @@ grant INSERT, SELECT on worker_metadata to queue_user;
 grant SELECT on worker_metadata to queue_worker;
 grant SELECT (attempt) on jobs to queue_user;
 grant SELECT (cancel_requested) on jobs to queue_user;
+grant SELECT (cost) on jobs to queue_user;
 grant SELECT (created_at) on jobs to queue_user;
 grant SELECT (flow_id) on jobs to queue_user;
 grant SELECT (id) on jobs to queue_user;
@@ -1195,8 +1232,8 @@ grant execute on function latency_bucket(ms double precision) to queue_worker;
 grant execute on function push_flow(p_tenant text, p_flow_id uuid, p_ids uuid[], p_refs text[], p_queues text[], p_types text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_run_on_parent_failure boolean[], p_edge_child uuid[], p_edge_parent uuid[]) to queue_worker;
 grant execute on function push_flow(p_tenant text, p_token text, p_flow_id uuid, p_ids uuid[], p_refs text[], p_queues text[], p_types text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_run_on_parent_failure boolean[], p_edge_child uuid[], p_edge_parent uuid[]) to queue_user;
 grant execute on function push_jobs(p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_worker;
-grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_user;
-grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[]) to queue_worker;
+grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) to queue_user;
+grant execute on function push_jobs(p_tenant text, p_token text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[], p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamp with time zone[], p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[], p_costs integer[]) to queue_worker;
 grant execute on function require_tenant(p_tenant text) to queue_user;
 grant execute on function require_tenant(p_tenant text) to queue_worker;
 grant execute on function schedule_delete(p_tenant text, p_key text) to queue_user;

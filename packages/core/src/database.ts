@@ -41,6 +41,8 @@ export interface JobsTable {
   flow_id: string | null
   /** The pushing span's W3C carrier (StoredTraceContext), or null when the producer traced nothing. */
   trace_context: Generated<Json | null>
+  /** Tokens the job takes from its rate limits when released (migration 18). */
+  cost: Generated<number>
 }
 
 /** pgqueue.job_history: finished jobs, partitioned by range on finished_at. */
@@ -157,6 +159,18 @@ export interface FairBlocksTable {
   until: Date
 }
 
+/** pgqueue.rate_limits: operator token buckets per (tenant, queue); tenant_id '' is the queue-wide one. */
+export interface RateLimitsTable {
+  tenant_id: string
+  queue: string
+  capacity: number
+  rate: number
+  tokens: number
+  unclaimed: Generated<number>
+  refilled_at: DefaultedTimestamp
+  updated_at: DefaultedTimestamp
+}
+
 /** pgqueue.schedules: cron or interval schedules with their job template. */
 export interface SchedulesTable {
   tenant_id: string
@@ -253,6 +267,7 @@ export interface Database {
   fair_weights: FairWeightsTable
   fair_blocks: FairBlocksTable
   queue_defaults: QueueDefaultsTable
+  rate_limits: RateLimitsTable
   schedules: SchedulesTable
   worker_metadata: WorkerMetadataTable
   nodes: NodesTable

@@ -28,5 +28,6 @@ export { silentLogger, warningsLogger, type Logger, type LogFields, type Service
 export { ERROR_CODES, MAX_ERROR_MESSAGE, MAX_ERROR_STACK, type ErrorInfo } from './error-info.js'
 export { fairWeightSet, fairWeightDelete, fairWeightList, WEIGHT_RANGE, type FairWeight } from './queries/fair-weights.js'
 export { queueDefaultSet, queueDefaultDelete, queueDefaultList, type QueueDefault } from './queries/queue-defaults.js'
+export { rateLimitSet, rateLimitDelete, rateLimitList, RATE_LIMIT_RANGE, type RateLimit, type RateLimitState } from './queries/rate-limits.js'
 export type { RegisteredJobType, JobPayload, JobResult } from './job-types.js'
 export type { TelemetryOptions, StoredTraceContext } from './telemetry.js'

@@ -12,7 +12,7 @@ const COLUMNS: { [T in keyof Database]: Record<keyof Database[T], true> } = {
     tenant_id: true, id: true, queue: true, type: true, key: true, state: true, priority: true, vt: true, run_at: true,
     payload: true, payload_type: true, target: true, attempt: true, max_attempts: true, retry_policy: true,
     lease_owner: true, lease_expires_at: true, cancel_requested: true, last_error: true, schedule_id: true,
-    retry_of: true, created_at: true, updated_at: true, started_at: true, flow_id: true, trace_context: true,
+    retry_of: true, created_at: true, updated_at: true, started_at: true, flow_id: true, trace_context: true, cost: true,
   },
   job_history: {
     tenant_id: true, id: true, queue: true, type: true, key: true, state: true, priority: true, payload: true,
@@ -33,6 +33,7 @@ const COLUMNS: { [T in keyof Database]: Record<keyof Database[T], true> } = {
     run_on_parent_failure: true, state: true, result: true, result_type: true, error: true, created_at: true, finished_at: true,
   },
   flow_edges: { tenant_id: true, parent_id: true, child_id: true },
+  rate_limits: { tenant_id: true, queue: true, capacity: true, rate: true, tokens: true, unclaimed: true, refilled_at: true, updated_at: true },
   schedules: {
     tenant_id: true, id: true, key: true, queue: true, type: true, cron: true, timezone: true, every_ms: true,
     anchor_at: true, missed_policy: true, payload: true, payload_type: true, target: true, priority: true,

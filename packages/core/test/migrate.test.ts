@@ -41,6 +41,7 @@ describe('migrate', () => {
       'queue_clocks',
       'queue_defaults',
       'queues',
+      'rate_limits',
       'schedules',
       'stats_rollup_state',
       'tenant_secret',

@@ -21,8 +21,9 @@ const RELEASED: Array<[number, string, string]> = [
   [15, 'fair_order', 'ce8061ada675c40f6c87ab5cd28bd845a8fbb3a7d8ac4bd4d81c17250658833a'],
   [16, 'queue_defaults', '018475f575484381e5ad8b9831106e00885a344f94fc6860953416bdbd450105'],
   [17, 'identifier_collation_and_history_choice', '2cdafce3a4692c52d00f675966e1361d86e2007c5390a6a2dcd0816e5f786fb2'],
-  [19, 'flows', 'd93f0208b2a2fb2b30d4450b13ee35fe7315d60178d6e97f04827187532cece6'],
-  [20, 'trace_context', 'fb874864f3ef3652db14f60b78351c31f96eb2177a87cd4d99b360285fd5ccda'],
+  [18, 'rate_limits', '7d1656ab9c4f44a2716ebd7394f7e7545164020e1f8ea78dfcfbeacce652fc1e'],
+  [19, 'flows', '21692f2e3c0111841237fb5b0ff5e1d2924c143f8695d3027689482de32821ee'],
+  [20, 'trace_context', '81ecf77adc7b8723f0461e14241ab61386ee2a597a911ac3e346b637bae9dafc'],
 ]
 
 describe('migration files', () => {

@@ -12,10 +12,11 @@ describe('public API', () => {
       'MAX_ERROR_STACK', 'Maintenance', 'PgQueueError', 'PgQueueJobRunningError', 'PgQueueMigrationError',
       'PgQueueNotFoundError', 'PgQueueQueryTimeoutError', 'PgQueueRoleSetupError', 'PgQueueSetupError',
       'PgQueueStoppedError', 'PgQueueTenantAccessError', 'PgQueueTenantRequiredError', 'PgQueueValidationError',
-      'Queues', 'ScheduleRunner', 'Scheduler', 'Schedules', 'Stats', 'TENANT_SECRET_ENV', 'TenantQueues',
+      'Queues', 'RATE_LIMIT_RANGE', 'ScheduleRunner', 'Scheduler', 'Schedules', 'Stats', 'TENANT_SECRET_ENV', 'TenantQueues',
       'TenantSchedules', 'TenantStats', 'TenantWorkerMetadata', 'WEIGHT_RANGE', 'Worker', 'createProducer',
       'decodeBody', 'default', 'fairWeightDelete', 'fairWeightList', 'fairWeightSet', 'initialize', 'migrate',
-      'queueDefaultDelete', 'queueDefaultList', 'queueDefaultSet', 'quickstart', 'silentLogger', 'warningsLogger',
+      'queueDefaultDelete', 'queueDefaultList', 'queueDefaultSet', 'quickstart', 'rateLimitDelete', 'rateLimitList', 'rateLimitSet',
+      'silentLogger', 'warningsLogger',
     ])
   })
 

@@ -7,6 +7,7 @@ import {
   uuidv7,
   validateDate,
   validateInt,
+  validateCost,
   validateName,
   validateRetryPolicy,
 } from '@pgqueue/core/internal'
@@ -34,6 +35,8 @@ export interface PushRow {
   retryPolicy: string | null
   scheduleId: string | null
   retryOf: string | null
+  /** Tokens the job takes from its rate limits; absent: 1. */
+  cost?: number
 }
 
 /**
@@ -98,7 +101,9 @@ export function validatePushItem(item: unknown, field: string, payloadLimit: num
     maxAttempts = policy.maxAttempts
     retryPolicy = JSON.stringify(policy)
   }
-  return { id: uuidv7(), queue, type, key, payload, payloadType, target, priority, runAt, maxAttempts, retryPolicy, scheduleId: null, retryOf: null }
+  const row: PushRow = { id: uuidv7(), queue, type, key, payload, payloadType, target, priority, runAt, maxAttempts, retryPolicy, scheduleId: null, retryOf: null }
+  if (i.cost !== undefined) row.cost = validateCost(i.cost, `${field}.cost`)
+  return row
 }
 
 /** Checks a job id: a UUID string. */

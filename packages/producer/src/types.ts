@@ -34,6 +34,11 @@ export interface PushItem {
   runAt?: Date
   /** The job's own retry policy. Default: the queue's configured policy, else DEFAULT_RETRY_POLICY. */
   retryPolicy?: RetryPolicy
+  /**
+   * Tokens the job takes from its queue's rate limits when it is let through (a job calling an API
+   * three times costs 3). Integer from 1 to 1,000,000. Default 1. No effect on a queue without limits.
+   */
+  cost?: number
 }
 
 /**

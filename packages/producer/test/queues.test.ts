@@ -24,6 +24,19 @@ afterAll(async () => {
 })
 
 describe('push', () => {
+  it('stores a job cost, and rejects a bad one writing nothing', async () => {
+    const costly = await acme.pushMany([{ queue: 'costs', type: 't', cost: 3 }, { queue: 'costs', type: 't' }])
+    const stored = await rows(t, 'select id, cost from S.jobs where queue = $1 order by id', ['costs'])
+    expect(stored.map((r) => r.cost).sort()).toEqual([1, 3])
+    expect(stored.find((r) => r.id === costly[0]!.id)!.cost).toBe(3)
+    for (const cost of [0, -1, 1.5, Number.NaN, Infinity, 2_000_000, '2']) {
+      await expect(acme.pushMany([{ queue: 'costs', type: 't' }, { queue: 'costs', type: 't', cost: cost as number }])).rejects.toMatchObject({
+        name: PgQueueValidationError.name, field: 'items[1].cost',
+      })
+    }
+    expect(await rows(t, 'select id from S.jobs where queue = $1', ['costs'])).toHaveLength(2)
+  })
+
   it('inserts one pending job with every field', async () => {
     const res = await acme.push({
       queue: 'emails', type: 'send', payload: Buffer.from('hi'), payloadType: 'text/plain', target: { to: 'a@b.c' }, priority: 3,

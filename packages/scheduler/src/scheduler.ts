@@ -202,14 +202,17 @@ export class Scheduler extends LoopService<SchedulerEvents> {
     const more = rescue.more || promote.more || release.more
     // Held jobs, or due jobs left behind because a clock was busy (usually a push committing within
     // milliseconds), are looked at again after heldPollMs rather than pollMs.
-    if (!more && this.isRunning) await this.scheduleWake(pool, release.holding || promote.blocked > 0)
+    if (!more && this.isRunning) await this.scheduleWake(pool, release.holding || promote.blocked > 0, release.refillMs)
     return { ...stats, more }
   }
 
   /** Wakes the loop for the next due job, or soon while jobs are held back (a cap, a busy clock), if that is before pollMs. */
-  private async scheduleWake(pool: pg.Pool, holding: boolean): Promise<void> {
+  private async scheduleWake(pool: pg.Pool, holding: boolean, refillMs: number | undefined): Promise<void> {
     const o = this.options
     let wait = holding ? o.heldPollMs : o.pollMs
+    // Rate-limited jobs kept back: come back when their buckets hold a batch again (at least 10 ms
+    // apart, so a bucket with a high rate costs a bounded number of rounds).
+    if (refillMs !== undefined) wait = Math.min(wait, Math.max(10, Math.ceil(refillMs)))
     if (wait > 10) {
       // Measured by the database's clock, which wrote run_at: the host's clock may be off. Jobs already
       // due but left behind (a tenant holds them) are retried by the next poll, not by a spin.

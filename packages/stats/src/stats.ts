@@ -16,7 +16,7 @@ import { rollupStateRead, rollupStateReadable, type RollupStateRow } from './que
 import { hasWholeHourOffsets } from './time-zone.js'
 import { planWindow } from './window-plan.js'
 import { schedulesSummaryByQueue } from './queries/schedules.js'
-import { fairnessSettings } from './queries/fairness.js'
+import { fairnessSettings, historyCountByTenant, rateLimitsWithTokens } from './queries/fairness.js'
 import { MAX_BUCKETS, resolveStatsOptions, validateWindow, type ResolvedStatsOptions, type StatsOptions } from './options.js'
 import type { FairnessStats, HistogramBucket, HistogramPoint, Percentiles, QueueLatency, QueueStats, ScheduleStats } from './types.js'
 
@@ -223,17 +223,29 @@ export class Stats {
   }
 
   /**
-   * The fair order's operator settings: weights (queue null: the tenant's weight in every queue
-   * without its own) and the back-offs still running, of one tenant or all. Worker role or owner only:
-   * a tenant's user role may not read them (PostgreSQL refuses with permission denied).
+   * The fair order's operator settings and what they do: weights (queue null: the tenant's weight in
+   * every queue without its own), rate limits with the tokens their buckets hold now, the back-offs
+   * still running, and each tenant's share of the jobs finished over the last `windowMs` (default one
+   * minute, from history), of one tenant or all. Worker role or owner only: a tenant's user role may
+   * not read them (PostgreSQL refuses with permission denied).
    */
-  async fairness(options: { tenantId?: string } = {}): Promise<FairnessStats> {
+  async fairness(options: { tenantId?: string; windowMs?: number } = {}): Promise<FairnessStats> {
     const tenantId = options.tenantId === undefined ? undefined : validateTenantId(options.tenantId)
+    const windowMs = options.windowMs === undefined ? 60_000 : validateWindow('windowMs', options.windowMs)
+    const only = tenantId === undefined ? {} : { tenantId }
     return this.conn.db.transaction().setAccessMode('read only').execute(async (trx) => {
-      const rows = await fairnessSettings(trx, this.options.schema, tenantId === undefined ? {} : { tenantId })
+      const rows = await fairnessSettings(trx, this.options.schema, only)
+      const limits = await rateLimitsWithTokens(trx, this.options.schema, only)
+      const finished = await historyCountByTenant(trx, this.options.schema, { since: new Date(Date.now() - windowMs) })
+      const total = finished.reduce((n, r) => n + r.jobs, 0)
       return {
         weights: rows.filter((r) => r.kind === 'weight').map((r) => ({ tenantId: r.tenant_id, queue: r.queue === '' ? null : r.queue, weight: r.weight! })),
         backOffs: rows.filter((r) => r.kind === 'back-off').map((r) => ({ tenantId: r.tenant_id, queue: r.queue, until: r.until! })),
+        rateLimits: limits.map((r) => ({ tenantId: r.tenant_id === '' ? null : r.tenant_id, queue: r.queue, capacity: r.capacity, ratePerSec: r.rate, tokens: r.tokens })),
+        shares: finished
+          .filter((r) => tenantId === undefined || r.tenant_id === tenantId)
+          .map((r) => ({ tenantId: r.tenant_id, jobs: r.jobs, share: total === 0 ? 0 : r.jobs / total })),
+        windowMs,
       }
     })
   }

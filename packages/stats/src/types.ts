@@ -70,8 +70,16 @@ export interface ScheduleStats extends Omit<QueueSchedules, 'queue'> {
   queues: QueueSchedules[]
 }
 
-/** Stats.fairness(): operator weights and running back-offs (issue 18). */
+/** Stats.fairness(): operator weights, rate limits, running back-offs and recent shares (issue 18). */
 export interface FairnessStats {
   weights: { tenantId: string; queue: string | null; weight: number }[]
   backOffs: { tenantId: string; queue: string; until: Date }[]
+  /** Token buckets (tenantId null: the queue's, shared by every tenant) with the tokens they hold now. */
+  rateLimits: { tenantId: string | null; queue: string; capacity: number; ratePerSec: number; tokens: number }[]
+  /**
+   * Jobs finished per tenant over the last `windowMs` (from history, every queue) and each one's share
+   * of all tenants' finished jobs (0 to 1); with `tenantId`, that tenant's row only.
+   */
+  shares: { tenantId: string; jobs: number; share: number }[]
+  windowMs: number
 }

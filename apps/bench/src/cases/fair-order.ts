@@ -79,3 +79,49 @@ export async function weights(ctx: CaseContext, p: { n: number; measure: number;
   await ctx.lib.stopWorker()
   return { value: round((100 * heavy) / p.measure, 1), unit: '% to weight 3', extra: { expected: 75, measured: p.measure } }
 }
+
+/**
+ * Rate limit: tenant R is limited to `rate` jobs/s (burst `burst`) and tenant U is not; both push `n`
+ * jobs into the bench queue, and the Worker (1 ms handler, concurrency 10) plus Scheduler run for
+ * `seconds`. Reported: R's achieved jobs/s after its burst (from the burst's end to its last start),
+ * and U's jobs/s from its first start to its last (U may finish its jobs before the time is up), to
+ * show the unlimited tenant keeps full speed.
+ */
+export async function rateLimit(ctx: CaseContext, p: { n: number; rate: number; burst: number; seconds: number }): Promise<CaseResult> {
+  if (!ctx.lib.setRateLimit) throw Object.assign(new Error('no rate limits'), { notAvailable: true })
+  await ctx.lib.setRateLimit('R', p.rate, p.burst)
+  for (let i = 0; i < p.n; i += 1000) {
+    await prefill(ctx.lib, Array.from({ length: Math.min(1000, p.n - i) }, (_, k) => ({ s: i + k, t: 'R' })))
+    await prefill(ctx.lib, Array.from({ length: Math.min(1000, p.n - i) }, (_, k) => ({ s: p.n + i + k, t: 'U' })))
+  }
+  await ctx.analyze()
+  const rStarts: number[] = []
+  let uStarted = 0
+  let uFirst = NaN
+  let uLast = NaN
+  let t0 = NaN
+  await ctx.lib.startWorker({
+    concurrency: 10,
+    handler: async (job) => {
+      if (Number.isNaN(t0)) t0 = now()
+      if (job.t === 'R') rStarts.push(now())
+      else {
+        uStarted++
+        if (Number.isNaN(uFirst)) uFirst = now()
+        uLast = now()
+      }
+      await sleep(1)
+    },
+  })
+  await sleep(p.seconds * 1000)
+  const elapsedS = (now() - t0) / 1000
+  await ctx.lib.stopWorker()
+  // After the burst: the jobs beyond it over the time from the burst's end to the last start.
+  const after = rStarts.slice(p.burst)
+  const achieved = after.length > 1 ? (after.length - 1) / ((after.at(-1)! - after[0]!) / 1000) : NaN
+  return {
+    value: round(achieved, 1),
+    unit: 'jobs/s (limit ' + p.rate + ')',
+    extra: { limitedStarted: rStarts.length, unlimitedJobsPerSec: round(uStarted / Math.max(0.001, (uLast - uFirst) / 1000), 0), unlimitedStarted: uStarted, seconds: round(elapsedS, 1), burst: p.burst },
+  }
+}

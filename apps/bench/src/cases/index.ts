@@ -1,7 +1,7 @@
 import type { CaseResult, LibName } from '../types.js'
 import type { CaseContext } from './context.js'
 import { fairness } from './fairness.js'
-import { weights, wrongedTenant } from './fair-order.js'
+import { rateLimit, weights, wrongedTenant } from './fair-order.js'
 import { flowFan, flowRelease } from './flows.js'
 import { latency } from './latency.js'
 import { longTransaction } from './long-transaction.js'
@@ -147,6 +147,15 @@ export const cases: CaseDef[] = [
     libs: ['pgqueue', 'pg-boss'],
     params: (m) => ({ n: 998, concurrency: 10, timeoutMs: q(m, 60_000, 300_000) }),
     run: (ctx, p) => flowFan(ctx, p as { n: number; concurrency: number; timeoutMs: number }),
+  },
+  {
+    id: 'rate-limit',
+    notQuick: true,
+    title: 'rate limit: achieved jobs/s of a tenant limited to 100/s beside an unlimited one (pgqueue)',
+    better: 'lower',
+    libs: ['pgqueue'],
+    params: (m) => ({ n: q(m, 5_000, 50_000), rate: 100, burst: 20, seconds: q(m, 5, 30) }),
+    run: (ctx, p) => rateLimit(ctx, p as { n: number; rate: number; burst: number; seconds: number }),
   },
   {
     id: 'scale',

@@ -173,6 +173,12 @@ export class PgqueueAdapter implements LibAdapter {
     await core.fairWeightSet(this.admin, { schema: this.schemaOptions.schema, tenantId: tenant, weight })
   }
 
+  async setRateLimit(tenant: string, ratePerSec: number, capacity: number): Promise<void> {
+    const core = (await import('@pgqueue/core')) as { rateLimitSet?: (db: pg.Pool, p: object) => Promise<void> }
+    if (!core.rateLimitSet) throw new NotAvailableError('rate limits have not landed in @pgqueue/core')
+    await core.rateLimitSet(this.admin, { schema: this.schemaOptions.schema, tenantId: tenant, queue: QUEUE, capacity, ratePerSec })
+  }
+
   async stopWorker(): Promise<void> {
     await this.stopObserving?.()
     this.stopObserving = undefined

@@ -22,7 +22,7 @@
 -- Scheduler stamps it on its next round).
 --
 -- push_jobs_unchecked() is not changed. flow_release() repeats its choice of state (scheduled / held
--- for pause, cap or back-off / pending) and push_flow_unchecked() its default of max_attempts (the
+-- for pause, cap, back-off or rate limit / pending) and push_flow_unchecked() its default of max_attempts (the
 -- job's, the tenant's queue policy, the operator's default of 0016, 5); a change there belongs here too.
 -- job_remove() is 0016's with flow_id in its history insert and the flowed part added.
 
@@ -113,6 +113,9 @@ begin
                                  and (qc.paused or qc.max_concurrency is not null)) then 'held'
                  when exists (select 1 from :schema.fair_blocks fb where fb.tenant_id = p_tenant and fb.queue = j.queue
                                  and fb.until > now()) then 'held'
+                 -- A rate-limited pair's (or queue's) jobs wait in held for the Scheduler's release (0018).
+                 when exists (select 1 from :schema.rate_limits rl where rl.tenant_id in (p_tenant, '')
+                                 and rl.queue = j.queue) then 'held'
                  else 'pending' end as state
        from :schema.jobs j
       where j.tenant_id = p_tenant and j.id = u.id

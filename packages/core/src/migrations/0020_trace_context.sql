@@ -6,7 +6,8 @@
 -- How push_jobs_unchecked() gets it: the producer's push statement sets the transaction-local setting
 -- pgqueue.trace_context inside an argument of push_jobs() (arguments are evaluated before the call), so
 -- the push stays one statement and no function signature changes. push_jobs_unchecked() below is
--- 0016's with the changes marked "[0020 trace context]" (three places: read and clear the setting, the
+-- 0018's (costs and rate limits, 0016's queue default) with the changes marked "[0020 trace context]"
+-- (three places: read and clear the setting, the
 -- insert's column, the upsert's column).
 
 alter table :schema.jobs add column trace_context jsonb;
@@ -18,12 +19,14 @@ grant select (trace_context) on :schema.jobs to :user_role;
 create or replace function :schema.push_jobs_unchecked(
   p_tenant text, p_ids uuid[], p_queues text[], p_types text[], p_keys text[], p_payloads bytea[],
   p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamptz[],
-  p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[])
+  p_max_attempts integer[], p_retry_policies jsonb[], p_schedule_ids uuid[], p_retry_ofs uuid[],
+  p_costs integer[] default null) -- 0018: p_costs added
 returns table (id uuid, queue text, key text, state text, run_at timestamptz, created_at timestamptz, outcome text)
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
 #variable_conflict use_column
 declare
   v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+  v_limited text[]; -- 0018
   -- [0020 trace context] The pushing span's W3C carrier, set by the producer in the same statement
   -- (see the migration's header); read once and cleared, so a later push in the same transaction
   -- does not inherit it. Anyone may set the setting, so more than 1 kB (a traceparent and a
@@ -40,13 +43,18 @@ begin
     raise exception 'pgqueue: transaction is scoped to another tenant' using errcode = '42501';
   end if;
   perform set_config('pgqueue.tenant', p_tenant, true);
+  -- 0018: the pushed queues with a token bucket (the tenant's own or the queue's), read once per call:
+  -- two primary-key range probes, nothing per job.
+  select array_agg(rl.queue) into v_limited from :schema.rate_limits rl
+   where rl.tenant_id in (p_tenant, '') and rl.queue = any(p_queues);
 
   return query
   with given as (
+    -- 0018: p_costs is the last array (null or shorter: cost 1).
     select * from unnest(p_ids, p_queues, p_types, p_keys, p_payloads, p_payload_types, p_targets, p_priorities,
-                         p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs)
+                         p_run_ats, p_max_attempts, p_retry_policies, p_schedule_ids, p_retry_ofs, coalesce(p_costs, '{}'))
            with ordinality as i(id, queue, type, key, payload, payload_type, target, priority, run_at,
-                                max_attempts, retry_policy, schedule_id, retry_of, ord)
+                                max_attempts, retry_policy, schedule_id, retry_of, cost, ord)
   ),
   -- Keys held by a running job are left alone, and read without a lock: an upsert would lock the running
   -- row until this transaction ends (even when its WHERE refuses the update), and a producer's open
@@ -61,9 +69,13 @@ begin
            coalesce(i.priority, 0) as priority, coalesce(i.run_at, now()) as run_at,
            coalesce(i.max_attempts, (qc.retry_policy->>'maxAttempts')::integer,
                     (qd.retry_policy->>'maxAttempts')::integer, 5) as max_attempts, i.retry_policy, i.schedule_id, i.retry_of,
+           coalesce(i.cost, 1) as cost,
            case when coalesce(i.run_at, now()) > now() then 'scheduled'
                 when qc.paused or qc.max_concurrency is not null then 'held'
                 when fb.until > now() then 'held'
+                -- 0018: a rate-limited pair's (or queue's) jobs wait in held; the Scheduler releases them
+                -- as its token buckets allow (see rate_limits).
+                when i.queue = any(v_limited) then 'held'
                 else 'pending' end as state
       from given i
       left join :schema.queues qc on qc.tenant_id = p_tenant and qc.queue = i.queue
@@ -88,17 +100,17 @@ begin
   ),
   ins as (
     insert into :schema.jobs as j (tenant_id, id, queue, type, key, state, priority, vt, run_at, payload,
-                                   payload_type, target, max_attempts, retry_policy, schedule_id, retry_of,
+                                   payload_type, target, max_attempts, retry_policy, schedule_id, retry_of, cost,
                                    trace_context) -- [0020 trace context]
     select p_tenant, s.id, s.queue, s.type, s.key, s.state, s.priority, s.vt, s.run_at, s.payload,
-           s.payload_type, s.target, s.max_attempts, s.retry_policy, s.schedule_id, s.retry_of,
+           s.payload_type, s.target, s.max_attempts, s.retry_policy, s.schedule_id, s.retry_of, s.cost,
            v_trace -- [0020 trace context]
       from stamped s order by s.ord
     on conflict (tenant_id, queue, key) where key is not null do update
        set type = excluded.type, state = excluded.state, priority = excluded.priority, vt = excluded.vt,
            run_at = excluded.run_at, payload = excluded.payload, payload_type = excluded.payload_type,
            target = excluded.target, max_attempts = excluded.max_attempts, retry_policy = excluded.retry_policy,
-           schedule_id = excluded.schedule_id, retry_of = excluded.retry_of, attempt = 0, last_error = null,
+           schedule_id = excluded.schedule_id, retry_of = excluded.retry_of, cost = excluded.cost, attempt = 0, last_error = null,
            trace_context = excluded.trace_context, -- [0020 trace context]
            cancel_requested = false, lease_owner = null, lease_expires_at = null, started_at = null,
            updated_at = now()

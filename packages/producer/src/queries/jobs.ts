@@ -51,14 +51,6 @@ export async function jobPushMany(
   params: { schema: string; tenantId: string; token: string; rows: readonly PushRow[]; traceContext?: string | undefined },
 ): Promise<PushedRow[]> {
   const { rows } = params
-  // With a trace context (JSON text of a W3C carrier), the tenant argument is a subquery that first sets
-  // pgqueue.trace_context for this transaction: arguments are evaluated before push_jobs() runs, and
-  // push_jobs_unchecked() stores it with the jobs and clears it (migration 0020). Still one statement.
-  const tenantArg = params.traceContext === undefined ? '$1' : `(select $1::text from set_config('pgqueue.trace_context', $16, true))`
-  const text =
-    'select id, queue, key, state, (extract(epoch from run_at) * 1000)::float8 as run_at_ms, ' +
-    '(extract(epoch from created_at) * 1000)::float8 as created_at_ms, outcome ' +
-    `from ${quoteIdent(params.schema)}.push_jobs(${tenantArg}, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
   const values: unknown[] = [
     params.tenantId,
     params.token,
@@ -77,7 +69,21 @@ export async function jobPushMany(
     rows.map((r) => r.scheduleId),
     rows.map((r) => r.retryOf),
   ]
-  if (params.traceContext !== undefined) values.push(params.traceContext)
+  // Costs travel only when some job has one (p_costs, migration 18): the usual push is unchanged.
+  const costly = rows.some((r) => r.cost !== undefined && r.cost !== 1)
+  if (costly) values.push(unquotedArrayLiteral(rows.map((r) => r.cost ?? 1)))
+  // With a trace context (JSON text of a W3C carrier), the tenant argument is a subquery that first sets
+  // pgqueue.trace_context for this transaction: arguments are evaluated before push_jobs() runs, and
+  // push_jobs_unchecked() stores it with the jobs and clears it (migration 0020). Still one statement.
+  let tenantArg = '$1'
+  if (params.traceContext !== undefined) {
+    values.push(params.traceContext)
+    tenantArg = `(select $1::text from set_config('pgqueue.trace_context', $${values.length}, true))`
+  }
+  const text =
+    'select id, queue, key, state, (extract(epoch from run_at) * 1000)::float8 as run_at_ms, ' +
+    '(extract(epoch from created_at) * 1000)::float8 as created_at_ms, outcome ' +
+    `from ${quoteIdent(params.schema)}.push_jobs(${tenantArg}, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15${costly ? ', $16' : ''})`
   const out = isKysely(target)
     ? (await target.executeQuery<PushedRowMs>(CompiledQuery.raw(text, values))).rows
     : (await target.query<PushedRowMs>(text, values)).rows

@@ -34,7 +34,7 @@ export interface Pair {
  * oldest first across tenants let one tenant's million jobs due at one instant hold back everyone
  * else's delayed jobs and retries). SKIP LOCKED lets several Schedulers take disjoint slices and never
  * waits on a row a tenant holds. The queues row is joined (not locked) to tell which pairs must go to
- * held (a pair backed off until later as well). Also returns the visit's last tenant, how many tenants it visited and how many had due jobs.
+ * held (a pair backed off until later, or rate-limited, as well). Also returns the visit's last tenant, how many tenants it visited and how many had due jobs.
  */
 export async function jobLockDue(
   db: Queryable,
@@ -66,6 +66,7 @@ export async function jobLockDue(
      select l.tenant_id, l.id, l.queue, l.priority, l.run_at,
             coalesce(q.paused or q.max_concurrency is not null, false)
               or exists (select 1 from ${s}.fair_blocks b where b.tenant_id = l.tenant_id and b.queue = l.queue and b.until > now())
+              or exists (select 1 from ${s}.rate_limits r where r.queue = l.queue and r.tenant_id in (l.tenant_id, ''))
               as throttled,
             m.last_tenant, m.visited, m.due_tenants
        from (select max(tenant_id) as last_tenant, count(*)::int as visited,
@@ -186,28 +187,32 @@ export async function jobListHeldPairs(
  * For pairs this transaction has locked: locks the held jobs that may be released now, at most
  * `perPair` per pair. A paused pair, or one backed off until later (fair_blocks), releases none; a capped pair releases up to max_concurrency minus
  * its pending and running jobs (counted with a LIMIT, so a count costs at most the cap in index
- * entries); an unthrottled pair (unpaused or uncapped since) releases up to `perPair`. Must run as a
+ * entries); an unthrottled pair (unpaused or uncapped since) releases up to `perPair`. A rate-limited
+ * pair comes with `limits`: at most n jobs (what its buckets could pay at a cost of 1 each), so a dry
+ * bucket locks no rows; the releaser then fits the locked jobs' costs to its buckets. Must run as a
  * statement after the pair locks were taken, so its snapshot sees every release committed before.
  */
 export async function jobLockReleasable(
   db: Queryable,
-  p: { schema: string; tenantIds: string[]; queues: string[]; perPair: number },
-): Promise<(StampInput & { capped: boolean })[]> {
+  p: { schema: string; tenantIds: string[]; queues: string[]; perPair: number; limits?: { tenantId: string; queue: string; n: number }[] },
+): Promise<(StampInput & { capped: boolean; cost: number })[]> {
   const s = quoteIdent(p.schema)
-  const { rows } = await db.query<{ tenant_id: string; id: string; queue: string; priority: number; run_at: Date; capped: boolean }>(
+  const limits = p.limits ?? []
+  const { rows } = await db.query<{ tenant_id: string; id: string; queue: string; priority: number; run_at: Date; capped: boolean; cost: number }>(
     `with pairs as (
        select i.tenant_id, i.queue, coalesce(q.paused, false)
                 or exists (select 1 from ${s}.fair_blocks b where b.tenant_id = i.tenant_id and b.queue = i.queue and b.until > now())
                 as paused,
-              q.max_concurrency
+              q.max_concurrency, l.n as limit_n
          from unnest($1::text[], $2::text[]) as i(tenant_id, queue)
          left join ${s}.queues q on q.tenant_id = i.tenant_id and q.queue = i.queue
+         left join unnest($4::text[], $5::text[], $6::int4[]) as l(tenant_id, queue, n) on l.tenant_id = i.tenant_id and l.queue = i.queue
      ),
      room as (
        select pr.tenant_id, pr.queue, pr.max_concurrency is not null as capped,
               case when pr.paused then 0
-                   when pr.max_concurrency is null then $3
-                   else least($3, pr.max_concurrency - (
+                   when pr.max_concurrency is null then least($3, coalesce(pr.limit_n, $3))
+                   else least($3, coalesce(pr.limit_n, $3), pr.max_concurrency - (
                      select count(*) from (select 1 from ${s}.jobs a
                                             where a.tenant_id = pr.tenant_id and a.queue = pr.queue
                                               and a.state in ('pending', 'running')
@@ -215,17 +220,17 @@ export async function jobLockReleasable(
               end as n
          from pairs pr
      )
-     select h.tenant_id, h.id, h.queue, h.priority, h.run_at, r.capped
+     select h.tenant_id, h.id, h.queue, h.priority, h.run_at, r.capped, h.cost
        from room r
-      cross join lateral (select j.tenant_id, j.id, j.queue, j.priority, j.run_at from ${s}.jobs j
+      cross join lateral (select j.tenant_id, j.id, j.queue, j.priority, j.run_at, j.cost from ${s}.jobs j
                            where j.tenant_id = r.tenant_id and j.queue = r.queue and j.state = 'held'
                            order by j.priority desc, j.run_at
                            limit greatest(r.n, 0)
                            for update skip locked) h
       where r.n > 0`,
-    [p.tenantIds, p.queues, p.perPair],
+    [p.tenantIds, p.queues, p.perPair, limits.map((l) => l.tenantId), limits.map((l) => l.queue), limits.map((l) => l.n)],
   )
-  return rows.map((r) => ({ tenantId: r.tenant_id, id: r.id, queue: r.queue, priority: r.priority, runAt: r.run_at, capped: r.capped }))
+  return rows.map((r) => ({ tenantId: r.tenant_id, id: r.id, queue: r.queue, priority: r.priority, runAt: r.run_at, capped: r.capped, cost: r.cost }))
 }
 
 /**

@@ -10,11 +10,12 @@ import type { Pair } from './jobs.js'
  * unlike an advisory lock, which any login can take and hold. A pair whose row is locked elsewhere
  * (another Scheduler, or the tenant editing its queue) is skipped this round. A pair with no queues
  * row has no pause or cap to respect: it is returned without a lock (its held jobs are still taken
- * with SKIP LOCKED, so no job is released twice).
+ * with SKIP LOCKED, so no job is released twice). `limited`: the pair has a token bucket of its own
+ * or its queue's (rate_limits), so its release goes through rateLimitRefillMany().
  */
-export async function queueLockForRelease(db: Queryable, p: { schema: string; pairs: Pair[] }): Promise<Pair[]> {
+export async function queueLockForRelease(db: Queryable, p: { schema: string; pairs: Pair[] }): Promise<(Pair & { limited: boolean })[]> {
   const s = quoteIdent(p.schema)
-  const { rows } = await db.query<Pair>(
+  const { rows } = await db.query<Pair & { limited: boolean }>(
     `with input as (
        select * from unnest($1::text[], $2::text[]) as i(tenant_id, queue)
      ),
@@ -23,10 +24,12 @@ export async function queueLockForRelease(db: Queryable, p: { schema: string; pa
          join input i on i.tenant_id = q.tenant_id and i.queue = q.queue
         for update of q skip locked
      )
-     select tenant_id, queue from locked
-     union all
-     select i.tenant_id, i.queue from input i
-      where not exists (select 1 from ${s}.queues q where q.tenant_id = i.tenant_id and q.queue = i.queue)`,
+     select t.tenant_id, t.queue,
+            exists (select 1 from ${s}.rate_limits r where r.queue = t.queue and r.tenant_id in (t.tenant_id, '')) as limited
+       from (select tenant_id, queue from locked
+             union all
+             select i.tenant_id, i.queue from input i
+              where not exists (select 1 from ${s}.queues q where q.tenant_id = i.tenant_id and q.queue = i.queue)) t`,
     [p.pairs.map((x) => x.tenant_id), p.pairs.map((x) => x.queue)],
   )
   return rows
