@@ -1,5 +1,7 @@
 import { Command, CommanderError } from '@commander-js/extra-typings'
+import { registerDashboard } from './commands/dashboard.js'
 import { registerDoctor } from './commands/doctor.js'
+import { registerFlows } from './commands/flows.js'
 import { registerInit } from './commands/init.js'
 import { registerJobs } from './commands/jobs.js'
 import { registerMigrate } from './commands/migrate.js'
@@ -34,8 +36,10 @@ export function buildProgram(): Command {
   registerQueues(base)
   registerJobs(base)
   registerSchedules(base)
+  registerFlows(base)
   registerPush(base)
   registerRun(base)
+  registerDashboard(base)
   return base
 }
 

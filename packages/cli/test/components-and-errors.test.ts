@@ -92,6 +92,20 @@ describe('pgqueue worker, scheduler, schedule-runner, maintenance', () => {
     }
   })
 
+  it('serves the dashboard until SIGTERM', async () => {
+    const child = spawnCli(bin, ['dashboard', '--port', '0', '--json'], { ...names, PGQUEUE_DATABASE_URL: t.workerUrl }, dir)
+    const started = (await waitForEvent(child, 'started')).find((e) => e.event === 'started')!
+    expect(started).toMatchObject({ component: 'dashboard', address: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/$/) })
+    const page = await fetch(String(started.address))
+    expect(page.status).toBe(200)
+    expect(await page.text()).toMatch(/pgqueue/)
+    const stopped = waitForEvent(child, 'stopped')
+    child.kill('SIGTERM')
+    const [code] = await once(child, 'exit')
+    expect(code).toBe(0)
+    expect((await stopped).at(-1)).toMatchObject({ event: 'stopped', component: 'dashboard', signal: 'SIGTERM' })
+  })
+
   it('needs worker.handlers in the config, and the owner for Maintenance', async () => {
     const noConfig = await runCli(bin, ['worker'], { env: { ...names, PGQUEUE_DATABASE_URL: t.workerUrl } })
     expect(noConfig.code).toBe(2)

@@ -134,6 +134,31 @@ describe('pgqueue schedules', () => {
   })
 })
 
+describe('pgqueue flows', () => {
+  it('shows a flow with what each job waits for, cancels it, and refuses another tenant', async () => {
+    const p = createProducer(t.userUrl, t.schemaOptions)
+    const created = await p.queues.withTenant('acme').flow([
+      { ref: 'fetch', queue: 'etl', type: 'fetch', delay: 3_600_000 },
+      { ref: 'load', queue: 'etl', type: 'load', dependsOn: ['fetch'] },
+    ])
+    await p.close()
+    const get = await runCli(bin, ['flows', 'get', created.flowId, '--tenant', 'acme', '--json'], { env: userEnv })
+    expect(get.code, get.stderr).toBe(0)
+    expect(get.json()).toMatchObject({ flowId: created.flowId, finished: false, counts: { scheduled: 1, waiting: 1 } })
+    const plain = await runCli(bin, ['flows', 'get', created.flowId, '--tenant', 'acme'], { env: userEnv })
+    expect(plain.stdout).toMatch(/load .*waiting\s+fetch/)
+    const other = await runCli(bin, ['flows', 'get', created.flowId, '--tenant', 'globex'], { env: userEnv })
+    expect(other.code).toBe(1)
+    expect(other.stderr).toMatch(/^pgqueue: flow .* not found for tenant globex/)
+    const cancel = await runCli(bin, ['flows', 'cancel', created.flowId, '--tenant', 'acme', '--json'], { env: userEnv })
+    expect(cancel.code, cancel.stderr).toBe(0)
+    expect(cancel.json()).toEqual({ cancelled: 2, cancelRequested: 0 })
+    const bad = await runCli(bin, ['flows', 'get', 'not-a-uuid', '--tenant', 'acme'], { env: userEnv })
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/flowId/)
+  })
+})
+
 describe('pgqueue queues and stats', () => {
   it('counts every tenant with the worker role, one with --tenant', async () => {
     const all = await runCli(bin, ['queues', '--json'], { env: workerEnv })

@@ -10,7 +10,7 @@ import type { CommandContext } from '../context.js'
 import { EXIT, usageError } from '../errors.js'
 
 /** A component the CLI runs until SIGTERM or SIGINT. */
-interface Runnable {
+export interface Runnable {
   start(): Promise<void>
   stop(): Promise<void>
   on(event: 'error', listener: (error: Error) => void): unknown
@@ -21,7 +21,7 @@ interface Runnable {
  * flight). A second signal exits at once. Errors the component reports while running go to stderr
  * (it keeps running and retries, as it does in any process).
  */
-async function runUntilSignal(ctx: CommandContext, name: string, component: Runnable, info: Record<string, unknown>): Promise<number> {
+export async function runUntilSignal(ctx: CommandContext, name: string, component: Runnable, info: Record<string, unknown>): Promise<number> {
   // Listen before starting: a signal that arrives while the component starts stops it once started.
   const signal = new Promise<NodeJS.Signals>((resolve) => {
     const once = (s: NodeJS.Signals) => {
