@@ -177,6 +177,7 @@ table live_counts
   running integer not null
   retrying integer not null
   oldest_pending_run_at timestamp with time zone
+  waiting integer not null default 0
   constraint live_counts_pkey PRIMARY KEY (queue)
 
 table locks

@@ -245,6 +245,7 @@ export interface LiveCountsTable {
   scheduled: number
   running: number
   retrying: number
+  waiting: Generated<number>
   oldest_pending_run_at: Timestamp | null
 }
 

@@ -49,7 +49,7 @@ const COLUMNS: { [T in keyof Database]: Record<keyof Database[T], true> } = {
   },
   stats_rollup_state: { id: true, rolled_up_to: true, minutes_from: true, live_counts_at: true, updated_at: true },
   completion_counts: { tenant_id: true, queue: true, finished_at: true, id: true, completed: true, wait_buckets: true, run_buckets: true },
-  live_counts: { queue: true, pending: true, scheduled: true, running: true, retrying: true, oldest_pending_run_at: true },
+  live_counts: { queue: true, pending: true, scheduled: true, running: true, retrying: true, waiting: true, oldest_pending_run_at: true },
   tenant_secret: { singleton: true, secret: true, inner_key: true, outer_key: true, updated_at: true },
 }
 

@@ -122,7 +122,7 @@ export class Stats {
       const entry = (q: string): QueueStats => {
         let e = byQueue.get(q)
         if (!e) {
-          e = { queue: q, pending: 0, scheduled: 0, running: 0, retrying: 0, completed: 0, failed: 0, cancelled: 0, oldestPendingAgeMs: null, failedLast24h: 0, lastFailureAt: null }
+          e = { queue: q, pending: 0, scheduled: 0, running: 0, retrying: 0, waiting: 0, completed: 0, failed: 0, cancelled: 0, oldestPendingAgeMs: null, failedLast24h: 0, lastFailureAt: null }
           byQueue.set(q, e)
         }
         return e
@@ -133,6 +133,7 @@ export class Stats {
           scheduled: r.scheduled,
           running: r.running,
           retrying: r.retrying,
+          waiting: r.waiting,
           oldestPendingAgeMs: r.oldest_pending_age_ms === null ? null : Math.max(0, Math.round(r.oldest_pending_age_ms)),
         })
       }

@@ -9,6 +9,8 @@ export interface QueueStats {
   running: number
   /** Waiting (not running) after at least one attempt: retries. Also counted in pending or scheduled. */
   retrying: number
+  /** Flow jobs waiting for their parents to finish (see flows); in no other count. */
+  waiting: number
   /** Finished in the window, by outcome. */
   completed: number
   failed: number

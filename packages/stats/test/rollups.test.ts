@@ -175,7 +175,8 @@ describe('live counts snapshot', () => {
     await t.admin.query(`
       insert into ${s}.jobs (tenant_id, queue, type, state, vt, run_at, attempt, lease_owner, lease_expires_at)
       select 't' || (i % 5), 'q' || (i % 4), 'x',
-             case when i % 10 < 5 then 'pending' when i % 10 < 7 then 'scheduled' when i % 10 < 9 then 'held' else 'running' end,
+             case when i % 10 < 5 then 'pending' when i % 10 < 7 then 'scheduled' when i % 10 < 8 then 'held'
+                  when i % 10 < 9 then 'waiting' else 'running' end,
              case when i % 10 < 5 then i end,
              now() + case when i % 10 = 5 then interval '1 hour' else - (i % 600) * interval '1 second' end,
              i % 3, case when i % 10 = 9 then 'w' end, case when i % 10 = 9 then now() + interval '1 minute' end
@@ -184,7 +185,8 @@ describe('live counts snapshot', () => {
     expect(before.every((q) => q.liveCountsAt === undefined)).toBe(true) // no snapshot yet: counted exactly
     const report = await Maintenance.runOnce(t.adminUrl, { ...t.schemaOptions, tasks: { ...onlyRollups, rollup: false, liveCounts: true } })
     expect(report.liveCounts).toEqual({ queues: 4 })
-    const live = (qs: QueueStats[]) => qs.map(({ queue, pending, scheduled, running, retrying, oldestPendingAgeMs }) => ({ queue, pending, scheduled, running, retrying, oldest: Math.round((oldestPendingAgeMs ?? 0) / 10_000) }))
+    const live = (qs: QueueStats[]) => qs.map(({ queue, pending, scheduled, running, retrying, waiting, oldestPendingAgeMs }) => ({ queue, pending, scheduled, running, retrying, waiting, oldest: Math.round((oldestPendingAgeMs ?? 0) / 10_000) }))
+    expect(before.reduce((n, q) => n + q.waiting, 0)).toBe(50)
     const snap = await global.queues({ window: HOUR })
     expect(live(snap)).toEqual(live(await global.queues({ window: HOUR, exact: true })))
     expect(snap[0]!.liveCountsAt).toBeInstanceOf(Date)

@@ -48,6 +48,8 @@ beforeAll(async () => {
     ['acme', 'emails', 'scheduled', '2 hours', 2],
     ['acme', 'emails', 'running', '-3 minutes', 1],
     ['acme', 'reports', 'running', '-1 minute', 1],
+    // A flow job waiting for its parents: counted as waiting only.
+    ['acme', 'reports', 'waiting', '-1 minute', 0],
     ...Array.from({ length: 5 }, (): [string, string, string, string, number] => ['other', 'emails', 'pending', '-1 day', 0]),
   ])
   await history([
@@ -86,7 +88,7 @@ afterAll(async () => {
   await t.cleanup()
 })
 
-const zeroQueue = { pending: 0, scheduled: 0, running: 0, retrying: 0, completed: 0, failed: 0, cancelled: 0, oldestPendingAgeMs: null, failedLast24h: 0, lastFailureAt: null }
+const zeroQueue = { pending: 0, scheduled: 0, running: 0, retrying: 0, waiting: 0, completed: 0, failed: 0, cancelled: 0, oldestPendingAgeMs: null, failedLast24h: 0, lastFailureAt: null }
 
 describe('queues()', () => {
   it('counts live jobs by state and finished jobs in the window, for one tenant', async () => {
@@ -101,7 +103,7 @@ describe('queues()', () => {
     expect(emails!.oldestPendingAgeMs).toBeLessThan(660_000)
     expect(Date.now() - emails!.lastFailureAt!.getTime()).toBeGreaterThanOrEqual(7_200_000)
     expect(Date.now() - emails!.lastFailureAt!.getTime()).toBeLessThan(7_300_000)
-    expect(reports).toEqual({ queue: 'reports', ...zeroQueue, running: 1 })
+    expect(reports).toEqual({ queue: 'reports', ...zeroQueue, running: 1, waiting: 1 })
   })
 
   it('widens finished counts with the window', async () => {

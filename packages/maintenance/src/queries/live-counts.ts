@@ -13,12 +13,13 @@ export async function liveCountsRefresh(trx: Kysely<Database>, p: { schema: stri
   const due = sql`(state in ('pending', 'held') or (state = 'scheduled' and run_at <= now()))`
   await sql`delete from ${sql.raw(`${s}.live_counts`)}`.execute(trx)
   const res = await sql`
-    insert into ${sql.raw(`${s}.live_counts`)} (queue, pending, scheduled, running, retrying, oldest_pending_run_at)
+    insert into ${sql.raw(`${s}.live_counts`)} (queue, pending, scheduled, running, retrying, waiting, oldest_pending_run_at)
     select queue,
            (count(*) filter (where ${due}))::int,
            (count(*) filter (where state = 'scheduled' and run_at > now()))::int,
            (count(*) filter (where state = 'running'))::int,
            (count(*) filter (where state <> 'running' and attempt > 0))::int,
+           (count(*) filter (where state = 'waiting'))::int,
            min(run_at) filter (where ${due})
       from ${sql.raw(`${s}.jobs`)}
      group by queue`.execute(trx)

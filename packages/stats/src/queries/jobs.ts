@@ -8,6 +8,7 @@ export interface JobsCountRow {
   scheduled: number
   running: number
   retrying: number
+  waiting: number
   oldest_pending_age_ms: number | null
 }
 
@@ -26,6 +27,7 @@ export async function jobsCountByQueue(db: Kysely<Database>, p: { schema: string
            (count(*) filter (where state = 'scheduled' and run_at > now()))::int as scheduled,
            (count(*) filter (where state = 'running'))::int as running,
            (count(*) filter (where state <> 'running' and attempt > 0))::int as retrying,
+           (count(*) filter (where state = 'waiting'))::int as waiting,
            (extract(epoch from now() - min(run_at) filter (where ${due})) * 1000)::float8 as oldest_pending_age_ms
       from ${sql.raw(`${quoteIdent(schema)}.jobs`)}
      where ${p.tenantId === undefined ? sql`true` : sql`tenant_id = ${p.tenantId}`}

@@ -9,7 +9,7 @@ import type { JobsCountRow } from './jobs.js'
 export async function liveCountsByQueue(db: Kysely<Database>, p: { schema: string; queue?: string }): Promise<JobsCountRow[]> {
   const { schema } = p
   const { rows } = await sql<JobsCountRow>`
-    select queue, pending, scheduled, running, retrying,
+    select queue, pending, scheduled, running, retrying, waiting,
            (extract(epoch from now() - oldest_pending_run_at) * 1000)::float8 as oldest_pending_age_ms
       from ${sql.raw(`${quoteIdent(schema)}.live_counts`)}
      where ${p.queue === undefined ? sql`true` : sql`queue = ${p.queue}`}`.execute(db)
