@@ -7,7 +7,7 @@
 import { Worker } from '@pgqueue/worker'
 
 const env = process.env
-const counts = { started: 0, completed: 0, failed: 0, errors: 0, unhandled: 0, lastError: '' }
+const counts = { started: 0, completed: 0, failed: 0, errors: 0, unhandled: 0, releasedEarly: 0, lastError: '' }
 const workMs = Number(env.PGQ_WORK_MS ?? 2)
 
 function line(event: string, extra: Record<string, unknown> = {}): void {
@@ -33,8 +33,11 @@ const worker = Worker.create(
     ...(env.PGQ_POOL_SIZE ? { poolSize: Number(env.PGQ_POOL_SIZE) } : {}),
     stopTimeoutMs: 5000,
   },
-  async (job) => {
+  async (job, ctx) => {
     counts.started += 1
+    // A flow job must start only once every parent has finished: one still waiting or live means it
+    // was released early (what it reads was committed before its claim, so this cannot miss one).
+    if (job.flowId !== null && (await ctx.parents()).some((p) => p.state === 'waiting' || p.state === 'live')) counts.releasedEarly += 1
     if (workMs > 0) await new Promise((r) => setTimeout(r, Math.random() * workMs))
     if ((job.target as { fail?: boolean } | null)?.fail) throw new Error('designed to fail')
     return { result: Buffer.from('ok'), resultType: 'text/plain' }
