@@ -2,7 +2,8 @@
  * Faults with real processes and a real PostgreSQL (the job lifecycle: a job is in exactly one place at every instant), behind PGQUEUE_FAULT_TESTS=1:
  * they kill processes in loops, terminate backends of this file's logins, put PgBouncer in the path and
  * restart PostgreSQL itself. Each scenario pushes 10,000+ jobs over several tenants while the fault runs,
- * then counts: every acknowledged job in history exactly once with its expected outcome.
+ * then counts: every acknowledged job in history exactly once with its expected outcome. Flows run beside
+ * them (100 flows of 8 jobs): every job of an acknowledged flow once and completed, each after its parents.
  */
 import { existsSync } from 'node:fs'
 import { execFile } from 'node:child_process'
@@ -75,6 +76,71 @@ async function verifySchedules(admin: pg.Pool, schema: string, tenants: string[]
   }
 }
 
+/** Flows per tenant pushed beside the ledger's jobs in every scenario (their jobs are counted apart:
+ *  the ledger's unacknowledgedFound includes them). */
+const FLOWS_PER_TENANT = Number(process.env.PGQUEUE_FAULT_FLOWS ?? 25)
+
+/**
+ * Flows pushed while the fault runs (a root, a fan-out of 5, their join, a tail: 8 jobs each), one
+ * flow() call each; a call that fails (database restarting, backend terminated) was not acknowledged
+ * and is not counted. Returns the job ids of the acknowledged flows.
+ */
+async function pushFlows(producer: ReturnType<typeof createProducer>): Promise<{ ids: string[]; refused: number }> {
+  const ids: string[] = []
+  let refused = 0
+  for (let i = 0; i < FLOWS_PER_TENANT; i++) {
+    for (const tenant of TENANTS) {
+      const fan = Array.from({ length: 5 }, (_, k) => `m${k}`)
+      try {
+        const f = await producer.queues.withTenant(tenant).flow([
+          { ref: 'root', queue: 'flows', type: 'ok' },
+          ...fan.map((ref) => ({ ref, queue: 'flows', type: 'ok', dependsOn: ['root'] })),
+          { ref: 'join', queue: 'flows', type: 'ok', dependsOn: fan },
+          { ref: 'tail', queue: 'flows', type: 'ok', dependsOn: ['join'] },
+        ])
+        ids.push(...Object.values(f.jobs))
+      } catch {
+        refused += 1
+        await sleep(100)
+      }
+    }
+    await sleep(50)
+  }
+  return { ids, refused }
+}
+
+interface FlowVerdict {
+  flowJobs: number
+  lost: number
+  duplicates: number
+  notCompleted: number
+  unsettled: number
+  releasedEarly: number
+}
+
+/** Every acknowledged flow job in history exactly once and completed, every flow node settled. */
+async function verifyFlows(admin: pg.Pool, schema: string, ids: string[], releasedEarly: number): Promise<FlowVerdict> {
+  const s = `"${schema}"`
+  const { rows } = await admin.query<{ id: string; n: number; completed: number }>(
+    `select u.id::text, count(h.id)::int as n, count(*) filter (where h.state = 'completed')::int as completed
+       from unnest($1::uuid[]) u(id) left join ${s}.job_history h on h.id = u.id and h.tenant_id = any($2)
+      group by u.id`,
+    [ids, TENANTS],
+  )
+  const unsettled = await admin.query<{ n: number }>(
+    `select count(*)::int as n from ${s}.flow_nodes where tenant_id = any($1) and id = any($2::uuid[]) and (state <> 'completed' or parents_left <> 0)`,
+    [TENANTS, ids],
+  )
+  return {
+    flowJobs: ids.length,
+    lost: rows.filter((r) => r.n === 0).length,
+    duplicates: rows.reduce((n, r) => n + Math.max(0, r.n - 1), 0),
+    notCompleted: rows.filter((r) => r.n > 0 && r.completed === 0).length,
+    unsettled: unsettled.rows[0]!.n,
+    releasedEarly,
+  }
+}
+
 function loginOf(url: string): { user: string; password: string } {
   const u = new URL(url)
   return { user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) }
@@ -92,7 +158,7 @@ async function retrying<T>(fn: () => Promise<T>, timeoutMs = 60_000): Promise<T>
   }
 }
 
-async function scenario(o: ScenarioOptions): Promise<{ v: Verdict; sv: ScheduleVerdict; extra: Record<string, unknown> }> {
+async function scenario(o: ScenarioOptions): Promise<{ v: Verdict; sv: ScheduleVerdict; fv: FlowVerdict; extra: Record<string, unknown> }> {
   const t = await createIsolatedDatabase(o.label)
   let cluster: Cluster | undefined
   let producer: ReturnType<typeof createProducer> | undefined
@@ -112,7 +178,8 @@ async function scenario(o: ScenarioOptions): Promise<{ v: Verdict; sv: ScheduleV
     const ledger = new Ledger()
     let done = false
     const started = Date.now()
-    const pushing = ledger.push(clients, JOBS, { chunk: 150, failEvery: 40, failAttempts: 2 }).finally(() => (done = true))
+    const flowsPushed = pushFlows(producer)
+    const pushing = Promise.all([ledger.push(clients, JOBS, { chunk: 150, failEvery: 40, failAttempts: 2 }), flowsPushed]).finally(() => (done = true))
     const extra = await o.fault({ t, cluster: c, pushed: () => done })
     await pushing
     const pushSeconds = (Date.now() - started) / 1000
@@ -122,9 +189,14 @@ async function scenario(o: ScenarioOptions): Promise<{ v: Verdict; sv: ScheduleV
     const seconds = (Date.now() - started) / 1000
     const v = await verify(t.admin, t.schema, ledger, TENANTS)
     const sv = await verifySchedules(t.admin, t.schema, TENANTS)
+    const flowIds = await flowsPushed
+    // The workers' last stats lines (a killed worker's last second of counts is lost with it).
+    await sleep(1200)
+    const fv = await verifyFlows(t.admin, t.schema, flowIds.ids, c.total('releasedEarly'))
     const figures = {
       ...v,
       schedules: sv,
+      flows: { ...fv, refusedFlowCalls: flowIds.refused },
       pushErrors: ledger.pushErrors,
       lastPushError: ledger.lastPushError,
       kills: c.kills,
@@ -136,7 +208,7 @@ async function scenario(o: ScenarioOptions): Promise<{ v: Verdict; sv: ScheduleV
       ...extra,
     }
     reportFigure(`faults: ${o.label}`, figures)
-    return { v, sv, extra: figures }
+    return { v, sv, fv, extra: figures }
   } finally {
     await cluster?.stopAll()
     await producer?.close().catch(() => {})
@@ -145,7 +217,9 @@ async function scenario(o: ScenarioOptions): Promise<{ v: Verdict; sv: ScheduleV
   }
 }
 
-function expectExactlyOnce(v: Verdict, sv: ScheduleVerdict, extra: Record<string, unknown>): void {
+function expectExactlyOnce(v: Verdict, sv: ScheduleVerdict, extra: Record<string, unknown>, fv: FlowVerdict): void {
+  expect(fv.flowJobs).toBeGreaterThan(0)
+  expect(fv).toMatchObject({ lost: 0, duplicates: 0, notCompleted: 0, unsettled: 0, releasedEarly: 0 })
   expect(v.acknowledged).toBeGreaterThanOrEqual(Math.min(10_000, JOBS))
   expect(v.lost).toBe(0)
   expect(v.duplicates).toBe(0)
@@ -158,7 +232,7 @@ function expectExactlyOnce(v: Verdict, sv: ScheduleVerdict, extra: Record<string
 
 describe.runIf(FAULT_TESTS)('faults (PGQUEUE_FAULT_TESTS=1)', () => {
   it('kill -9 of random workers in a loop, and of schedulers/runners mid-round, while jobs flow', { timeout: 600_000 }, async () => {
-    const { v, sv, extra } = await scenario({
+    const { v, sv, fv, extra } = await scenario({
       label: 'killloop',
       workers: 3,
       schedulerProcs: 2,
@@ -187,13 +261,13 @@ describe.runIf(FAULT_TESTS)('faults (PGQUEUE_FAULT_TESTS=1)', () => {
         return { killRounds: round }
       },
     })
-    expectExactlyOnce(v, sv, extra)
+    expectExactlyOnce(v, sv, extra, fv)
     expect(v.redeliveries).toBeGreaterThan(0)
   })
 
   it('pg_terminate_backend of this test\'s logins mid-transaction, in a loop', { timeout: 600_000 }, async () => {
     let terminated = 0
-    const { v, sv, extra } = await scenario({
+    const { v, sv, fv, extra } = await scenario({
       label: 'terminate',
       workers: 3,
       schedulerProcs: 2,
@@ -214,7 +288,7 @@ describe.runIf(FAULT_TESTS)('faults (PGQUEUE_FAULT_TESTS=1)', () => {
         return { terminated }
       },
     })
-    expectExactlyOnce(v, sv, extra)
+    expectExactlyOnce(v, sv, extra, fv)
     // Enough terminations to matter; on a fast machine the 10,500 jobs finish in about 3 s, so the
     // count depends on the machine's speed (8 to 20 seen).
     expect(terminated).toBeGreaterThanOrEqual(JOBS >= 10_000 ? 5 : 2)
@@ -223,7 +297,7 @@ describe.runIf(FAULT_TESTS)('faults (PGQUEUE_FAULT_TESTS=1)', () => {
   // PgBouncer is a Debian package (apt-get install pgbouncer), not an npm one: without it, say so and skip.
   it.skipIf(!existsSync(PGBOUNCER_BIN))('PgBouncer in transaction pooling mode between every component and PostgreSQL', { timeout: 600_000 }, async () => {
     let bouncer: PgBouncer | undefined
-    const { v, sv, extra } = await scenario({
+    const { v, sv, fv, extra } = await scenario({
       label: 'bouncer',
       workers: 3,
       schedulerProcs: 2,
@@ -243,12 +317,12 @@ describe.runIf(FAULT_TESTS)('faults (PGQUEUE_FAULT_TESTS=1)', () => {
       },
       after: async () => bouncer?.stop(),
     })
-    expectExactlyOnce(v, sv, extra)
+    expectExactlyOnce(v, sv, extra, fv)
   })
 
   for (const mode of ['fast', 'immediate'] as const) {
     it(`PostgreSQL restarted (-m ${mode}) mid-run: every component reconnects`, { timeout: 600_000 }, async () => {
-      const { v, sv, extra } = await scenario({
+      const { v, sv, fv, extra } = await scenario({
         label: `restart${mode}`,
         workers: 3,
         schedulerProcs: 2,
@@ -276,7 +350,7 @@ describe.runIf(FAULT_TESTS)('faults (PGQUEUE_FAULT_TESTS=1)', () => {
           return { restartsMs: restarts, deadComponents: dead, runnerReconnected }
         },
       })
-      expectExactlyOnce(v, sv, extra)
+      expectExactlyOnce(v, sv, extra, fv)
       expect(extra.deadComponents).toBe(0)
       expect(extra.runnerReconnected).toBe(true)
     })
