@@ -33,6 +33,7 @@ interface LiveRow {
   scheduled: number
   running: number
   retrying: number
+  waiting: number
   oldestPendingAgeMs: number | null
 }
 
@@ -43,7 +44,7 @@ const MINUTE_MS = 60_000
  * `cacheMs` however many metrics and scrapers ask) and from the components you hand to observe*().
  *
  * From the database, for every process and node:
- * - `pgqueue_jobs{queue,state}` (pending, scheduled, running), `pgqueue_jobs_retrying{queue}` and
+ * - `pgqueue_jobs{queue,state}` (pending, scheduled, running, waiting), `pgqueue_jobs_retrying{queue}` and
  *   `pgqueue_oldest_pending_age_seconds{queue}`: the live counts of Stats.queues() (Maintenance's
  *   snapshot when fresh, else a count); with `tenantLabel`, per tenant from a scan of the live table.
  * - `pgqueue_jobs_finished_total{queue,state}` (completed, failed, cancelled), and the histograms
@@ -100,7 +101,7 @@ export class PgQueueMetrics {
     }
     track(`${p}jobs`, new Gauge({
       name: `${p}jobs`,
-      help: 'Live jobs by state: pending (due and waiting, held included), scheduled (waiting for run_at), running',
+      help: 'Live jobs by state: pending (due and waiting, held included), scheduled (waiting for run_at), running, waiting (flow jobs waiting for their parents)',
       labelNames: [...liveLabels, 'state'],
       registers,
       async collect() {
@@ -110,6 +111,7 @@ export class PgQueueMetrics {
           this.set({ ...r.labels, state: 'pending' }, r.pending)
           this.set({ ...r.labels, state: 'scheduled' }, r.scheduled)
           this.set({ ...r.labels, state: 'running' }, r.running)
+          this.set({ ...r.labels, state: 'waiting' }, r.waiting)
         }
       },
     }))
@@ -279,7 +281,7 @@ export class PgQueueMetrics {
   private async readLive(): Promise<LiveRow[]> {
     // A window of one minute: only the live counts are used, and the finished part is then cheapest.
     const rows = await this.stats.queues({ window: MINUTE_MS })
-    return rows.map((q) => ({ labels: { queue: q.queue }, pending: q.pending, scheduled: q.scheduled, running: q.running, retrying: q.retrying, oldestPendingAgeMs: q.oldestPendingAgeMs }))
+    return rows.map((q) => ({ labels: { queue: q.queue }, pending: q.pending, scheduled: q.scheduled, running: q.running, retrying: q.retrying, waiting: q.waiting, oldestPendingAgeMs: q.oldestPendingAgeMs }))
   }
 
   private async readLiveByTenant(): Promise<LiveRow[]> {
@@ -290,6 +292,7 @@ export class PgQueueMetrics {
       scheduled: r.scheduled,
       running: r.running,
       retrying: r.retrying,
+      waiting: r.waiting,
       oldestPendingAgeMs: r.oldest_pending_age_ms === null ? null : Math.max(0, r.oldest_pending_age_ms),
     }))
   }

@@ -50,6 +50,8 @@ describe('registerPgQueueMetrics', () => {
     await acme.pushMany([1, 2, 3].map((n) => ({ queue: 'emails', type: 'send', payload: { n } })))
     await acme.push({ queue: 'emails', type: 'send', delay: 3_600_000 })
     await producer.queues.withTenant('globex').push({ queue: 'emails', type: 'send' })
+    // A flow whose child waits for its (delayed) parent: one waiting job in 'flowq'.
+    await acme.flow([{ ref: 'p', queue: 'flowq', type: 'send', delay: 3_600_000 }, { ref: 'c', queue: 'flowq', type: 'send', dependsOn: ['p'] }])
     const registry = new Registry()
     const metrics = registerPgQueueMetrics(registry, t.workerUrl, { ...t.schemaOptions, cacheMs: 0 })
     try {
@@ -57,6 +59,8 @@ describe('registerPgQueueMetrics', () => {
       expect(sample(text, 'pgqueue_jobs{queue="emails",state="pending"}')).toBe(4)
       expect(sample(text, 'pgqueue_jobs{queue="emails",state="scheduled"}')).toBe(1)
       expect(sample(text, 'pgqueue_jobs{queue="emails",state="running"}')).toBe(0)
+      expect(sample(text, 'pgqueue_jobs{queue="emails",state="waiting"}')).toBe(0)
+      expect(sample(text, 'pgqueue_jobs{queue="flowq",state="waiting"}')).toBe(1)
       expect(sample(text, 'pgqueue_jobs_retrying{queue="emails"}')).toBe(0)
       expect(sample(text, 'pgqueue_oldest_pending_age_seconds{queue="emails"}')).toBeGreaterThanOrEqual(0)
       expect(text).toContain('# TYPE pgqueue_job_wait_seconds histogram')
@@ -100,7 +104,7 @@ describe('registerPgQueueMetrics', () => {
       await producer.queues.withTenant('acme').push({ queue: 'later', type: 'send', runAt: new Date(Date.now() + 300) })
       await worker.start()
       await scheduler.start()
-      await waitFor(async () => (await t.admin.query(`select count(*)::int as n from "${t.schema}".jobs where run_at < now() + interval '10 minutes'`)).rows[0].n === 0, { timeoutMs: 15_000, message: 'all jobs finished' })
+      await waitFor(async () => (await t.admin.query(`select count(*)::int as n from "${t.schema}".jobs where run_at < now() + interval '10 minutes' and queue <> 'flowq'`)).rows[0].n === 0, { timeoutMs: 15_000, message: 'all jobs finished' })
       await Maintenance.runOnce(t.adminUrl, maintenanceOptions)
       const text = await registry.metrics()
       expect(sample(text, 'pgqueue_jobs_finished_total{queue="emails",state="completed"}')).toBe(4)

@@ -12,6 +12,8 @@ export interface TenantQueueCountRow {
   running: number
   /** Waiting after at least one attempt. */
   retrying: number
+  /** Flow jobs waiting for their parents. */
+  waiting: number
   oldest_pending_age_ms: number | null
 }
 
@@ -28,6 +30,7 @@ export async function jobsCountByTenantQueue(db: Kysely<any>, schema: string): P
            (count(*) filter (where state = 'scheduled' and run_at > now()))::int as scheduled,
            (count(*) filter (where state = 'running'))::int as running,
            (count(*) filter (where state <> 'running' and attempt > 0))::int as retrying,
+           (count(*) filter (where state = 'waiting'))::int as waiting,
            (extract(epoch from now() - min(run_at) filter (where ${due})) * 1000)::float8 as oldest_pending_age_ms
       from ${sql.raw(`${quoteIdent(schema)}.jobs`)}
      group by tenant_id, queue`.execute(db)
