@@ -824,10 +824,14 @@ function push_flow_unchecked(p_tenant text, p_flow_id uuid, p_ids uuid[], p_refs
 #variable_conflict use_column
 declare
   v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+  -- [0020 trace context] As in push_jobs_unchecked(): the flow() call's span, read once and cleared.
+  v_trace_text text := current_setting('pgqueue.trace_context', true);
+  v_trace jsonb := case when octet_length(v_trace_text) between 1 and 1024 then v_trace_text::jsonb end;
   v_existing uuid[];
   v_ex_states text[];
   v_roots uuid[];
 begin
+  if v_trace_text <> '' then perform set_config('pgqueue.trace_context', '', true); end if;
   if p_tenant is null or p_tenant = '' then
     raise exception 'pgqueue: a tenant is required' using errcode = '42501';
   end if;
@@ -899,11 +903,13 @@ begin
   ),
   jobs_in as (
     insert into pgqueue.jobs as j (tenant_id, id, queue, type, key, state, priority, vt, run_at, payload, payload_type,
-                                   target, max_attempts, retry_policy, flow_id)
+                                   target, max_attempts, retry_policy, flow_id,
+                                   trace_context) -- [0020 trace context]
     select p_tenant, g.id, g.queue, g.type, null, 'waiting', coalesce(g.priority, 0), null, coalesce(g.run_at, now()),
            g.payload, g.payload_type, g.target,
            coalesce(g.max_attempts, (qc.retry_policy->>'maxAttempts')::integer,
-                    (qd.retry_policy->>'maxAttempts')::integer, 5), g.retry_policy, p_flow_id
+                    (qd.retry_policy->>'maxAttempts')::integer, 5), g.retry_policy, p_flow_id,
+           v_trace -- [0020 trace context]
       from given g
       left join pgqueue.queues qc on qc.tenant_id = p_tenant and qc.queue = g.queue
       left join pgqueue.queue_defaults qd on qd.queue = g.queue

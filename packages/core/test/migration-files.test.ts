@@ -23,7 +23,7 @@ const RELEASED: Array<[number, string, string]> = [
   [17, 'identifier_collation_and_history_choice', '2cdafce3a4692c52d00f675966e1361d86e2007c5390a6a2dcd0816e5f786fb2'],
   [18, 'rate_limits', '7d1656ab9c4f44a2716ebd7394f7e7545164020e1f8ea78dfcfbeacce652fc1e'],
   [19, 'flows', '21692f2e3c0111841237fb5b0ff5e1d2924c143f8695d3027689482de32821ee'],
-  [20, 'trace_context', '81ecf77adc7b8723f0461e14241ab61386ee2a597a911ac3e346b637bae9dafc'],
+  [20, 'trace_context', 'b2471e6dc921089450be532c4dc38f074663b1332fde9068203479392a71db7d'],
   [21, 'live_counts_waiting', '252298ab0f2531697f56d94f4317b83f6aaeb70c728b2fe02f067cb80649ba5d'],
 ]
 

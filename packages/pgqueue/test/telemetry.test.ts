@@ -100,6 +100,22 @@ describe('OpenTelemetry, push in one process and run in another', () => {
     await queues.close()
   })
 
+  it("stores the flow() call's trace context with every job of the flow", async () => {
+    const otel = otelRecorder()
+    const queues = Queues.create(t.userUrl, { schema: t.schema, telemetry: { tracerProvider: otel.tracerProvider, meterProvider: otel.meterProvider } })
+    const created = await queues.withTenant('acme').flow([
+      { ref: 'a', queue: 'otel-flow', type: 'ok', delay: 3_600_000 },
+      { ref: 'b', queue: 'otel-flow', type: 'ok', dependsOn: ['a'] },
+    ])
+    const [send] = otel.spans() as [SpanJson]
+    expect(send).toMatchObject({ name: 'send otel-flow', kind: SpanKind.PRODUCER })
+    expect(send.attributes['messaging.batch.message_count']).toBe(2)
+    const { rows } = await t.admin.query(`select trace_context from "${t.schema}".jobs where id = any($1::uuid[])`, [Object.values(created.jobs)])
+    expect(rows.map((r) => r.trace_context)).toEqual([1, 2].map(() => ({ traceparent: `00-${send.traceId}-${send.spanId}-01` })))
+    await queues.withTenant('acme').flows.cancel(created.flowId)
+    await queues.close()
+  })
+
   it('stores nothing and changes no statement when no SDK is registered', async () => {
     const queues = Queues.create(t.userUrl, { schema: t.schema })
     const pushed = await queues.withTenant('acme').push({ queue: 'plain', type: 'ok' })

@@ -18,7 +18,7 @@ const SEND = { name: 'send', type: 'send' } as const
  * several. `linkTo` is a stored trace context to link (a retry of a history entry links its original).
  * Its end records messaging.client.operation.duration and messaging.client.sent.messages.
  */
-export function startPushTrace(t: Telemetry, tenantId: string, rows: readonly PushRow[], linkTo?: unknown): PushTrace {
+export function startPushTrace(t: Telemetry, tenantId: string, rows: readonly Pick<PushRow, 'id' | 'queue'>[], linkTo?: unknown): PushTrace {
   const first = rows[0]
   const queue = first !== undefined && rows.every((r) => r.queue === first.queue) ? first.queue : undefined
   const attributes = messagingAttributes(t, SEND, queue, tenantId)
@@ -69,7 +69,7 @@ export function errorType(error: unknown): string {
 export async function tracedPush<T>(
   t: Telemetry | undefined,
   tenantId: string,
-  rows: readonly PushRow[],
+  rows: readonly Pick<PushRow, 'id' | 'queue'>[],
   push: (traceContext: string | undefined) => Promise<T>,
   linkTo?: unknown,
 ): Promise<T> {

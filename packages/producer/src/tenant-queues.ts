@@ -94,11 +94,13 @@ export class TenantQueues {
     const tx = validateTx(options)
     const flowId = newFlowId()
     const db = tx === undefined ? queryableOf(this.ctx.db) : 'query' in tx && typeof tx.query === 'function' ? (tx as pg.ClientBase) : queryableOf(tx as Kysely<Database>)
-    await mapTenantErrors(this.tenantId, () =>
-      mapFlowRefusal(() =>
-        flowPush(db as Queryable, {
-          schema: this.ctx.schema, tenantId: this.tenantId, token: this.ctx.options.tenantKey.token(this.tenantId), flowId, rows: input.rows, edges: input.edges,
-        }),
+    await tracedPush(this.ctx.telemetry, this.tenantId, input.rows, (traceContext) =>
+      mapTenantErrors(this.tenantId, () =>
+        mapFlowRefusal(() =>
+          flowPush(db as Queryable, {
+            schema: this.ctx.schema, tenantId: this.tenantId, token: this.ctx.options.tenantKey.token(this.tenantId), flowId, rows: input.rows, edges: input.edges, traceContext,
+          }),
+        ),
       ),
     )
     return { flowId, jobs: Object.fromEntries(input.ids) }

@@ -177,3 +177,124 @@ begin
   select f.id, 'flagged' from flagged f;
 end
 $fn$;
+
+-- push_flow_unchecked() as in 0019, storing the flow() call's trace context with every job it creates
+-- (the same setting, read and cleared the same way). Same signature, so its grants stand.
+create or replace function :schema.push_flow_unchecked(
+  p_tenant text, p_flow_id uuid, p_ids uuid[], p_refs text[], p_queues text[], p_types text[], p_payloads bytea[],
+  p_payload_types text[], p_targets jsonb[], p_priorities integer[], p_run_ats timestamptz[], p_max_attempts integer[],
+  p_retry_policies jsonb[], p_run_on_parent_failure boolean[], p_edge_child uuid[], p_edge_parent uuid[],
+  p_allow_existing boolean)
+returns table (id uuid, ref text, state text)
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
+#variable_conflict use_column
+declare
+  v_current text := nullif(current_setting('pgqueue.tenant', true), '');
+  -- [0020 trace context] As in push_jobs_unchecked(): the flow() call's span, read once and cleared.
+  v_trace_text text := current_setting('pgqueue.trace_context', true);
+  v_trace jsonb := case when octet_length(v_trace_text) between 1 and 1024 then v_trace_text::jsonb end;
+  v_existing uuid[];
+  v_ex_states text[];
+  v_roots uuid[];
+begin
+  if v_trace_text <> '' then perform set_config('pgqueue.trace_context', '', true); end if;
+  if p_tenant is null or p_tenant = '' then
+    raise exception 'pgqueue: a tenant is required' using errcode = '42501';
+  end if;
+  if v_current is not null and v_current <> p_tenant then
+    raise exception 'pgqueue: transaction is scoped to another tenant' using errcode = '42501';
+  end if;
+  perform set_config('pgqueue.tenant', p_tenant, true);
+  if p_flow_id is null or cardinality(p_ids) = 0 or cardinality(p_ids) > 1000 or cardinality(p_edge_child) > 100000
+     or cardinality(p_edge_child) <> cardinality(p_edge_parent) then
+    raise exception 'pgqueue: a flow call takes 1 to 1000 nodes' using errcode = '22023';
+  end if;
+  -- Membership tests are hashed joins on unnest(p_ids), not `= any(array)`, and counts rather than
+  -- EXISTS (planned for its first row, that is nested loops): a fan-in of 1,000 edges over 1,000 nodes
+  -- would otherwise compare a million pairs per test.
+  if (select count(*) from unnest(p_edge_child) c(id) left join unnest(p_ids) i(id) on i.id = c.id where i.id is null) > 0 then
+    raise exception 'pgqueue: an edge names a child that is not a node of this call' using errcode = '22023';
+  end if;
+  -- Parents of this call must come before their children.
+  if (select count(*) from unnest(p_edge_child, p_edge_parent) as e(child, parent)
+        join unnest(p_ids) with ordinality as pc(id, ord) on pc.id = e.child
+        join unnest(p_ids) with ordinality as pp(id, ord) on pp.id = e.parent
+       where pp.ord >= pc.ord) > 0 then
+    raise exception 'pgqueue: flow nodes must be in dependency order (a cycle?)' using errcode = '22023';
+  end if;
+  select coalesce(array_agg(distinct e.parent), '{}') into v_existing
+    from unnest(p_edge_parent) e(parent) left join unnest(p_ids) i(id) on i.id = e.parent where i.id is null;
+  if cardinality(v_existing) > 0 then
+    if not coalesce(p_allow_existing, false) then
+      raise exception 'pgqueue: a parent is not a node of this flow call' using errcode = '22023';
+    end if;
+    -- By primary key, in id order (array_agg(distinct) sorts), locked FOR SHARE.
+    select array_agg(x.id order by x.id), array_agg(x.state order by x.id) into v_existing, v_ex_states
+      from unnest(v_existing) u(id)
+     cross join lateral (select n.id, n.state from :schema.flow_nodes n
+                          where n.tenant_id = p_tenant and n.id = u.id and n.flow_id = p_flow_id
+                          limit 1 for share) x;
+    if coalesce(cardinality(v_existing), 0) <> (select count(distinct e.parent) from unnest(p_edge_parent) e(parent)
+                                                  left join unnest(p_ids) i(id) on i.id = e.parent where i.id is null) then
+      raise exception 'pgqueue: a parent is not a job of this tenant''s flow' using errcode = '22023';
+    end if;
+  end if;
+
+  with given as (
+    select * from unnest(p_ids, p_refs, p_queues, p_types, p_payloads, p_payload_types, p_targets, p_priorities,
+                         p_run_ats, p_max_attempts, p_retry_policies, p_run_on_parent_failure)
+           with ordinality as g(id, ref, queue, type, payload, payload_type, target, priority, run_at, max_attempts,
+                                retry_policy, run_on_parent_failure, ord)
+  ),
+  waits as (
+    -- Unfinished parents per child: those of this call, and existing ones still waiting or live. An
+    -- existing parent that already failed counts as finished; the child then starts (run on failure)
+    -- or is refused below.
+    select e.child, count(*) filter (where i.id is not null or x.state in ('waiting', 'live')) as n,
+           bool_or(x.state in ('failed', 'cancelled')) as parent_failed
+      from unnest(p_edge_child, p_edge_parent) as e(child, parent)
+      left join unnest(p_ids) as i(id) on i.id = e.parent
+      left join unnest(v_existing, v_ex_states) as x(id, state) on x.id = e.parent
+     group by e.child
+  ),
+  nodes as (
+    insert into :schema.flow_nodes (tenant_id, id, flow_id, ref, queue, type, parents_left, run_on_parent_failure, state)
+    select p_tenant, g.id, p_flow_id, g.ref, g.queue, g.type, coalesce(w.n, 0), coalesce(g.run_on_parent_failure, false),
+           case when coalesce(w.n, 0) = 0 then 'live' else 'waiting' end
+      from given g left join waits w on w.child = g.id
+     where case when w.parent_failed and not coalesce(g.run_on_parent_failure, false)
+                then :schema.flow_raise('pgqueue: a parent of this node already failed or was cancelled') else true end
+     order by g.ord
+    returning 1
+  ),
+  jobs_in as (
+    insert into :schema.jobs as j (tenant_id, id, queue, type, key, state, priority, vt, run_at, payload, payload_type,
+                                   target, max_attempts, retry_policy, flow_id,
+                                   trace_context) -- [0020 trace context]
+    select p_tenant, g.id, g.queue, g.type, null, 'waiting', coalesce(g.priority, 0), null, coalesce(g.run_at, now()),
+           g.payload, g.payload_type, g.target,
+           coalesce(g.max_attempts, (qc.retry_policy->>'maxAttempts')::integer,
+                    (qd.retry_policy->>'maxAttempts')::integer, 5), g.retry_policy, p_flow_id,
+           v_trace -- [0020 trace context]
+      from given g
+      left join :schema.queues qc on qc.tenant_id = p_tenant and qc.queue = g.queue
+      left join :schema.queue_defaults qd on qd.queue = g.queue
+     order by g.ord
+    returning 1
+  ),
+  edges as (
+    insert into :schema.flow_edges (tenant_id, parent_id, child_id)
+    select distinct p_tenant, e.parent, e.child from unnest(p_edge_child, p_edge_parent) as e(child, parent)
+    returning 1
+  )
+  select coalesce(array_agg(g.id), '{}') into v_roots
+    from given g left join waits w on w.child = g.id
+   where coalesce(w.n, 0) = 0
+     and (select count(*) from nodes) + (select count(*) from jobs_in) + (select count(*) from edges) >= 0;
+
+  perform :schema.flow_release(p_tenant, v_roots);
+  return query
+  select u.id, u.ref, x.state from unnest(p_ids, p_refs) as u(id, ref)
+   cross join lateral (select j.state from :schema.jobs j where j.tenant_id = p_tenant and j.id = u.id limit 1) x;
+end
+$fn$;

@@ -54,7 +54,11 @@ export interface FlowPushedRow {
  */
 export async function flowPush(
   db: Queryable,
-  p: { schema: string; tenantId: string; token?: string; flowId: string; rows: readonly FlowPushRow[]; edges: readonly { child: string; parent: string }[] },
+  p: {
+    schema: string; tenantId: string; token?: string; flowId: string; rows: readonly FlowPushRow[]; edges: readonly { child: string; parent: string }[]
+    /** JSON text of the calling span's W3C carrier: set in the same statement, stored with every job (migration 20). */
+    traceContext?: string | undefined
+  },
 ): Promise<FlowPushedRow[]> {
   const r = p.rows
   const args: unknown[] = [
@@ -76,8 +80,13 @@ export async function flowPush(
     unquotedArrayLiteral(p.edges.map((e) => e.child)),
     unquotedArrayLiteral(p.edges.map((e) => e.parent)),
   ]
-  const params = args.map((_, i) => `$${i + 1}`).join(', ')
-  const { rows } = await db.query<FlowPushedRow>(`select id, ref, state from ${quoteIdent(p.schema)}.push_flow(${params})`, args)
+  const params = args.map((_, i) => `$${i + 1}`)
+  if (p.traceContext !== undefined) {
+    // As jobPushMany: the tenant argument first sets pgqueue.trace_context; still one statement.
+    args.push(p.traceContext)
+    params[0] = `(select $1::text from set_config('pgqueue.trace_context', $${args.length}, true))`
+  }
+  const { rows } = await db.query<FlowPushedRow>(`select id, ref, state from ${quoteIdent(p.schema)}.push_flow(${params.join(', ')})`, args)
   return rows
 }
 
