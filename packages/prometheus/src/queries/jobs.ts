@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent } from '@pgqueue/core/internal'
+import { LIVE_COUNTS_SQL, LIVE_DUE_SQL, quoteIdent } from '@pgqueue/core/internal'
 
 /** Live counts of one (tenant, queue), with the meanings of Stats.queues(). */
 export interface TenantQueueCountRow {
@@ -23,15 +23,9 @@ export interface TenantQueueCountRow {
  * result is cached between scrapes.
  */
 export async function jobsCountByTenantQueue(db: Kysely<any>, schema: string): Promise<TenantQueueCountRow[]> {
-  const due = sql`(state in ('pending', 'held') or (state = 'scheduled' and run_at <= now()))`
   const { rows } = await sql<TenantQueueCountRow>`
-    select tenant_id, queue,
-           (count(*) filter (where ${due}))::int as pending,
-           (count(*) filter (where state = 'scheduled' and run_at > now()))::int as scheduled,
-           (count(*) filter (where state = 'running'))::int as running,
-           (count(*) filter (where state <> 'running' and attempt > 0))::int as retrying,
-           (count(*) filter (where state = 'waiting'))::int as waiting,
-           (extract(epoch from now() - min(run_at) filter (where ${due})) * 1000)::float8 as oldest_pending_age_ms
+    select tenant_id, queue, ${sql.raw(LIVE_COUNTS_SQL)},
+           (extract(epoch from now() - min(run_at) filter (where ${sql.raw(LIVE_DUE_SQL)})) * 1000)::float8 as oldest_pending_age_ms
       from ${sql.raw(`${quoteIdent(schema)}.jobs`)}
      group by tenant_id, queue`.execute(db)
   return rows

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { quoteIdent, type Database } from '@pgqueue/core/internal'
+import { LIVE_COUNTS_SQL, LIVE_DUE_SQL, quoteIdent, type Database } from '@pgqueue/core/internal'
 
 /** Per-queue live counts, as the database returns them. */
 export interface JobsCountRow {
@@ -20,15 +20,9 @@ export interface JobsCountRow {
  */
 export async function jobsCountByQueue(db: Kysely<Database>, p: { schema: string; tenantId?: string; queue?: string }): Promise<JobsCountRow[]> {
   const { schema } = p
-  const due = sql`(state in ('pending', 'held') or (state = 'scheduled' and run_at <= now()))`
   const { rows } = await sql<JobsCountRow>`
-    select queue,
-           (count(*) filter (where ${due}))::int as pending,
-           (count(*) filter (where state = 'scheduled' and run_at > now()))::int as scheduled,
-           (count(*) filter (where state = 'running'))::int as running,
-           (count(*) filter (where state <> 'running' and attempt > 0))::int as retrying,
-           (count(*) filter (where state = 'waiting'))::int as waiting,
-           (extract(epoch from now() - min(run_at) filter (where ${due})) * 1000)::float8 as oldest_pending_age_ms
+    select queue, ${sql.raw(LIVE_COUNTS_SQL)},
+           (extract(epoch from now() - min(run_at) filter (where ${sql.raw(LIVE_DUE_SQL)})) * 1000)::float8 as oldest_pending_age_ms
       from ${sql.raw(`${quoteIdent(schema)}.jobs`)}
      where ${p.tenantId === undefined ? sql`true` : sql`tenant_id = ${p.tenantId}`}
        and ${p.queue === undefined ? sql`true` : sql`queue = ${p.queue}`}

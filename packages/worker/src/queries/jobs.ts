@@ -447,72 +447,67 @@ const DROPPED = `d.outcome = 'completed' and coalesce((d.tenant_id, d.queue) in 
 /** The history state of a finished run in jobFinishMany's `done`. */
 const FINISH_STATE = `case when d.outcome = 'completed' then 'completed' when d.cancel_requested then 'cancelled' else 'failed' end`
 
-/** The history part of jobFinishMany, built once per schema: every run but the dropped completions. */
-const finishHistoryInserts = new Map<string, string>()
-function finishHistoryInsert(schema: string): string {
-  let text = finishHistoryInserts.get(schema)
-  if (text === undefined) {
-    text = jobHistoryInsertSql({
-      schema,
-      from: 'done d',
-      alias: 'd',
-      where: `not (${DROPPED})`,
-      values: {
-        state: FINISH_STATE,
-        result: 'd.result',
-        result_type: 'd.result_type',
-        error: 'd.error',
-        worker_id: '$1',
-      },
-    })
-    finishHistoryInserts.set(schema, text)
+/** SQL text built once per schema: the parts of jobFinishMany depend on nothing else. */
+function perSchema(build: (schema: string) => string): (schema: string) => string {
+  const built = new Map<string, string>()
+  return (schema) => {
+    let text = built.get(schema)
+    if (text === undefined) {
+      text = build(schema)
+      built.set(schema, text)
+    }
+    return text
   }
-  return text
 }
 
+/** The history part of jobFinishMany: every run but the dropped completions. */
+const finishHistoryInsert = perSchema((schema) =>
+  jobHistoryInsertSql({
+    schema,
+    from: 'done d',
+    alias: 'd',
+    where: `not (${DROPPED})`,
+    values: {
+      state: FINISH_STATE,
+      result: 'd.result',
+      result_type: 'd.result_type',
+      error: 'd.error',
+      worker_id: '$1',
+    },
+  }),
+)
+
 /**
- * The counting part of jobFinishMany, built once per schema: the dropped completions, one
- * completion_counts row per (tenant, queue) of the batch (an append, never an update another worker
- * waits on), with each completion's wait and run latency_bucket(), measured as the rollups measure
- * history rows (finished_at is now(), the row's default). The readers count the buckets into
- * histograms, so this statement calls no function per group. Stats and the rollups add these rows to
- * history's completed counts.
+ * The counting part of jobFinishMany: the dropped completions, one completion_counts row per
+ * (tenant, queue) of the batch (an append, never an update another worker waits on), with each
+ * completion's wait and run latency_bucket(), measured as the rollups measure history rows
+ * (finished_at is now(), the row's default). The readers count the buckets into histograms, so this
+ * statement calls no function per group. Stats and the rollups add these rows to history's completed
+ * counts.
  */
-const finishCountInserts = new Map<string, string>()
-function finishCountInsert(schema: string): string {
-  let text = finishCountInserts.get(schema)
-  if (text === undefined) {
-    const s = quoteIdent(schema)
-    text = `insert into ${s}.completion_counts (tenant_id, queue, id, completed, wait_buckets, run_buckets)
+const finishCountInsert = perSchema((schema) => {
+  const s = quoteIdent(schema)
+  return `insert into ${s}.completion_counts (tenant_id, queue, id, completed, wait_buckets, run_buckets)
        select d.tenant_id, d.queue, (array_agg(d.id))[1], count(*),
               array_agg(${s}.latency_bucket(greatest(extract(epoch from d.started_at - d.run_at) * 1000, 0)::float8)::int2),
               array_agg(${s}.latency_bucket(greatest(extract(epoch from now() - d.started_at) * 1000, 0)::float8)::int2)
          from done d
         where ${DROPPED}
         group by d.tenant_id, d.queue`
-    finishCountInserts.set(schema, text)
-  }
-  return text
-}
+})
 
-/** The flow part of jobFinishMany (see flowSettleSql: no call unless a finished row is a flow job), built once per schema. */
-const finishFlowSettles = new Map<string, string>()
-function finishFlowSettle(schema: string): string {
-  let text = finishFlowSettles.get(schema)
-  if (text === undefined) {
-    text = flowSettleSql({
-      schema,
-      from: 'done d',
-      alias: 'd',
-      state: FINISH_STATE,
-      result: 'd.result',
-      resultType: 'd.result_type',
-      error: 'd.error',
-    })
-    finishFlowSettles.set(schema, text)
-  }
-  return text
-}
+/** The flow part of jobFinishMany (see flowSettleSql: no call unless a finished row is a flow job). */
+const finishFlowSettle = perSchema((schema) =>
+  flowSettleSql({
+    schema,
+    from: 'done d',
+    alias: 'd',
+    state: FINISH_STATE,
+    result: 'd.result',
+    resultType: 'd.result_type',
+    error: 'd.error',
+  }),
+)
 
 /** Owners go as an unquoted literal when no character needs quoting there (the usual node ids), which
  *  spares pg's per-element escaping on the hot path; an owner always holds a slash, so never reads as NULL. */
