@@ -346,7 +346,7 @@ CREATE UNIQUE INDEX jobs_key_idx ON pgqueue.jobs USING btree (tenant_id, queue, 
 CREATE UNIQUE INDEX jobs_pkey ON pgqueue.jobs USING btree (tenant_id, id);
 CREATE INDEX jobs_priority_idx ON pgqueue.jobs USING btree (queue) WHERE ((state = 'pending'::text) AND (priority <> 0));
 CREATE INDEX jobs_schedule_idx ON pgqueue.jobs USING btree (tenant_id, schedule_id) WHERE (schedule_id IS NOT NULL);
-CREATE INDEX jobs_state_idx ON pgqueue.jobs USING btree (state, tenant_id, queue);
+CREATE INDEX jobs_state_idx ON pgqueue.jobs USING btree (state, tenant_id, queue) WHERE (state <> 'pending'::text);
 CREATE INDEX jobs_tenant_claim_idx ON pgqueue.jobs USING btree (tenant_id, queue, priority DESC, vt) WHERE (state = 'pending'::text);
 CREATE INDEX jobs_tenant_due_idx ON pgqueue.jobs USING btree (tenant_id, run_at) WHERE (state = 'scheduled'::text);
 CREATE UNIQUE INDEX live_counts_pkey ON pgqueue.live_counts USING btree (queue);

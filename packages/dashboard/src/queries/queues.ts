@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import type { Database } from '@pgqueue/core/internal'
+import type { Database, JobState } from '@pgqueue/core/internal'
 
 /**
  * A page of tenant ids that have live jobs or queue settings, in order after `after`: a skip-scan of the
@@ -29,10 +29,15 @@ export async function queueSettingsList(db: Kysely<Database>, p: { schema: strin
     .where('tenant_id', 'in', p.tenantIds).orderBy('tenant_id').orderBy('queue').execute()
 }
 
-/** Live counts per (state, tenant, queue) of the given tenants: ranges of jobs_state_idx (state, tenant_id, queue). */
+/**
+ * Live counts per (state, tenant, queue) of the given tenants: pending jobs from jobs_tenant_claim_idx,
+ * the other states from jobs_state_idx (state, tenant_id, queue), which leaves pending jobs out.
+ */
 export async function jobCountByTenantQueue(db: Kysely<Database>, p: { schema: string; tenantIds: string[] }) {
   if (p.tenantIds.length === 0) return []
-  return db.withSchema(p.schema).selectFrom('jobs').select((eb) => ['state', 'tenant_id', 'queue', eb.fn.countAll<string>().as('n')])
-    .where('state', 'in', ['pending', 'held', 'scheduled', 'running']).where('tenant_id', 'in', p.tenantIds)
-    .groupBy(['state', 'tenant_id', 'queue']).execute()
+  const counts = (states: JobState[]) => db.withSchema(p.schema).selectFrom('jobs')
+    .select((eb) => ['state', 'tenant_id', 'queue', eb.fn.countAll<string>().as('n')])
+    .where('state', 'in', states).where('tenant_id', 'in', p.tenantIds)
+    .groupBy(['state', 'tenant_id', 'queue'])
+  return counts(['pending']).unionAll(counts(['held', 'scheduled', 'running'])).execute()
 }

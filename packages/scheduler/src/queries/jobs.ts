@@ -212,10 +212,14 @@ export async function jobLockReleasable(
        select pr.tenant_id, pr.queue, pr.max_concurrency is not null as capped,
               case when pr.paused then 0
                    when pr.max_concurrency is null then least($3, coalesce(pr.limit_n, $3))
+                   -- Two counts, one per state: each is a range of an index whose predicate names
+                   -- that state (jobs_tenant_claim_idx, jobs_state_idx), where one IN list is not.
                    else least($3, coalesce(pr.limit_n, $3), pr.max_concurrency - (
                      select count(*) from (select 1 from ${s}.jobs a
-                                            where a.tenant_id = pr.tenant_id and a.queue = pr.queue
-                                              and a.state in ('pending', 'running')
+                                            where a.tenant_id = pr.tenant_id and a.queue = pr.queue and a.state = 'pending'
+                                            limit pr.max_concurrency) x) - (
+                     select count(*) from (select 1 from ${s}.jobs a
+                                            where a.tenant_id = pr.tenant_id and a.queue = pr.queue and a.state = 'running'
                                             limit pr.max_concurrency) x))
               end as n
          from pairs pr
