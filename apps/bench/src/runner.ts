@@ -58,7 +58,9 @@ export async function runChild(adminUrl: string, lib: LibName, caseId: string, p
   const args = JSON.stringify({ adminUrl, schema, rolePrefix, params })
   const started = performance.now()
   try {
-    const child = spawn(nodeFor(lib), ['--import', tsxLoader(), '--conditions=@pgqueue/source', join(here, 'child.ts'), lib, caseId, args], {
+    // PGQUEUE_BENCH_CHILD_ARGS: extra runtime flags for the child, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'.
+    const extra = (process.env.PGQUEUE_BENCH_CHILD_ARGS ?? '').split(' ').filter((a) => a !== '')
+    const child = spawn(nodeFor(lib), [...extra, '--import', tsxLoader(), '--conditions=@pgqueue/source', join(here, 'child.ts'), lib, caseId, args], {
       cwd: benchRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NODE_OPTIONS: '', NODE_NO_WARNINGS: '1' },

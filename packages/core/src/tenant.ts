@@ -11,6 +11,8 @@ export const TENANT_TOKEN_SETTING = 'pgqueue.tenant_token'
 export const TENANT_SECRET_ENV = 'PGQUEUE_TENANT_SECRET'
 /** Shortest tenant secret accepted (the database enforces the same). */
 export const MIN_TENANT_SECRET_LENGTH = 32
+/** Tenants whose token a TenantKey keeps at once. */
+const TOKEN_CACHE_SIZE = 10_000
 
 /**
  * The installation's tenant secret, held by the application (never by SQL on its connections): it signs a
@@ -20,6 +22,8 @@ export const MIN_TENANT_SECRET_LENGTH = 32
  */
 export class TenantKey {
   readonly #secret: string
+  /** Recent tokens by tenant: an HMAC costs more than the rest of a single push's client work. */
+  readonly #tokens = new Map<string, string>()
 
   private constructor(secret: string) {
     this.#secret = secret
@@ -46,7 +50,14 @@ export class TenantKey {
 
   /** hex(HMAC-SHA256(secret, tenantId)): what current_tenant() expects in pgqueue.tenant_token. */
   token(tenantId: string): string {
-    return createHmac('sha256', this.#secret).update(tenantId, 'utf8').digest('hex')
+    let token = this.#tokens.get(tenantId)
+    if (token === undefined) {
+      token = createHmac('sha256', this.#secret).update(tenantId, 'utf8').digest('hex')
+      // Bounded: a service acting for many tenants starts over rather than grow without end.
+      if (this.#tokens.size >= TOKEN_CACHE_SIZE) this.#tokens.clear()
+      this.#tokens.set(tenantId, token)
+    }
+    return token
   }
 
   /** Keeps the secret out of logs and error reports. */
