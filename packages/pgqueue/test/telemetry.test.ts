@@ -3,7 +3,8 @@ import { resolve } from 'node:path'
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrate } from '@pgqueue/core/internal'
-import { Queues } from '@pgqueue/producer'
+import { Queues, Schedules } from '@pgqueue/producer'
+import { ScheduleRunner } from '@pgqueue/schedule-runner'
 import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
 import { otelRecorder, type MetricJson, type SpanJson } from './fixtures/otel-recorder.js'
 
@@ -114,6 +115,42 @@ describe('OpenTelemetry, push in one process and run in another', () => {
     expect(rows.map((r) => r.trace_context)).toEqual([1, 2].map(() => ({ traceparent: `00-${send.traceId}-${send.spanId}-01` })))
     await queues.withTenant('acme').flows.cancel(created.flowId)
     await queues.close()
+  })
+
+  it("gives the ScheduleRunner's jobs a send span per tenant, parent of their runs", async () => {
+    const schedules = Schedules.create(t.userUrl, { schema: t.schema })
+    for (const tenant of ['acme', 'globex']) {
+      await schedules.withTenant(tenant).create({ key: 'tick', queue: 'otel-cron', type: 'ok', schedule: { every: 3_600_000 } })
+    }
+    await schedules.close()
+    await t.admin.query(`update "${t.schema}".schedules set next_run_at = now() - interval '1 second' where key = 'tick'`)
+    const otel = otelRecorder()
+    const runner = ScheduleRunner.create(t.workerUrl, {
+      schema: t.schema,
+      telemetry: { tracerProvider: otel.tracerProvider, meterProvider: otel.meterProvider, tenantAttribute: true },
+    })
+    const batch = await runner.runOnce()
+    await runner.close()
+    expect(batch).toMatchObject({ fired: 2 })
+    const sends = otel.spans()
+    expect(sends.map((s) => [s.name, s.kind, s.attributes['messaging.pgqueue.tenant']]).sort()).toEqual([
+      ['send otel-cron', SpanKind.PRODUCER, 'acme'],
+      ['send otel-cron', SpanKind.PRODUCER, 'globex'],
+    ])
+    const { rows } = await t.admin.query(`select tenant_id, trace_context from "${t.schema}".jobs where queue = 'otel-cron'`)
+    for (const r of rows) {
+      const send = sends.find((s) => s.attributes['messaging.pgqueue.tenant'] === r.tenant_id)!
+      expect(r.trace_context).toEqual({ traceparent: `00-${send.traceId}-${send.spanId}-01` })
+    }
+    expect(metric(await otel.metrics(), 'messaging.client.sent.messages')?.points.reduce((n, p) => n + Number(p.value), 0)).toBe(2)
+
+    const worker = await runWorker('otel-cron', 2)
+    const runs = worker.spans.filter((s) => s.name === 'process otel-cron')
+    expect(runs).toHaveLength(2)
+    for (const run of runs) {
+      const send = sends.find((s) => s.attributes['messaging.pgqueue.tenant'] === run.attributes['messaging.pgqueue.tenant'])!
+      expect(run).toMatchObject({ traceId: send.traceId, parentSpanId: send.spanId })
+    }
   })
 
   it('stores nothing and changes no statement when no SDK is registered', async () => {

@@ -12,6 +12,7 @@ import {
   withTenantTransaction,
   flowPush,
   queryableOf,
+  tracedPush,
   type Queryable,
   type Database,
   type HistoryState,
@@ -23,7 +24,6 @@ import type { ProducerContext } from './context.js'
 import { decodeCursor, encodeCursor, isCursorMicros, validateLimit } from './cursor.js'
 import { mapTenantErrors } from './db-errors.js'
 import { validateJobId, validateJobRef, validatePushItem, type PushRow } from './push-input.js'
-import { tracedPush } from './push-telemetry.js'
 import { jobHistoryGetById, jobHistoryList } from './queries/job-history.js'
 import { jobGetById, jobGetByKey, jobHoldPending, jobList, jobPushMany, jobRemove, type PushedRow } from './queries/jobs.js'
 import { queueGet, queueList, queueUpsert, type QueueChanges } from './queries/queues.js'

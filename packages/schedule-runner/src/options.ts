@@ -1,4 +1,4 @@
-import { resolveSchemaOptions, systemClock, warningsLogger, validateInt, type Clock, type Logger } from '@pgqueue/core/internal'
+import { resolveSchemaOptions, systemClock, validateInt, validateTelemetryOptions, warningsLogger, type Clock, type Logger, type TelemetryOptions } from '@pgqueue/core/internal'
 
 /** Options of ScheduleRunner.create(). Every field is optional; defaults are in DEFAULT_SCHEDULE_RUNNER_OPTIONS. */
 export interface ScheduleRunnerOptions {
@@ -40,6 +40,13 @@ export interface ScheduleRunnerOptions {
   logger?: Logger
   /** The time due schedules are compared with. Default: the system clock. Tests inject their own. */
   clock?: Clock
+  /**
+   * OpenTelemetry: a `send` span per tenant and batch (like a producer's push), whose context the jobs
+   * carry, so each run the Worker traces is a child of the batch that created it; and the
+   * sent-messages and operation-duration metrics. Looked up once, at the first batch: register the SDK
+   * before. Records nothing when no SDK is registered.
+   */
+  telemetry?: TelemetryOptions
 }
 
 /** ScheduleRunnerOptions with every default filled in and checked. */
@@ -56,6 +63,7 @@ export interface ResolvedScheduleRunnerOptions {
   maxBackoffMs: number
   logger: Logger
   clock: Clock
+  telemetry: TelemetryOptions
 }
 
 /** The defaults, in one place. */
@@ -92,5 +100,6 @@ export function resolveScheduleRunnerOptions(options: ScheduleRunnerOptions = {}
     maxBackoffMs: validateInt('maxBackoffMs', options.maxBackoffMs ?? d.maxBackoffMs, 1, DAY_MS),
     logger: options.logger ?? warningsLogger,
     clock: options.clock ?? systemClock,
+    telemetry: validateTelemetryOptions(options.telemetry),
   }
 }

@@ -1,5 +1,20 @@
 import { sql, type Transaction } from 'kysely'
-import { checkInstallation, connect, LoopService, PgQueueValidationError, sleep, uuidv7, type Connectable, type Connection, type Database, type ServiceEvents } from '@pgqueue/core/internal'
+import {
+  checkInstallation,
+  connect,
+  LoopService,
+  PgQueueValidationError,
+  resolveTelemetry,
+  sleep,
+  startPushTrace,
+  uuidv7,
+  type Connectable,
+  type Connection,
+  type Database,
+  type PushTrace,
+  type ServiceEvents,
+  type Telemetry,
+} from '@pgqueue/core/internal'
 import { resolveScheduleRunnerOptions, type ResolvedScheduleRunnerOptions, type ScheduleRunnerOptions } from './options.js'
 import { checkScheduleRow, planFire, type MissedPolicy } from './plan.js'
 import {
@@ -116,6 +131,8 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
   private conn: Connection | undefined
   /** The last tenant served: the next batch starts after it (round-robin across batches). */
   private cursor: string | null = null
+  /** Resolved at the first batch (undefined: nothing recorded). */
+  private telemetry: Telemetry | undefined | null = null
 
   /** Creates a runner; `target` is a worker-role URL or a pg.Pool (left open on stop). */
   static create(target: Connectable, options: ScheduleRunnerOptions = {}): ScheduleRunner {
@@ -180,72 +197,93 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
     const invalid: ScheduleInvalid[] = []
     const tenantsServed = new Set<string>()
     let deferred = 0
-    const claimed = await db.transaction().execute(async (trx) => {
-      fired.length = skipped.length = invalid.length = 0
-      tenantsServed.clear()
-      deferred = 0
-      await transactionSetTimeouts(trx, { lockTimeoutMs, statementTimeoutMs })
-      const rows =
-        tenantIds === null
-          ? await scheduleClaimAllDue(trx, { schema, now, limit: batchSize })
-          : await scheduleClaimDue(trx, { schema, now, tenantIds, perTenant })
-      const advances = new Map<string, ScheduleAdvanceInput>()
-      let jobs: ScheduleJobInput[] = []
-      const rowsByJob = new Map<ScheduleJobInput, ClaimedScheduleRow>()
-      for (const row of rows) {
-        tenantsServed.add(row.tenant_id)
-        const decided = this.decide(row, now)
-        advances.set(`${row.tenant_id}\u0000${row.id}`, decided.advance)
-        if (decided.invalid) invalid.push(decided.invalid)
-        if (decided.skipped) skipped.push(decided.skipped)
-        if (decided.job) {
-          jobs.push(decided.job)
-          fired.push(decided.fired!)
-          rowsByJob.set(decided.job, row)
+    if (this.telemetry === null) this.telemetry = resolveTelemetry(this.options.telemetry, { name: '@pgqueue/schedule-runner' })
+    const telemetry = this.telemetry
+    // One send span per tenant, ended once the batch has committed (or failed); a tenant whose job the
+    // database refused ends its span with that error.
+    const traces = new Map<string, PushTrace>()
+    const refused = new Map<string, Error>()
+    const endTraces = (error?: unknown): void => {
+      for (const [tenantId, tr] of traces) tr.end(error ?? refused.get(tenantId))
+      traces.clear()
+    }
+    let claimed: number
+    try {
+      claimed = await db.transaction().execute(async (trx) => {
+        fired.length = skipped.length = invalid.length = 0
+        tenantsServed.clear()
+        deferred = 0
+        endTraces(new Error('batch retried'))
+        refused.clear()
+        await transactionSetTimeouts(trx, { lockTimeoutMs, statementTimeoutMs })
+        const rows =
+          tenantIds === null
+            ? await scheduleClaimAllDue(trx, { schema, now, limit: batchSize })
+            : await scheduleClaimDue(trx, { schema, now, tenantIds, perTenant })
+        const advances = new Map<string, ScheduleAdvanceInput>()
+        let jobs: ScheduleJobInput[] = []
+        const rowsByJob = new Map<ScheduleJobInput, ClaimedScheduleRow>()
+        for (const row of rows) {
+          tenantsServed.add(row.tenant_id)
+          const decided = this.decide(row, now)
+          advances.set(`${row.tenant_id}\u0000${row.id}`, decided.advance)
+          if (decided.invalid) invalid.push(decided.invalid)
+          if (decided.skipped) skipped.push(decided.skipped)
+          if (decided.job) {
+            jobs.push(decided.job)
+            fired.push(decided.fired!)
+            rowsByJob.set(decided.job, row)
+          }
         }
-      }
-      // A schedule whose push would wait (its tenant holds the queue's fair clock in an open
-      // transaction) stays due, unadvanced, for a later batch; the rest of the batch goes ahead.
-      const defer = (job: ScheduleJobInput): void => {
-        advances.delete(`${job.tenantId}\u0000${job.scheduleId}`)
-        fired.splice(fired.findIndex((f) => f.jobId === job.id), 1)
-        deferred += 1
-      }
-      const pairs = new Map<string, { tenantId: string; queue: string }>()
-      for (const j of jobs) pairs.set(`${j.tenantId}\u0000${j.queue}`, { tenantId: j.tenantId, queue: j.queue })
-      let busyPairs = await queueClockTryLockMany(trx, { schema, pairs: [...pairs.values()] })
-      // A clock is mostly busy for milliseconds (another runner's batch, a push committing): look again
-      // a few times before deferring. A transaction left open costs a batch this much, never more.
-      for (const pause of CLOCK_RETRY_PAUSES_MS) {
-        if (busyPairs.length === 0) break
-        await sleep(pause)
-        busyPairs = await queueClockTryLockMany(trx, { schema, pairs: busyPairs })
-      }
-      const busy = new Set(busyPairs.map((p) => `${p.tenantId}\u0000${p.queue}`))
-      if (busy.size > 0) {
-        for (const j of jobs) if (busy.has(`${j.tenantId}\u0000${j.queue}`)) defer(j)
-        jobs = jobs.filter((j) => !busy.has(`${j.tenantId}\u0000${j.queue}`))
-      }
-      const pushed = await this.pushIsolatingScheduleErrors(trx, jobs)
-      for (const job of pushed.waited) defer(job)
-      for (const { job, error } of pushed.rejected) {
-        // The database refused this schedule's job (a constraint or trigger on jobs, a value too large
-        // for an index): defer the schedule like an unreadable row, so it neither blocks its batch nor
-        // fires in a loop.
-        const row = rowsByJob.get(job)!
-        const advance = advances.get(`${row.tenant_id}\u0000${row.id}`)!
-        const retryAt = new Date(now.getTime() + this.options.invalidRetryMs)
-        advance.nextRunAt = retryAt
-        advance.lastRunAt = null
-        fired.splice(fired.findIndex((f) => f.jobId === job.id), 1)
-        invalid.push({ tenantId: row.tenant_id, scheduleId: row.id, key: row.key, error, retryAt })
-      }
-      const expected = jobs.length - pushed.rejected.length - pushed.waited.length
-      if (pushed.written !== expected) throw new Error(`push_jobs wrote ${pushed.written} of ${expected} jobs; batch rolled back`)
-      const advanced = await scheduleAdvance(trx, { schema, rows: [...advances.values()] })
-      if (advanced !== advances.size) throw new Error(`advanced ${advanced} of ${advances.size} claimed schedules; batch rolled back`)
-      return rows.length
-    })
+        // A schedule whose push would wait (its tenant holds the queue's fair clock in an open
+        // transaction) stays due, unadvanced, for a later batch; the rest of the batch goes ahead.
+        const defer = (job: ScheduleJobInput): void => {
+          advances.delete(`${job.tenantId}\u0000${job.scheduleId}`)
+          fired.splice(fired.findIndex((f) => f.jobId === job.id), 1)
+          deferred += 1
+        }
+        const pairs = new Map<string, { tenantId: string; queue: string }>()
+        for (const j of jobs) pairs.set(`${j.tenantId}\u0000${j.queue}`, { tenantId: j.tenantId, queue: j.queue })
+        let busyPairs = await queueClockTryLockMany(trx, { schema, pairs: [...pairs.values()] })
+        // A clock is mostly busy for milliseconds (another runner's batch, a push committing): look again
+        // a few times before deferring. A transaction left open costs a batch this much, never more.
+        for (const pause of CLOCK_RETRY_PAUSES_MS) {
+          if (busyPairs.length === 0) break
+          await sleep(pause)
+          busyPairs = await queueClockTryLockMany(trx, { schema, pairs: busyPairs })
+        }
+        const busy = new Set(busyPairs.map((p) => `${p.tenantId}\u0000${p.queue}`))
+        if (busy.size > 0) {
+          for (const j of jobs) if (busy.has(`${j.tenantId}\u0000${j.queue}`)) defer(j)
+          jobs = jobs.filter((j) => !busy.has(`${j.tenantId}\u0000${j.queue}`))
+        }
+        if (telemetry !== undefined) this.trace(telemetry, jobs, traces)
+        const pushed = await this.pushIsolatingScheduleErrors(trx, jobs)
+        for (const job of pushed.waited) defer(job)
+        for (const { job, error } of pushed.rejected) {
+          // The database refused this schedule's job (a constraint or trigger on jobs, a value too large
+          // for an index): defer the schedule like an unreadable row, so it neither blocks its batch nor
+          // fires in a loop.
+          const row = rowsByJob.get(job)!
+          const advance = advances.get(`${row.tenant_id}\u0000${row.id}`)!
+          const retryAt = new Date(now.getTime() + this.options.invalidRetryMs)
+          advance.nextRunAt = retryAt
+          advance.lastRunAt = null
+          fired.splice(fired.findIndex((f) => f.jobId === job.id), 1)
+          invalid.push({ tenantId: row.tenant_id, scheduleId: row.id, key: row.key, error, retryAt })
+          refused.set(job.tenantId, error)
+        }
+        const expected = jobs.length - pushed.rejected.length - pushed.waited.length
+        if (pushed.written !== expected) throw new Error(`push_jobs wrote ${pushed.written} of ${expected} jobs; batch rolled back`)
+        const advanced = await scheduleAdvance(trx, { schema, rows: [...advances.values()] })
+        if (advanced !== advances.size) throw new Error(`advanced ${advanced} of ${advances.size} claimed schedules; batch rolled back`)
+        return rows.length
+      })
+    } catch (err) {
+      endTraces(err)
+      throw err
+    }
+    endTraces()
 
     const result: ScheduleBatchResult = {
       claimed,
@@ -267,6 +305,24 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
     this.emitEach('invalid', invalid)
     if (claimed > 0) this.emit('batch', result)
     return result
+  }
+
+  /**
+   * Starts a send span per tenant of `jobs` into `traces`, and sets each job's traceContext to its
+   * tenant's (in place: the batch keys its bookkeeping by these objects).
+   */
+  private trace(t: Telemetry, jobs: ScheduleJobInput[], traces: Map<string, PushTrace>): void {
+    const byTenant = new Map<string, ScheduleJobInput[]>()
+    for (const j of jobs) {
+      const list = byTenant.get(j.tenantId)
+      if (list === undefined) byTenant.set(j.tenantId, [j])
+      else list.push(j)
+    }
+    for (const [tenantId, list] of byTenant) {
+      const tr = startPushTrace(t, tenantId, list)
+      traces.set(tenantId, tr)
+      for (const j of list) j.traceContext = tr.traceContext
+    }
   }
 
   protected override async loopStep(): Promise<boolean> {

@@ -32,6 +32,8 @@ export interface ScheduleJobInput {
   maxAttempts: number | null
   /** JSON text or null. */
   retryPolicy: string | null
+  /** JSON text of the send span's W3C carrier, stored with the job; undefined when not traced. */
+  traceContext?: string | undefined
 }
 
 /** The new timing of one claimed schedule; see scheduleAdvance(). */
@@ -154,8 +156,9 @@ export async function scheduleClaimDue(
  * (tenant, queue) fair clock until commit, and runners that lock clocks of several tenants in one
  * transaction must all take them in the same order, or two of them can deadlock. push_jobs() also
  * refuses a transaction already scoped to another tenant, so each call's tenant argument is an
- * expression that first clears pgqueue.tenant: arguments are evaluated before the call, once per
- * tenant row. Jobs are due now (run_at null) and carry no key: a key would replace a waiting job,
+ * expression that first clears pgqueue.tenant and sets the tenant's trace context (every job of a
+ * tenant in one batch carries the same one; push_jobs() stores it and clears it): arguments are
+ * evaluated before the call, once per tenant row. Jobs are due now (run_at null) and carry no key: a key would replace a waiting job,
  * merging two due times into one job.
  */
 export async function schedulePushJobs(trx: Db, params: { schema: string; jobs: ScheduleJobInput[] }): Promise<number> {
@@ -168,9 +171,10 @@ export async function schedulePushJobs(trx: Db, params: { schema: string; jobs: 
         ${j.map((x) => x.tenantId)}::text[], ${j.map((x) => x.id)}::uuid[], ${j.map((x) => x.queue)}::text[],
         ${j.map((x) => x.type)}::text[], ${j.map((x) => x.payload)}::bytea[], ${j.map((x) => x.payloadType)}::text[],
         ${j.map((x) => x.target)}::jsonb[], ${j.map((x) => x.priority)}::integer[], ${j.map((x) => x.maxAttempts)}::integer[],
-        ${j.map((x) => x.retryPolicy)}::jsonb[], ${j.map((x) => x.scheduleId)}::uuid[])
+        ${j.map((x) => x.retryPolicy)}::jsonb[], ${j.map((x) => x.scheduleId)}::uuid[],
+        ${j.map((x) => x.traceContext ?? null)}::text[])
         with ordinality as i(tenant_id, id, queue, type, payload, payload_type, target, priority, max_attempts,
-                             retry_policy, schedule_id, ord)
+                             retry_policy, schedule_id, trace_context, ord)
     ),
     per_tenant as materialized (
       select tenant_id, array_agg(id order by ord) as ids, array_agg(queue order by ord) as queues,
@@ -178,12 +182,14 @@ export async function schedulePushJobs(trx: Db, params: { schema: string; jobs: 
              array_agg(payload_type order by ord) as payload_types, array_agg(target order by ord) as targets,
              array_agg(priority order by ord) as priorities, array_agg(max_attempts order by ord) as max_attempts,
              array_agg(retry_policy order by ord) as retry_policies, array_agg(schedule_id order by ord) as schedule_ids,
-             count(*) as n
+             min(trace_context) as trace_context, count(*) as n
         from input group by tenant_id order by tenant_id
     ),
     pushed as materialized (
       select (select count(*) from ${fn}(
-                case when set_config('pgqueue.tenant', '', true) = '' then g.tenant_id end,
+                case when set_config('pgqueue.tenant', '', true) = ''
+                      and set_config('pgqueue.trace_context', coalesce(g.trace_context, ''), true) is not null
+                     then g.tenant_id end,
                 g.ids, g.queues, g.types, array_fill(null::text, array[g.n::int]), g.payloads, g.payload_types,
                 g.targets, g.priorities, array_fill(null::timestamptz, array[g.n::int]), g.max_attempts,
                 g.retry_policies, g.schedule_ids, array_fill(null::uuid, array[g.n::int]))) as n

@@ -1,7 +1,12 @@
 import { performance } from 'node:perf_hooks'
 import { SpanKind, SpanStatusCode, context, trace, type Link, type Span } from '@opentelemetry/api'
-import { contextFromStored, messagingAttributes, secondsSince, traceContextOf, type Telemetry } from '@pgqueue/core/internal'
-import type { PushRow } from './push-input.js'
+import { contextFromStored, messagingAttributes, secondsSince, traceContextOf, type Telemetry } from './telemetry.js'
+
+/** What a send span needs of each pushed job. */
+export interface TracedRow {
+  id: string
+  queue: string
+}
 
 /** What a push call needs from its span: the stored context to send, and the end. */
 export interface PushTrace {
@@ -18,7 +23,7 @@ const SEND = { name: 'send', type: 'send' } as const
  * several. `linkTo` is a stored trace context to link (a retry of a history entry links its original).
  * Its end records messaging.client.operation.duration and messaging.client.sent.messages.
  */
-export function startPushTrace(t: Telemetry, tenantId: string, rows: readonly Pick<PushRow, 'id' | 'queue'>[], linkTo?: unknown): PushTrace {
+export function startPushTrace(t: Telemetry, tenantId: string, rows: readonly TracedRow[], linkTo?: unknown): PushTrace {
   const first = rows[0]
   const queue = first !== undefined && rows.every((r) => r.queue === first.queue) ? first.queue : undefined
   const attributes = messagingAttributes(t, SEND, queue, tenantId)
@@ -69,7 +74,7 @@ export function errorType(error: unknown): string {
 export async function tracedPush<T>(
   t: Telemetry | undefined,
   tenantId: string,
-  rows: readonly Pick<PushRow, 'id' | 'queue'>[],
+  rows: readonly TracedRow[],
   push: (traceContext: string | undefined) => Promise<T>,
   linkTo?: unknown,
 ): Promise<T> {
