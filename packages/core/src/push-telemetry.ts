@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { SpanKind, SpanStatusCode, context, trace, type Link, type Span } from '@opentelemetry/api'
+import { SpanKind, SpanStatusCode, context, trace, type Context, type Link, type Span } from '@opentelemetry/api'
 import { contextFromStored, messagingAttributes, secondsSince, traceContextOf, type Telemetry } from './telemetry.js'
 
 /** What a send span needs of each pushed job. */
@@ -21,9 +21,10 @@ const SEND = { name: 'send', type: 'send' } as const
  * Starts the `send` span of one push call (PRODUCER kind, semantic conventions for messaging): named
  * after the queue when every row goes to one, with the message id for one row and the batch count for
  * several. `linkTo` is a stored trace context to link (a retry of a history entry links its original).
+ * `parent` is the span's parent context (default: the active one).
  * Its end records messaging.client.operation.duration and messaging.client.sent.messages.
  */
-export function startPushTrace(t: Telemetry, tenantId: string, rows: readonly TracedRow[], linkTo?: unknown): PushTrace {
+export function startPushTrace(t: Telemetry, tenantId: string, rows: readonly TracedRow[], linkTo?: unknown, parent?: Context): PushTrace {
   const first = rows[0]
   const queue = first !== undefined && rows.every((r) => r.queue === first.queue) ? first.queue : undefined
   const attributes = messagingAttributes(t, SEND, queue, tenantId)
@@ -38,7 +39,7 @@ export function startPushTrace(t: Telemetry, tenantId: string, rows: readonly Tr
     const linked = contextFromStored(linkTo)
     const linkedSpan = linked && trace.getSpanContext(linked)
     if (linkedSpan) links.push({ context: linkedSpan })
-    span = t.tracer.startSpan(queue === undefined ? 'send' : `send ${queue}`, { kind: SpanKind.PRODUCER, attributes: spanAttributes, links }, context.active())
+    span = t.tracer.startSpan(queue === undefined ? 'send' : `send ${queue}`, { kind: SpanKind.PRODUCER, attributes: spanAttributes, links }, parent ?? context.active())
     const stored = traceContextOf(span.spanContext())
     if (stored) traceContext = JSON.stringify(stored)
   }
@@ -77,9 +78,10 @@ export async function tracedPush<T>(
   rows: readonly TracedRow[],
   push: (traceContext: string | undefined) => Promise<T>,
   linkTo?: unknown,
+  parent?: Context,
 ): Promise<T> {
   if (t === undefined) return push(undefined)
-  const tr = startPushTrace(t, tenantId, rows, linkTo)
+  const tr = startPushTrace(t, tenantId, rows, linkTo, parent)
   try {
     const out = await push(tr.traceContext)
     tr.end()

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrate } from '@pgqueue/core/internal'
 import { Queues, Schedules } from '@pgqueue/producer'
 import { ScheduleRunner } from '@pgqueue/schedule-runner'
-import { createIsolatedDatabase, type IsolatedDatabase } from '@pgqueue/testing'
+import { Worker } from '@pgqueue/worker'
+import { createIsolatedDatabase, waitFor, type IsolatedDatabase } from '@pgqueue/testing'
 import { otelRecorder, type MetricJson, type SpanJson } from './fixtures/otel-recorder.js'
 
 let t: IsolatedDatabase
@@ -151,6 +152,28 @@ describe('OpenTelemetry, push in one process and run in another', () => {
       const send = sends.find((s) => s.attributes['messaging.pgqueue.tenant'] === run.attributes['messaging.pgqueue.tenant'])!
       expect(run).toMatchObject({ traceId: send.traceId, parentSpanId: send.spanId })
     }
+  })
+
+  it('makes ctx.flow.add() a send span under the run, and the added jobs continue its trace', async () => {
+    const queues = Queues.create(t.userUrl, { schema: t.schema })
+    const split = await queues.withTenant('acme').push({ queue: 'otel-add', type: 'split' })
+    await queues.close()
+    const otel = otelRecorder()
+    let done = 0
+    const worker = Worker.create(t.workerUrl, { schema: t.schema, queues: ['otel-add'], telemetry: { tracerProvider: otel.tracerProvider } }, async (job, ctx) => {
+      if (job.type === 'split') await ctx.flow.add([{ ref: 'part', queue: 'otel-add', type: 'part' }])
+      return null
+    })
+    worker.on('job:completed', () => void (done += 1))
+    await worker.start()
+    await waitFor(() => done === 2, { timeoutMs: 10_000 })
+    await worker.stop()
+    const spans = otel.spans()
+    const splitRun = spans.find((s) => s.name === 'process otel-add' && s.attributes['messaging.message.id'] === split.id)!
+    const add = spans.find((s) => s.name === 'send otel-add')!
+    expect(add).toMatchObject({ kind: SpanKind.PRODUCER, traceId: splitRun.traceId, parentSpanId: splitRun.spanId })
+    const partRun = spans.find((s) => s.name === 'process otel-add' && s.attributes['messaging.message.id'] !== split.id)!
+    expect(partRun).toMatchObject({ traceId: add.traceId, parentSpanId: add.spanId })
   })
 
   it('stores nothing and changes no statement when no SDK is registered', async () => {

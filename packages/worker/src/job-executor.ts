@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { context } from '@opentelemetry/api'
+import { context, type Span } from '@opentelemetry/api'
 import { errorInfo } from '@pgqueue/core/internal'
 import { JobAbortedError, JobBackOffError, type AbortReason, type FlowAddNode, type FlowHandle, type FlowParent, type Job, type JobContext, type JobHandler } from './job.js'
 import type { RunOutcome } from './job-completer.js'
@@ -35,7 +35,8 @@ export interface JobExecutorDeps<Target> {
 /** The flow calls a handler's ctx makes. */
 export interface RunFlows {
   parents(job: Job): Promise<FlowParent[]>
-  add(job: Job, nodes: readonly FlowAddNode[]): Promise<{ flowId: string; jobs: Record<string, string> }>
+  /** `span`: the run's process span, parent of the add's send span (undefined: not traced). */
+  add(job: Job, nodes: readonly FlowAddNode[], span: Span | undefined): Promise<{ flowId: string; jobs: Record<string, string> }>
 }
 
 /** The run's AbortSignal, made on first use (already aborted when the run was). */
@@ -63,7 +64,7 @@ class RunContext implements JobContext {
     return this.flows.parents(this.run.job)
   }
   get flow(): FlowHandle {
-    return { add: (nodes) => this.flows.add(this.run.job, nodes) }
+    return { add: (nodes) => this.flows.add(this.run.job, nodes, this.run.span) }
   }
   get signal(): AbortSignal {
     return signalOf(this.run)

@@ -20,6 +20,7 @@ import {
   type Connectable,
   type Connection,
   type ErrorInfo,
+  type Telemetry,
 } from '@pgqueue/core/internal'
 import { ClaimLoop } from './claim-loop.js'
 import { JobAbortedError, type Job, type JobHandler, type JobHandlers } from './job.js'
@@ -72,6 +73,8 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
   readonly options: ResolvedWorkerOptions
   private readonly target: Connectable
   private conn: Connection | undefined
+  /** Resolved at start(); undefined: nothing recorded. */
+  private telemetry: Telemetry | undefined
   private listener: NotificationListener | undefined
   private completer: JobCompleter | undefined
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
@@ -113,7 +116,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
       flows: runFlows(() => {
         if (!this.conn) throw new PgQueueStoppedError('Worker')
         return this.conn.pool
-      }, this.options.schema),
+      }, this.options.schema, () => this.telemetry),
     })
   }
 
@@ -155,6 +158,7 @@ export class Worker<Target = unknown> extends EventEmitter<WorkerEvents> {
     this.conn = conn
     this.startedAt = performance.now()
     const telemetry = resolveTelemetry(o.telemetry, { name: '@pgqueue/worker' })
+    this.telemetry = telemetry
     const workerTelemetry = telemetry && new WorkerTelemetry(telemetry)
     this.executor.telemetry = workerTelemetry
     this.completer = new JobCompleter(this.conn.pool, {
