@@ -101,6 +101,9 @@ describe('faults', () => {
     await waitFor(() => startedInChild >= 30, { timeoutMs: 30_000 })
     child.kill('SIGKILL')
     await new Promise((r) => child.once('exit', r))
+    // A statement the child sent before it died still runs to its end (a completion may yet commit):
+    // count what it held once its backends are gone. No other session of this file's worker login is open.
+    await waitFor(async () => (await t.admin.query(`select count(*)::int n from pg_stat_activity where usename = $1`, [`${t.schema}_wl`])).rows[0].n === 0, { timeoutMs: 10_000 })
     const held = await t.admin.query(q(`select count(*)::int n from S.jobs where queue = $1 and state = 'running' and split_part(lease_owner, '/', 1) = 'doomed'`), [queue])
     expect(held.rows[0].n).toBeGreaterThan(0)
     const s = Scheduler.create(t.workerUrl, { schema: t.schema, pollMs: 100 })
