@@ -5,7 +5,7 @@ import type { Database, HistoryState, JobState } from '@pgqueue/core/internal'
 const LIVE_COLUMNS = [
   'tenant_id', 'id', 'queue', 'type', 'key', 'state', 'priority', 'run_at', 'payload', 'payload_type', 'target',
   'attempt', 'max_attempts', 'retry_policy', 'lease_expires_at', 'cancel_requested', 'last_error', 'schedule_id',
-  'retry_of', 'created_at', 'updated_at', 'started_at',
+  'retry_of', 'created_at', 'updated_at', 'started_at', 'flow_id',
 ] as const
 
 /** One row of a job listing, live or finished, in one shape. */
