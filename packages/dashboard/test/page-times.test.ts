@@ -148,8 +148,10 @@ describe.skipIf(!LONG)(`dashboard pages at ${LIVE} live and ${HISTORY} finished 
       `/jobs?target=${encodeURIComponent('customer.id=42')}`, `/jobs?state=finished&target=${encodeURIComponent('customer.id=42')}`,
       `/jobs/${live.rows[0].id}`, `/jobs/${hist.rows[0].id}`, '/schedules', '/failures', '/failures?window=7d',
     ]
+    // PGQUEUE_SCALE_PAGES=/queues,/failures measures only the pages whose path starts with one of these.
+    const only = process.env.PGQUEUE_SCALE_PAGES?.split(',')
     const rows: string[] = []
-    for (const path of pages) {
+    for (const path of pages.filter((p) => only === undefined || only.some((o) => p.startsWith(o) && (o !== '/' || p === '/' || p.startsWith('/?'))))) {
       await liveCounts()
       const op = await pageTime(operator, path.startsWith('/jobs/') ? `${path}?tenant=t7` : path)
       const tn = await pageTime(tenant, path)
