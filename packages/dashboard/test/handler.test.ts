@@ -302,7 +302,10 @@ describe('a filter that matches few of many rows', () => {
       insert into "${s.t.schema}".jobs (tenant_id, queue, type, state, run_at, target)
       select 'bulk', 'bulkq', 'x', 'scheduled', now() + interval '1 day', jsonb_build_object('customer', jsonb_build_object('id', case when i = 1 then 999 else 1 end))
         from generate_series(1, ${SCAN_BUDGET + 5_000}) i`)
-    const oldest = (await s.t.admin.query(`select id from "${s.t.schema}".jobs where tenant_id = 'bulk' order by id limit 1`)).rows[0].id as string
+    // Ids made in the same millisecond are not in insert order, so find the match by its target.
+    const oldest = (await s.t.admin.query(`select id from "${s.t.schema}".jobs where tenant_id = 'bulk' and target @> '{"customer":{"id":999}}'`)).rows[0].id as string
+    const newer = (await s.t.admin.query(`select count(*)::int as n from "${s.t.schema}".jobs where tenant_id = 'bulk' and id > $1`, [oldest])).rows[0].n as number
+    expect(newer).toBeGreaterThan(SCAN_BUDGET)
     for (const [d, tenant, first] of [[tenantDash, 'bulk', '/jobs?target=customer.id%3D999'], [operatorDash, undefined, '/jobs?target=customer.id%3D999']] as const) {
       const one = await (await get(d, first, tenant)).text()
       expect(one).toContain('id="scan-budget"')

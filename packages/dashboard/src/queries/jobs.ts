@@ -64,7 +64,7 @@ function conditions(p: JobFilter, time: 'created_at' | 'finished_at', states: re
  * few rows would read every row of every tenant. The page stops at this many rows read; the next page
  * goes on from the last row read, and the page says so.
  */
-export const SCAN_BUDGET = 20_000
+export const SCAN_BUDGET = 10_000
 /** A tenant's share of the budget on the operator's lists never drops below this. */
 const SCAN_BUDGET_MIN_PER_TENANT = 100
 
@@ -133,13 +133,13 @@ function merge(rows: ScanRow[], limit: number): JobListPage {
  * Every tenant's scan, found by a skip-scan of the primary key (one probe per tenant): the budget is
  * shared out between the tenants, so a page reads at most SCAN_BUDGET rows (or the minimum per tenant).
  */
-function acrossTenants(table: string, columns: Raw, key: Raw, range: Cond, filter: Cond, order: Raw, limit: number, tenantWhere: Cond | ReturnType<typeof sql> = sql`true`) {
+function acrossTenants(table: string, columns: Raw, key: Raw, range: Cond, filter: Cond, order: Raw, limit: number) {
   const t = sql.table(table)
   return sql`
     with recursive tenants(tenant_id) as (
-      select min(tenant_id) from ${t} where ${tenantWhere}
+      select min(tenant_id) from ${t}
       union all
-      select (select min(tenant_id) from ${t} where tenant_id > tenants.tenant_id and ${tenantWhere}) from tenants where tenants.tenant_id is not null
+      select (select min(tenant_id) from ${t} where tenant_id > tenants.tenant_id) from tenants where tenants.tenant_id is not null
     ), budget as (
       select greatest(${SCAN_BUDGET_MIN_PER_TENANT}, ${SCAN_BUDGET} / greatest(1, count(tenant_id)))::int as b from tenants
     )
@@ -187,7 +187,10 @@ export async function jobListHistory(
   const order = sql.raw('finished_at desc, id desc')
   const q = p.tenantId !== undefined
     ? tenantScan(table, LIST_HISTORY, HISTORY_KEY, sql`${p.tenantId}`, range, filter, order, sql`${SCAN_BUDGET}::int`, p.limit)
-    : acrossTenants(table, LIST_HISTORY, HISTORY_KEY, range, filter, order, p.limit, window)
+    : // The tenants come from every partition, not the window's: a probe with finished_at >= since walks
+      // a tenant's older rows in the first partition of the window (14,000 buffers a page for 100
+      // tenants against 3,400 without it); a tenant with nothing in the window costs one empty scan.
+      acrossTenants(table, LIST_HISTORY, HISTORY_KEY, range, filter, order, p.limit)
   return merge((await pageOf(q, p.limit).execute(db)).rows, p.limit)
 }
 
