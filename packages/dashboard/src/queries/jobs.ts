@@ -85,6 +85,7 @@ interface ScanRow extends JobListRow {
   b: number
   /** The row's key as text in list order (collation "C"). */
   k: string
+  stop: string | null
   /** The highest key a stopped tenant's scan vouches for, if any (see pageOf). */
   floor: string | null
 }
@@ -96,10 +97,12 @@ interface ScanRow extends JobListRow {
  * pipelined and stops at the first of: a full page, the budget, the tenant's last row.
  */
 function tenantScan(table: string, columns: Raw, key: Raw, tenant: ReturnType<typeof sql>, range: Cond, filter: Cond, order: Raw, budget: ReturnType<typeof sql>, limit: number) {
-  return sql`select * from (
-      select ${columns}, (${filter}) as hit, row_number() over (order by ${order}) as rn, ${budget} as b, (${key}) collate "C" as k
-        from ${sql.table(table)} where tenant_id = ${tenant} and ${range} order by ${order} limit ${budget}
-    ) s where hit or rn = b limit ${limit + 1}`
+  // stop: this tenant's last row read when its scan stopped early (a full page or the budget).
+  return sql`select x.*, case when (count(*) over () > ${limit} or max(rn) over () = b) and rn = max(rn) over () then k end as stop
+      from (select * from (
+        select ${columns}, (${filter}) as hit, row_number() over (order by ${order}) as rn, ${budget} as b, (${key}) collate "C" as k
+          from ${sql.table(table)} where tenant_id = ${tenant} and ${range} order by ${order} limit ${budget}
+      ) s where hit or rn = b limit ${limit + 1}) x`
 }
 
 /**
@@ -110,19 +113,15 @@ function tenantScan(table: string, columns: Raw, key: Raw, tenant: ReturnType<ty
  */
 function pageOf(scans: ReturnType<typeof sql>, limit: number) {
   return sql<ScanRow>`
-    select * from (
-      select z.*, max(stop) over () as floor from (
-        select y.*, case when (count(*) over w > ${limit} or max(rn) over w = b) and rn = max(rn) over w then k end as stop
-          from (${scans}) y window w as (partition by tenant_id)
-      ) z
-    ) f where (hit and (floor is null or k >= floor)) or k = floor
+    select * from (select z.*, max(stop) over () as floor from (${scans}) z) f
+     where (hit and (floor is null or k >= floor)) or k = floor
     order by k desc limit ${limit + 2}`
 }
 
 function merge(rows: ScanRow[], limit: number): JobListPage {
   const floor = rows.find((r) => r.floor !== null && r.k === r.floor)
   const hits = rows.filter((r) => r.hit && (floor === undefined || r.k >= floor.k))
-  const strip = ({ hit: _h, rn: _r, b: _b, k: _k, floor: _f, ...r }: ScanRow): JobListRow => r
+  const strip = ({ hit: _h, rn: _r, b: _b, k: _k, stop: _s, floor: _f, ...r }: ScanRow): JobListRow => r
   const page = hits.slice(0, limit).map(strip)
   const full = hits.length > limit
   const at = full ? page[page.length - 1] : floor
