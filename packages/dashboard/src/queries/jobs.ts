@@ -179,8 +179,10 @@ export async function jobListHistory(
     ? sql`true`
     : sql`(finished_at, id) < (timestamptz 'epoch' + ${p.after.finishedUs}::bigint * interval '1 microsecond', ${p.after.id}::uuid)`
   const window = sql.join([p.since === undefined ? sql`true` : sql`finished_at >= ${p.since}`, p.until === undefined ? sql`true` : sql`finished_at < ${p.until}`], sql` and `)
-  const range = sql.join([window, after], sql` and `)
-  const { since: _since, until: _until, ...rest } = p
+  // A queue is part of the range: job_history_tenant_queue_idx (tenant_id, queue, finished_at desc, id
+  // desc) reads it in key order, so only the queue's rows count against the budget.
+  const range = sql.join([window, after, p.queue === undefined ? sql`true` : sql`queue = ${p.queue}`], sql` and `)
+  const { since: _since, until: _until, queue: _queue, ...rest } = p
   const filter = conditions(rest, 'finished_at', p.states)
   const table = `${p.schema}.job_history`
   const order = sql.raw('finished_at desc, id desc')
