@@ -19,6 +19,9 @@ button.danger{color:var(--bad)}input,select{font:inherit;padding:3px 6px;border:
 .flash{padding:8px 12px;border-radius:6px;margin-bottom:12px;border:1px solid var(--line);background:var(--card)}.flash.err{border-color:var(--bad);color:var(--bad)}
 .state{font-size:12px;padding:1px 6px;border-radius:9px;border:1px solid var(--line)}.state.failed{color:var(--bad)}.state.completed{color:var(--ok)}.state.running{color:var(--accent)}.state.held{color:var(--warn)}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 14px;margin:0}dt{color:var(--muted)}dd{margin:0}
+svg.flow{display:block;max-width:100%;height:auto;margin-bottom:10px}svg.flow rect{fill:var(--card);stroke:var(--line);stroke-width:1.5}svg.flow text{fill:var(--fg);font-size:12px}svg.flow text.sub{fill:var(--muted);font-size:11px}
+svg.flow .edges path{fill:none;stroke:var(--muted);stroke-width:1.2}svg.flow marker path{fill:var(--muted)}svg.flow a.completed rect{stroke:var(--ok)}svg.flow a.failed rect,svg.flow a.cancelled rect{stroke:var(--bad)}
+svg.flow a.running rect{stroke:var(--accent)}svg.flow a.current rect{stroke:var(--accent);stroke-width:3;fill:var(--bg)}tr.current{background:var(--bg);font-weight:600}
 svg.chart{background:var(--card);border:1px solid var(--line);border-radius:8px}.muted{color:var(--muted)}.pager{margin-top:10px}
 `
 

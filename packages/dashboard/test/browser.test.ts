@@ -199,4 +199,56 @@ describe.skipIf(!existsSync(CHROMIUM))('in a real browser', () => {
       await context.close()
     }
   })
+
+  it("draws a job's flow and links its parent, for one tenant only", async () => {
+    // The root runs on the seed's worker ('reports'); the rest wait on a queue nobody serves.
+    const flow = (prefix: string) => [
+      { ref: `${prefix}-export`, queue: 'reports', type: 'report', payload: { n: 50 } },
+      { ref: `${prefix}-pdf`, queue: 'flowq', type: 'render', dependsOn: [`${prefix}-export`] },
+      { ref: `${prefix}-csv`, queue: 'flowq', type: 'render', dependsOn: [`${prefix}-export`] },
+      { ref: `${prefix}-mail`, queue: 'flowq', type: 'send', dependsOn: [`${prefix}-pdf`, `${prefix}-csv`] },
+    ]
+    const acme = await s.producer.queues.withTenant('acme').flow(flow('acme'))
+    const globex = await s.producer.queues.withTenant('globex').flow(flow('globex'))
+    await waitFor(async () => (await s.t.admin.query(`select 1 from "${s.t.schema}".job_history where id = any($1) and state = 'completed'`, [[acme.jobs['acme-export'], globex.jobs['globex-export']]])).rowCount === 2, {
+      timeoutMs: 20_000,
+      message: 'both flow roots complete',
+    })
+    const context = await browser.newContext({ viewport: { width: 1280, height: 300 } })
+    await context.addCookies([{ name: 'tenant', value: 'acme', url: origin }])
+    const page = await context.newPage()
+    try {
+      await page.goto(`${origin}/app/jobs/${acme.jobs['acme-pdf']}`)
+      await page.waitForSelector('svg#flow-graph')
+      expect(await page.$$eval('svg#flow-graph a.node', (as) => as.length)).toBe(4)
+      expect(await page.getAttribute('svg#flow-graph a.current', 'data-node')).toBe(acme.jobs['acme-pdf'])
+      expect(await page.getAttribute(`svg#flow-graph a[data-node="${acme.jobs['acme-export']}"]`, 'class')).toContain('completed')
+      expect(await page.$$eval('svg#flow-graph .edges path', (ps) => ps.length)).toBe(4)
+      const text = await page.textContent('main')
+      expect(text).toContain('acme-mail')
+      expect(text).not.toContain('globex')
+      await shot(page, 'job-flow')
+      // The parent's link (in the node table) opens the parent's page: the finished root, from history.
+      await page.click(`#flow-nodes tr.current a:has-text("acme-export")`)
+      await expect.poll(() => page.textContent('h1')).toBe(`Job ${acme.jobs['acme-export']}`)
+      expect(await page.textContent('#job-state')).toBe('completed')
+      expect(await page.getAttribute('svg#flow-graph a.current', 'data-node')).toBe(acme.jobs['acme-export'])
+      // The other tenant's flow job is not reachable from this tenant's dashboard.
+      expect((await page.goto(`${origin}/app/jobs/${globex.jobs['globex-pdf']}`))?.status()).toBe(404)
+    } finally {
+      await context.close()
+    }
+    // The operator sees globex's flow on globex's job, with the tenant in every node link.
+    const op = await browser.newPage({ viewport: { width: 1280, height: 300 } })
+    try {
+      await op.goto(`${origin}/ops/jobs/${globex.jobs['globex-mail']}?tenant=globex`)
+      await op.waitForSelector('svg#flow-graph')
+      const hrefs = await op.$$eval('svg#flow-graph a.node', (as) => as.map((a) => a.getAttribute('href')))
+      expect(hrefs).toHaveLength(4)
+      for (const h of hrefs) expect(h).toMatch(/^\/ops\/jobs\/[0-9a-f-]+\?tenant=globex$/)
+      expect(await op.textContent('main')).not.toContain('acme-')
+    } finally {
+      await op.close()
+    }
+  })
 })

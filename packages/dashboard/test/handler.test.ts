@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDashboard, type Dashboard, type DashboardAction } from '../src/index.js'
-import { finishedNotBefore } from '../src/queries/jobs.js'
+import { SCAN_BUDGET, finishedNotBefore } from '../src/queries/jobs.js'
 import { seed, type Seeded } from './seed.js'
 
 let s: Seeded
@@ -232,6 +232,93 @@ describe('operator mode', () => {
       expect((await get(d, '/elsewhere')).status).toBe(404)
     } finally {
       await d.close()
+    }
+  })
+})
+
+describe('flow graph on a job page', () => {
+  const nodes = (prefix: string) => [
+    { ref: `${prefix}-fetch`, queue: 'flowq', type: 'fetch' },
+    { ref: `${prefix}-thumb`, queue: 'flowq', type: 'thumb', dependsOn: [`${prefix}-fetch`] },
+    { ref: `${prefix}-ocr`, queue: 'flowq', type: 'ocr', dependsOn: [`${prefix}-fetch`] },
+    { ref: `${prefix}-merge`, queue: 'flowq', type: 'merge', dependsOn: [`${prefix}-thumb`, `${prefix}-ocr`] },
+  ]
+  const hrefOf = (body: string, ref: string) => new RegExp(`<a href="([^"]+)">${ref}</a>`).exec(body)?.[1]
+
+  it("shows the job's flow in layers, its parents and children linked, this job highlighted", async () => {
+    const a = await s.producer.queues.withTenant('acme').flow(nodes('acme'))
+    const g = await s.producer.queues.withTenant('globex').flow(nodes('globex'))
+    const res = await get(tenantDash, `/jobs/${a.jobs['acme-thumb']}`, 'acme')
+    expect(res.status).toBe(200)
+    const body = await res.text()
+    expect(body).toContain('id="flow-graph"')
+    expect(body).toContain(a.flowId)
+    for (const ref of ['acme-fetch', 'acme-thumb', 'acme-ocr', 'acme-merge']) expect(body).toContain(ref)
+    expect(body).toContain(`class="node waiting current" data-node="${a.jobs['acme-thumb']}"`)
+    expect(body).toContain(`class="node pending" data-node="${a.jobs['acme-fetch']}"`)
+    // The table: thumb's parent is fetch, its child merge, and merge sits two columns right of fetch.
+    const row = new RegExp(`<tr class="current" data-node="${a.jobs['acme-thumb']}">(.*?)</tr>`).exec(body)![1]!
+    expect(row).toContain(`<a href="/jobs/${a.jobs['acme-fetch']}">acme-fetch</a></td><td><a href="/jobs/${a.jobs['acme-merge']}">acme-merge</a>`)
+    expect(new RegExp(`data-node="${a.jobs['acme-merge']}"><td class="num">2</td>`).test(body)).toBe(true)
+    // The parent's link opens the parent's page.
+    const parent = await get(tenantDash, hrefOf(body, 'acme-fetch')!, 'acme')
+    expect(parent.status).toBe(200)
+    expect(await parent.text()).toContain(`class="node pending current" data-node="${a.jobs['acme-fetch']}"`)
+    // Nothing of the other tenant's flow, and its pages stay out of reach.
+    expect(body).not.toContain('globex')
+    expect(body).not.toContain(g.flowId)
+    expect((await get(tenantDash, `/jobs/${g.jobs['globex-thumb']}`, 'acme')).status).toBe(404)
+    // The operator sees each flow under its own tenant, links carrying it.
+    const op = await (await get(operatorDash, `/jobs/${g.jobs['globex-merge']}?tenant=globex`)).text()
+    expect(op).toContain(`/jobs/${g.jobs['globex-thumb']}?tenant=globex`)
+    expect(op).not.toContain('acme-')
+    // A job outside any flow has no flow section.
+    expect(await (await get(tenantDash, `/jobs/${s.acmeJob7}`, 'acme')).text()).not.toContain('flow-graph')
+  })
+
+  it('caps a large flow, this job and its neighbours first, and says how many were left out', async () => {
+    const big = await s.producer.queues.withTenant('acme').flow([
+      { ref: 'split', queue: 'flowq', type: 'split' },
+      ...Array.from({ length: 78 }, (_, i) => ({ ref: `part-${i}`, queue: 'flowq', type: 'part', dependsOn: ['split'] })),
+      { ref: 'join', queue: 'flowq', type: 'join', dependsOn: Array.from({ length: 78 }, (_, i) => `part-${i}`) },
+    ])
+    const body = await (await get(tenantDash, `/jobs/${big.jobs.join}`, 'acme')).text()
+    expect(body).toContain('80 nodes')
+    expect(body).toContain('Showing 60 of 80 nodes')
+    expect(body).toContain(`class="node waiting current" data-node="${big.jobs.join}"`)
+    expect(body.match(/<a href="[^"]+" class="node /g)).toHaveLength(60)
+    // The newest part's page shows its parent and its child, although join is the newest node of all.
+    const last = await (await get(tenantDash, `/jobs/${big.jobs['part-77']}`, 'acme')).text()
+    expect(last).toContain(`class="node waiting current" data-node="${big.jobs['part-77']}"`)
+    expect(last).toContain(`class="node waiting" data-node="${big.jobs.join}"`)
+    expect(last).toContain(`class="node pending" data-node="${big.jobs.split}"`)
+  })
+})
+
+describe('a filter that matches few of many rows', () => {
+  it('reads at most SCAN_BUDGET rows a page, says so, and the next pages go on to the match', async () => {
+    // 25,000 live jobs of one tenant; only the oldest matches the target filter.
+    await s.t.admin.query(`
+      insert into "${s.t.schema}".jobs (tenant_id, queue, type, state, run_at, target)
+      select 'bulk', 'bulkq', 'x', 'scheduled', now() + interval '1 day', jsonb_build_object('customer', jsonb_build_object('id', case when i = 1 then 999 else 1 end))
+        from generate_series(1, ${SCAN_BUDGET + 5_000}) i`)
+    // Ids made in the same millisecond are not in insert order, so find the match by its target.
+    const oldest = (await s.t.admin.query(`select id from "${s.t.schema}".jobs where tenant_id = 'bulk' and target @> '{"customer":{"id":999}}'`)).rows[0].id as string
+    const newer = (await s.t.admin.query(`select count(*)::int as n from "${s.t.schema}".jobs where tenant_id = 'bulk' and id > $1`, [oldest])).rows[0].n as number
+    expect(newer).toBeGreaterThan(SCAN_BUDGET)
+    for (const [d, tenant, first] of [[tenantDash, 'bulk', '/jobs?target=customer.id%3D999'], [operatorDash, undefined, '/jobs?target=customer.id%3D999']] as const) {
+      const one = await (await get(d, first, tenant)).text()
+      expect(one).toContain('id="scan-budget"')
+      expect(one).not.toContain(oldest)
+      const next = /id="next-page" href="([^"]+)"/.exec(one)![1]!.replaceAll('&amp;', '&')
+      let body = await (await get(d, next, tenant)).text()
+      // The operator's budget is shared out between the tenants, so it may take more pages.
+      for (let i = 0; i < 10 && !body.includes(oldest); i++) {
+        const more = /id="next-page" href="([^"]+)"/.exec(body)
+        if (!more) break
+        body = await (await get(d, more[1]!.replaceAll('&amp;', '&'), tenant)).text()
+      }
+      expect(body).toContain(oldest)
     }
   })
 })

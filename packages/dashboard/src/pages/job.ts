@@ -2,6 +2,8 @@ import { decodeBody } from '@pgqueue/core/internal'
 import { html, formatTime, type Html } from '../html.js'
 import { actionForm, jobHref, type PageContext } from '../context.js'
 import { jobGetHistory, jobGetLive } from '../queries/jobs.js'
+import { flowGraph } from '../queries/flows.js'
+import { FLOW_GRAPH_CAP, flowSection } from './flow-graph.js'
 
 /** One job, live or finished, or null when this scope has no such job (a 404, whoever owns the id). */
 export async function jobPage(ctx: PageContext, id: string): Promise<Html | null> {
@@ -10,9 +12,14 @@ export async function jobPage(ctx: PageContext, id: string): Promise<Html | null
   const found = await ctx.read(async (db) => {
     const live = await jobGetLive(db, p)
     const hist = live ? undefined : await jobGetHistory(db, p)
-    return { live, hist }
+    const job = live ?? hist
+    // The flow is read as the job's own tenant, in the same transaction (tenant mode: under RLS).
+    const flow = job?.flow_id
+      ? await flowGraph(db, { schema: ctx.options.schema, tenantId: job.tenant_id, flowId: job.flow_id, jobId: job.id, cap: FLOW_GRAPH_CAP })
+      : undefined
+    return { live, hist, flow }
   })
-  const { live, hist } = found
+  const { live, hist, flow } = found
   const job = live ?? hist
   if (!job) return null
   const f = { tenant: job.tenant_id, id: job.id }
@@ -38,7 +45,8 @@ ${job.schedule_id ? html`<dt>schedule</dt><dd><code>${job.schedule_id}</code></d
 <h2>Payload <span class="muted">${job.payload_type ?? ''}</span></h2>${body(job.payload, job.payload_type)}
 <h2>Target</h2><pre id="target">${job.target === null ? '-' : JSON.stringify(job.target, null, 2)}</pre>
 ${hist ? html`<h2>Result <span class="muted">${hist.result_type ?? ''}</span></h2>${body(hist.result, hist.result_type)}` : ''}
-${error ? html`<h2>${live ? 'Last error' : 'Error'}</h2>${errorBlock(error)}` : ''}`
+${error ? html`<h2>${live ? 'Last error' : 'Error'}</h2>${errorBlock(error)}` : ''}
+${flow && flow.nodes.length > 0 ? flowSection(ctx, job.tenant_id, job.flow_id!, job.id, flow) : ''}`
 }
 
 /** A payload or result shown by its type: JSON pretty-printed, text as text, other bytes as hex. */

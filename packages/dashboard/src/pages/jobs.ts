@@ -1,7 +1,7 @@
 import { PgQueueValidationError, type HistoryState, type JobState } from '@pgqueue/core/internal'
 import { html, formatTime, type Html } from '../html.js'
 import { jobHref, type PageContext } from '../context.js'
-import { jobListHistory, jobListLive, type JobFilter, type JobListRow } from '../queries/jobs.js'
+import { SCAN_BUDGET, jobListHistory, jobListLive, type JobFilter, type JobListPage } from '../queries/jobs.js'
 
 const LIVE: JobState[] = ['pending', 'held', 'scheduled', 'running']
 const FINISHED: HistoryState[] = ['completed', 'failed', 'cancelled']
@@ -47,8 +47,8 @@ function parseDate(field: string, v: string | null): Date | undefined {
   return d
 }
 
-function cursorOf(row: JobListRow, finished: boolean): string {
-  return Buffer.from(JSON.stringify(finished ? [row.finished_us, row.id] : [row.id])).toString('base64url')
+function cursorOf(at: NonNullable<JobListPage['next']>, finished: boolean): string {
+  return Buffer.from(JSON.stringify(finished ? [at.finishedUs, at.id] : [at.id])).toString('base64url')
 }
 
 function decodeCursor(c: string | null): string[] | undefined {
@@ -78,14 +78,14 @@ export async function jobsPage(ctx: PageContext): Promise<Html> {
     ...(parseDate('since', q.get('since')) ? { since: parseDate('since', q.get('since'))! } : {}),
     ...(parseDate('until', q.get('until')) ? { until: parseDate('until', q.get('until'))! } : {}),
     ...(parseTargetFilter(targetText) ? { targetContains: parseTargetFilter(targetText) } : {}),
-    limit: PAGE + 1,
+    limit: PAGE,
   }
   // The operator's history over every tenant reads the last day unless told otherwise: each tenant's
   // newest rows are probed per history partition, so the window bounds the partitions probed.
   const defaultWindow = finished && filter.tenantId === undefined && filter.since === undefined
   if (defaultWindow) filter.since = new Date(Date.now() - 86_400_000)
   const cursor = decodeCursor(q.get('cursor'))
-  const rows = await ctx.read((db) =>
+  const { rows: page, next: nextAt, budgetHit } = await ctx.read((db) =>
     finished
       ? jobListHistory(db, {
           ...filter,
@@ -94,8 +94,7 @@ export async function jobsPage(ctx: PageContext): Promise<Html> {
         })
       : jobListLive(db, { ...filter, ...(state !== 'live' ? { states: [state as JobState] } : {}), ...(cursor && cursor.length === 1 ? { beforeId: cursor[0]! } : {}) }),
   )
-  const page = rows.slice(0, PAGE)
-  const next = rows.length > PAGE ? cursorOf(page[page.length - 1]!, finished) : undefined
+  const next = nextAt ? cursorOf(nextAt, finished) : undefined
   const keep = Object.fromEntries([...q.entries()].filter(([k]) => k !== 'cursor' && k !== 'done' && k !== 'error'))
   const operator = ctx.tenantId === undefined
   const opt = (v: string, label: string) => html`<option value="${v}"${v === state ? html` selected` : ''}>${label}</option>`
@@ -109,6 +108,7 @@ ${operator ? html`<label>tenant <input name="tenant" value="${q.get('tenant') ??
 <label>target <input name="target" value="${targetText}" placeholder="customer.id=7" size="22"></label>
 <button type="submit">Filter</button></form>
 ${defaultWindow ? html`<p class="muted">Finished in the last 24 hours; set <i>since</i> or a tenant for more.</p>` : ''}
+${budgetHit ? html`<p class="muted" id="scan-budget">Read ${SCAN_BUDGET.toLocaleString('en-US')} jobs${operator ? ' (shared between the tenants)' : ''} for this page and stopped: the next page goes on with older jobs.</p>` : ''}
 <table id="jobs"><thead><tr>${operator ? html`<th>tenant</th>` : ''}<th>id</th><th>queue</th><th>type</th><th>state</th><th class="num">attempt</th><th>target</th>
 <th>${finished ? 'finished' : 'run at'}</th><th>error</th></tr></thead><tbody>
 ${page.length === 0 ? html`<tr><td colspan="9" class="muted">no jobs match</td></tr>` : ''}

@@ -2,7 +2,9 @@ import { html, type Html } from '../html.js'
 import { actionForm, canAct, type PageContext } from '../context.js'
 import { jobCountByTenantQueue, queueSettingsList, tenantPage } from '../queries/queues.js'
 
-const TENANTS_PER_PAGE = 50
+// Counting reads jobs_state_idx over every live job of the page's tenants (index-only): the page's cost
+// grows with the live jobs of its tenants, so it takes fewer of them.
+const TENANTS_PER_PAGE = 20
 
 /** Queues per (tenant, queue): live counts and settings, with pause/resume, cap and retry policy. */
 export async function queuesPage(ctx: PageContext): Promise<Html> {

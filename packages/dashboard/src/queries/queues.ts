@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import type { Database, JobState } from '@pgqueue/core/internal'
+import type { Database } from '@pgqueue/core/internal'
 
 /**
  * A page of tenant ids that have live jobs or queue settings, in order after `after`: a skip-scan of the
@@ -30,14 +30,24 @@ export async function queueSettingsList(db: Kysely<Database>, p: { schema: strin
 }
 
 /**
- * Live counts per (state, tenant, queue) of the given tenants: pending jobs from jobs_tenant_claim_idx,
- * the other states from jobs_state_idx (state, tenant_id, queue), which leaves pending jobs out.
+ * Live counts per (state, tenant, queue) of the given tenants, per tenant in index order (index-only
+ * scans into a GroupAggregate; one aggregate over all of them hashed every row: 394 ms for 200,000
+ * rows against 70). Pending jobs are counted in jobs_tenant_claim_idx (tenant_id, queue, ...), the
+ * other states in jobs_state_idx (state, tenant_id, queue), which leaves pending jobs out: each branch
+ * names its states as constants, so the planner can match the partial indexes.
  */
 export async function jobCountByTenantQueue(db: Kysely<Database>, p: { schema: string; tenantIds: string[] }) {
   if (p.tenantIds.length === 0) return []
-  const counts = (states: JobState[]) => db.withSchema(p.schema).selectFrom('jobs')
-    .select((eb) => ['state', 'tenant_id', 'queue', eb.fn.countAll<string>().as('n')])
-    .where('state', 'in', states).where('tenant_id', 'in', p.tenantIds)
-    .groupBy(['state', 'tenant_id', 'queue'])
-  return counts(['pending']).unionAll(counts(['held', 'scheduled', 'running'])).execute()
+  const jobs = sql.table(`${p.schema}.jobs`)
+  const { rows } = await sql<{ state: string; tenant_id: string; queue: string; n: string }>`
+    select c.state, t.tenant_id, c.queue, c.n
+      from unnest(${p.tenantIds}::text[]) t(tenant_id)
+     cross join lateral (
+       select 'pending'::text as state, queue, count(*) as n from ${jobs}
+        where state = 'pending' and tenant_id = t.tenant_id group by queue
+       union all
+       select state, queue, count(*) from ${jobs}
+        where state in ('held', 'scheduled', 'running') and tenant_id = t.tenant_id group by state, queue
+     ) c`.execute(db)
+  return rows
 }
