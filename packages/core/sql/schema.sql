@@ -423,7 +423,7 @@ begin
   update pgqueue.queue_clocks as c
      set (last_vt, head_vt, head_at) = (
            select greatest(c.last_vt, coalesce(h.vt - v_stride, h.idle_vt)) + p_n * v_stride,
-                  coalesce(h.vt, h.idle_vt),
+                  coalesce(h.vt, greatest(h.idle_vt, c.last_vt)),
                   case when h.vt is null and h.recent then c.head_at else clock_timestamp() end
              -- OFFSET 0 keeps each read a subquery run once (flattened, it ran once per reference).
              from (select h0.vt, h0.recent,

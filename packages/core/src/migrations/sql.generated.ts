@@ -2620,10 +2620,13 @@ alter table :schema.live_counts add column waiting integer not null default 0;
 -- - each (tenant, queue) clock row keeps head_vt, the head its last advance saw, and the pair's next
 --   advance reads the head from there on, past the entries of jobs claimed before. The head only moves
 --   up, except for a job that comes back to pending with the vt it had (a release at shutdown, a
---   rescued lease) or one pushed concurrently from an older head: such a job below head_vt is not seen
---   by this pair's next advance, so if the pair joins the round then, it starts after that job rather
---   than beside it (one slot later per such job; the claim still takes the job first). A pair without
---   head_vt (new, or from before this migration) reads from the front once.
+--   rescued lease) or one pushed from an older head (concurrently, or from a head up to a second old,
+--   below): such a job below head_vt is not seen by this pair's next advance, so if the pair joins the
+--   round then, it starts after that job rather than beside it (one slot later per such job; the claim
+--   still takes the job first). A pair without head_vt (new, or from before this migration) reads from
+--   the front once.
+-- - with nothing pending from head_vt on, head_vt moves up to the pair's own clock (what it pushes now
+--   goes above it, and so does what others push after it), so an idle queue's next read starts there.
 -- - with nothing pending from head_vt on, a pair whose head was read less than a second ago
 --   (head_at, the server's clock) goes on from that head instead of reading every clock of the queue;
 --   older than that, it reads them as before and keeps the result. So a tenant coming back to an idle
@@ -2649,7 +2652,7 @@ begin
   update :schema.queue_clocks as c
      set (last_vt, head_vt, head_at) = (
            select greatest(c.last_vt, coalesce(h.vt - v_stride, h.idle_vt)) + p_n * v_stride,
-                  coalesce(h.vt, h.idle_vt),
+                  coalesce(h.vt, greatest(h.idle_vt, c.last_vt)),
                   case when h.vt is null and h.recent then c.head_at else clock_timestamp() end
              -- OFFSET 0 keeps each read a subquery run once (flattened, it ran once per reference).
              from (select h0.vt, h0.recent,

@@ -109,7 +109,10 @@ export async function jobClaimMany(
        set state = 'running', attempt = j.attempt + 1, lease_owner = $3,
            lease_expires_at = now() + $4 * interval '1 millisecond', started_at = now(), updated_at = now()
      where j.ctid = any((select ctids from picked)::tid[])
-       and j.state = 'pending'
+       -- Compared with a subquery's value, not a constant: that does not match jobs_claim_idx's
+       -- predicate, so the planner cannot read the whole index instead of the TIDs (it did when the
+       -- table's statistics were small, and under an old snapshot the index holds every job run since).
+       and j.state = (select 'pending')
     returning ${CLAIM_COLUMNS}, j.vt`
   const { rows } = await db.query<ClaimedRow & { vt: string }>(text, values)
   // vt is a bigint (text), never negative: compare lengths first, then the digits.
