@@ -203,6 +203,8 @@ table queue_clocks with (fillfactor=50) -- row level security
   tenant_id text collate "C" not null
   queue text collate "C" not null
   last_vt bigint not null
+  head_vt bigint
+  head_at timestamp with time zone
   constraint queue_clocks_pkey PRIMARY KEY (tenant_id, queue)
 
 table queue_defaults
@@ -412,24 +414,51 @@ $$;
 
 function fair_clock_advance(p_tenant text, p_queue text, p_n bigint) returns bigint volatile security definer set search_path=pg_catalog, pg_temp, enable_seqscan=off as $$
 declare
+  v_seen bigint;
   v_head bigint;
   v_last bigint;
   v_stride bigint := pgqueue.fair_clock_stride(p_tenant, p_queue);
 begin
-  -- The head is the lowest slot of the queue, whatever its priority: priority never moves a tenant's
-  -- clock, so it cannot move the tenant ahead of others.
-  select j.vt into v_head from pgqueue.jobs j
+  -- The usual advance: the pair's row is there; read the head from the one it saw last time.
+  update pgqueue.queue_clocks as c
+     set (last_vt, head_vt, head_at) = (
+           select greatest(c.last_vt, coalesce(h.vt - v_stride, h.idle_vt)) + p_n * v_stride,
+                  coalesce(h.vt, greatest(h.idle_vt, c.last_vt)),
+                  case when h.vt is null and h.recent then c.head_at else clock_timestamp() end
+             -- OFFSET 0 keeps each read a subquery run once (flattened, it ran once per reference).
+             from (select h0.vt, h0.recent,
+                          case when h0.vt is null then
+                            case when h0.recent then c.head_vt
+                                 -- Nothing pending: the newest value handed out in this queue is where
+                                 -- claiming stopped.
+                                 else (select q.last_vt from pgqueue.queue_clocks q where q.queue = p_queue
+                                        order by q.last_vt desc limit 1) end end as idle_vt
+                     from (select (select j.vt from pgqueue.jobs j
+                                    where j.queue = p_queue and j.state = 'pending'
+                                      and j.vt >= coalesce(c.head_vt, -9223372036854775808)
+                                    order by j.vt limit 1) as vt,
+                                  coalesce(c.head_at > clock_timestamp() - interval '1 second', false) as recent
+                           offset 0) h0
+                   offset 0) h)
+   where c.tenant_id = p_tenant and c.queue = p_queue
+  returning c.last_vt into v_last;
+  if found then
+    return v_last;
+  end if;
+
+  -- The pair's first advance (as in 0015): the head from the front of the index.
+  select j.vt into v_seen from pgqueue.jobs j
    where j.queue = p_queue and j.state = 'pending'
    order by j.vt limit 1;
-  if v_head is null then
-    -- Nothing pending: the newest value handed out in this queue is where claiming stopped.
+  if v_seen is null then
     select c.last_vt into v_head from pgqueue.queue_clocks c where c.queue = p_queue order by c.last_vt desc limit 1;
+    v_seen := v_head;
   else
     -- A tenant joining the round gets its first job at the head itself.
-    v_head := v_head - v_stride;
+    v_head := v_seen - v_stride;
   end if;
-  insert into pgqueue.queue_clocks as c (tenant_id, queue, last_vt)
-  values (p_tenant, p_queue, coalesce(v_head, 0) + p_n * v_stride)
+  insert into pgqueue.queue_clocks as c (tenant_id, queue, last_vt, head_vt, head_at)
+  values (p_tenant, p_queue, coalesce(v_head, 0) + p_n * v_stride, v_seen, clock_timestamp())
   on conflict (tenant_id, queue) do update set last_vt = greatest(c.last_vt, coalesce(v_head, 0)) + p_n * v_stride
   returning c.last_vt into v_last;
   return v_last;
@@ -997,10 +1026,17 @@ begin
   -- Keys held by a running job are left alone, and read without a lock: an upsert would lock the running
   -- row until this transaction ends (even when its WHERE refuses the update), and a producer's open
   -- transaction must not hold a row its worker needs.
+  -- [0022] One jobs_key_idx probe per keyed job, and none without keys: joined plainly, the planner
+  -- could read the tenant's running jobs from jobs_state_idx first, and under an old snapshot that
+  -- walks every job the tenant ran since (OFFSET 0 keeps the lateral subquery a per-row probe).
   running as (
     select g.ord, j.id, j.queue, j.key, j.state, j.run_at, j.created_at
-      from given g join pgqueue.jobs j on j.tenant_id = p_tenant and j.queue = g.queue and j.key = g.key
-     where g.key is not null and j.state = 'running'
+      from given g
+     cross join lateral (
+       select j.id, j.queue, j.key, j.state, j.run_at, j.created_at from pgqueue.jobs j
+        where j.tenant_id = p_tenant and j.queue = g.queue and j.key = g.key and j.state = 'running'
+       offset 0) j
+     where g.key is not null
   ),
   input as (
     select i.ord, i.id, i.queue, i.type, i.key, i.payload, i.payload_type, i.target,

@@ -135,6 +135,10 @@ export interface QueueClocksTable {
   tenant_id: string
   queue: string
   last_vt: ColumnType<string, string | number | bigint, string | number | bigint>
+  /** The queue's head as the pair's last advance read it; its next advance reads from there (0022). */
+  head_vt: ColumnType<string | null, string | number | bigint | null | undefined, string | number | bigint | null>
+  /** When head_vt was read (the server's clock). */
+  head_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
 }
 
 /** pgqueue.queue_defaults: an operator's retry policy per queue, for every tenant. */

@@ -24,7 +24,7 @@ const COLUMNS: { [T in keyof Database]: Record<keyof Database[T], true> } = {
     tenant_id: true, queue: true, paused: true, max_concurrency: true, retry_policy: true, display_name: true,
     keep_completed: true, created_at: true, updated_at: true,
   },
-  queue_clocks: { tenant_id: true, queue: true, last_vt: true },
+  queue_clocks: { tenant_id: true, queue: true, last_vt: true, head_vt: true, head_at: true },
   fair_weights: { tenant_id: true, queue: true, weight: true, updated_at: true },
   fair_blocks: { tenant_id: true, queue: true, until: true },
   queue_defaults: { queue: true, retry_policy: true, updated_at: true },

@@ -25,6 +25,7 @@ const RELEASED: Array<[number, string, string]> = [
   [19, 'flows', '21692f2e3c0111841237fb5b0ff5e1d2924c143f8695d3027689482de32821ee'],
   [20, 'trace_context', 'b2471e6dc921089450be532c4dc38f074663b1332fde9068203479392a71db7d'],
   [21, 'live_counts_waiting', '252298ab0f2531697f56d94f4317b83f6aaeb70c728b2fe02f067cb80649ba5d'],
+  [22, 'clock_head_from', '463c6688f859544e23a8c3758069e3fc4bcd6e222fa40ba625a81c3c3ed5a061'],
   [24, 'state_index_skips_pending', 'd9c0aac596998adb9ab7f965c3b2749d32b9b5fd3d3810596e9cf84ba1b355bb'],
 ]
 

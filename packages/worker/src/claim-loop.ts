@@ -19,6 +19,7 @@
 import { performance } from 'node:perf_hooks'
 import type pg from 'pg'
 import { decodeBody, sleep } from '@pgqueue/core/internal'
+import { ClaimFloors } from './claim-floor.js'
 import { ClaimSizer } from './claim-sizer.js'
 import type { Job } from './job.js'
 import type { LeaseOwners } from './lease-owner.js'
@@ -74,6 +75,8 @@ export class ClaimLoop {
   private readonly lastQueues = new Map<string, string>()
   /** Per queue: whether it has pending jobs with a priority other than 0, and when that was asked. */
   private readonly priorityQueues = new Map<string, { mixed: boolean; at: number }>()
+  /** Where the plain claim of each queue starts reading (issue 19: dead entries under an old snapshot). */
+  private readonly floors = new ClaimFloors()
 
   constructor(private readonly d: ClaimLoopDeps) {
     const o = d.options
@@ -182,8 +185,18 @@ export class ClaimLoop {
       const owner = this.d.owners.next()
       const sentAt = performance.now()
       const maxBytes = Math.max(1, o.claimMaxBytes - this.bufferedBytes)
-      const claim = (await this.usesPriorities(queue)) ? jobClaimManyByPriority : jobClaimMany
-      const rows = await claim(this.d.pool, { schema: o.schema, queue, owner, leaseMs: o.leaseMs, limit: want - got, maxBytes, types: o.types })
+      const args = { schema: o.schema, queue, owner, leaseMs: o.leaseMs, limit: want - got, maxBytes, types: o.types }
+      let rows: ClaimedRow[]
+      if (await this.usesPriorities(queue)) {
+        this.floors.forget(queue)
+        rows = await jobClaimManyByPriority(this.d.pool, args)
+      } else {
+        const at = performance.now()
+        const plain = await jobClaimMany(this.d.pool, { ...args, fromVt: this.floors.from(queue, at) })
+        // Sorted by vt: the first is the lowest.
+        if (plain.length > 0) this.floors.claimed(queue, at, plain[0]!.vt)
+        rows = plain
+      }
       got += this.accept(rows, () => queue, owner, sentAt)
       if (this.bufferedBytes >= o.claimMaxBytes) break
     }

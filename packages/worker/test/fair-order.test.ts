@@ -148,4 +148,31 @@ describe('fair order', () => {
     expect(await fairWeightDelete(pool, { schema: t.schema, tenantId: 'v', queue: 'q' })).toBe(true)
     expect(await fairWeightList(pool, { schema: t.schema, tenantId: 'v' })).toHaveLength(1)
   })
+
+  it('a job back to pending below the claim floor still runs, within about a second (issue 19)', async () => {
+    const started = new Map<string, number>()
+    const w = Worker.create(t.workerUrl, { nodeId: 'w-floor', schema: t.schema, queues: ['floor'], pollMs: 50, concurrency: 4 }, async (job) => {
+      started.set(job.id, performance.now())
+    })
+    await w.start()
+    try {
+      // A steady trickle, so the Worker claims from a floor (the lowest vt it claimed 500 ms before).
+      for (let i = 0; i < 15; i++) {
+        await pushJobs(pool, t.schema, `f${i % 3}`, 'floor', 5)
+        await new Promise((r) => setTimeout(r, 60))
+      }
+      const [late] = await pushJobs(pool, t.schema, 'f0', 'floor', 1, { runAt: new Date(Date.now() + 3_600_000) })
+      // As a release does: back to pending with a vt far below everything claimed so far.
+      await t.admin.query(`update "${t.schema}".jobs set state = 'pending', vt = 0, run_at = now() where id = $1`, [late])
+      const at = performance.now()
+      for (let i = 0; i < 10; i++) {
+        await pushJobs(pool, t.schema, `f${i % 3}`, 'floor', 5)
+        await new Promise((r) => setTimeout(r, 60))
+      }
+      await waitFor(() => started.has(late!), { timeoutMs: 10_000, message: 'the job below the floor started' })
+      expect(started.get(late!)! - at).toBeLessThan(3_000)
+    } finally {
+      await w.stop()
+    }
+  })
 })

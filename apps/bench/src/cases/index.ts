@@ -127,7 +127,11 @@ export const cases: CaseDef[] = [
     better: 'higher',
     libs: LIBS_ONLY,
     fullOnly: true,
-    params: (m) => (m === 'quick' ? { rate: 500, durationMs: 5_000, timeoutMs: 60_000 } : { rate: 3_000, durationMs: 120_000, timeoutMs: 300_000 }),
+    // PGQUEUE_BENCH_LONG_TX_SECONDS shortens (or lengthens) the run outside --quick, for investigations.
+    params: (m) =>
+      m === 'quick'
+        ? { rate: 500, durationMs: 5_000, timeoutMs: 60_000 }
+        : { rate: 3_000, durationMs: 1000 * Number(process.env.PGQUEUE_BENCH_LONG_TX_SECONDS || 120), timeoutMs: 300_000 },
     run: (ctx, p) => longTransaction(ctx, p as { rate: number; durationMs: number; timeoutMs: number }),
   },
   {

@@ -87,10 +87,13 @@ const ROW_BYTES = `coalesce(octet_length(j.payload), 0)
  */
 export async function jobClaimMany(
   db: Queryable,
-  p: { schema: string; queue: string; owner: string; leaseMs: number; limit: number; maxBytes: number; types: string[] | undefined },
-): Promise<ClaimedRow[]> {
+  p: { schema: string; queue: string; owner: string; leaseMs: number; limit: number; maxBytes: number; types: string[] | undefined; fromVt?: string },
+): Promise<(ClaimedRow & { vt: string })[]> {
   const s = quoteIdent(p.schema)
-  const typeFilter = p.types ? 'and j.type = any($6::text[])' : ''
+  const values: unknown[] = [p.queue, p.limit, p.owner, p.leaseMs, p.maxBytes]
+  const typeFilter = p.types ? `and j.type = any($${values.push(p.types)}::text[])` : ''
+  // fromVt (see ClaimFloors): the index scan starts there instead of at the queue's front.
+  const fromFilter = p.fromVt !== undefined ? `and j.vt >= $${values.push(p.fromVt)}::bigint` : ''
   const text = `
     with picked as (
       select array_agg(ctid) filter (where before is null or before < $5) as ctids,
@@ -98,7 +101,7 @@ export async function jobClaimMany(
         select ctid, sum(bytes) over (rows between unbounded preceding and 1 preceding) as before from (
           select j.ctid, ${ROW_BYTES} as bytes
             from ${s}.jobs j
-           where j.queue = $1 and j.state = 'pending' ${typeFilter}
+           where j.queue = $1 and j.state = 'pending' ${typeFilter} ${fromFilter}
            order by j.vt
            limit $2
            for update skip locked) l) x)
@@ -106,10 +109,11 @@ export async function jobClaimMany(
        set state = 'running', attempt = j.attempt + 1, lease_owner = $3,
            lease_expires_at = now() + $4 * interval '1 millisecond', started_at = now(), updated_at = now()
      where j.ctid = any((select ctids from picked)::tid[])
-       and j.state = 'pending'
+       -- Compared with a subquery's value, not a constant: that does not match jobs_claim_idx's
+       -- predicate, so the planner cannot read the whole index instead of the TIDs (it did when the
+       -- table's statistics were small, and under an old snapshot the index holds every job run since).
+       and j.state = (select 'pending')
     returning ${CLAIM_COLUMNS}, j.vt`
-  const values: unknown[] = [p.queue, p.limit, p.owner, p.leaseMs, p.maxBytes]
-  if (p.types) values.push(p.types)
   const { rows } = await db.query<ClaimedRow & { vt: string }>(text, values)
   // vt is a bigint (text), never negative: compare lengths first, then the digits.
   rows.sort((a, b) => a.vt.length - b.vt.length || (a.vt < b.vt ? -1 : a.vt > b.vt ? 1 : 0))
