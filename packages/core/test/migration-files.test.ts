@@ -25,6 +25,7 @@ const RELEASED: Array<[number, string, string]> = [
   [19, 'flows', '21692f2e3c0111841237fb5b0ff5e1d2924c143f8695d3027689482de32821ee'],
   [20, 'trace_context', 'b2471e6dc921089450be532c4dc38f074663b1332fde9068203479392a71db7d'],
   [21, 'live_counts_waiting', '252298ab0f2531697f56d94f4317b83f6aaeb70c728b2fe02f067cb80649ba5d'],
+  [23, 'claim_index_keyset', 'e9757ea94b3fe8dcdbb45a0f0c83b46630306f81e43149a07fcdc2cabc6d3f79'],
 ]
 
 describe('migration files', () => {

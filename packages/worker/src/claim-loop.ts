@@ -23,7 +23,7 @@ import { ClaimSizer } from './claim-sizer.js'
 import type { Job } from './job.js'
 import type { LeaseOwners } from './lease-owner.js'
 import type { ResolvedWorkerOptions } from './options.js'
-import { jobClaimAcrossQueues, jobClaimMany, jobClaimManyByPriority, jobQueueHasPriorities, rowKey, type ClaimedRow } from './queries/jobs.js'
+import { comparePositions, jobClaimAcrossQueues, jobClaimMany, jobClaimManyByPriority, jobQueueHasPriorities, rowKey, type ClaimedRow, type ClaimPosition } from './queries/jobs.js'
 import type { Run } from './run.js'
 import { IdleClaimPacer, Wakeup } from './wakeup.js'
 
@@ -47,6 +47,15 @@ export interface ClaimLoopDeps {
 
 /** How often the loop asks whether a queue has pending jobs with a priority other than 0. */
 const PRIORITY_CHECK_MS = 1_000
+/** The plain claim walks a queue from its lowest entry this often, or less often when the walks are slow (see claimPlain()). */
+export const FULL_CLAIM_MIN_MS = 100
+/** ...but at least this often. */
+export const FULL_CLAIM_MAX_MS = 5_000
+
+/** When the next walk from a queue's lowest entry is due, after one sent at `sent` came back at `back`. */
+function nextFullWalk(sent: number, back: number): number {
+  return back + Math.min(FULL_CLAIM_MAX_MS, Math.max(FULL_CLAIM_MIN_MS, 20 * (back - sent)))
+}
 
 export class ClaimLoop {
   private readonly buffer: Run[] = []
@@ -74,6 +83,8 @@ export class ClaimLoop {
   private readonly lastQueues = new Map<string, string>()
   /** Per queue: whether it has pending jobs with a priority other than 0, and when that was asked. */
   private readonly priorityQueues = new Map<string, { mixed: boolean; at: number }>()
+  /** Per queue: where this worker's last plain claim began, and when the next one walks from the lowest entry. */
+  private readonly positions = new Map<string, { from: ClaimPosition; fullDue: number }>()
 
   constructor(private readonly d: ClaimLoopDeps) {
     const o = d.options
@@ -182,12 +193,51 @@ export class ClaimLoop {
       const owner = this.d.owners.next()
       const sentAt = performance.now()
       const maxBytes = Math.max(1, o.claimMaxBytes - this.bufferedBytes)
-      const claim = (await this.usesPriorities(queue)) ? jobClaimManyByPriority : jobClaimMany
-      const rows = await claim(this.d.pool, { schema: o.schema, queue, owner, leaseMs: o.leaseMs, limit: want - got, maxBytes, types: o.types })
+      const args = { schema: o.schema, queue, owner, leaseMs: o.leaseMs, limit: want - got, maxBytes, types: o.types }
+      const rows = (await this.usesPriorities(queue)) ? await jobClaimManyByPriority(this.d.pool, args) : await this.claimPlain(args)
       got += this.accept(rows, () => queue, owner, sentAt)
       if (this.bufferedBytes >= o.claimMaxBytes) break
     }
     return got
+  }
+
+  /**
+   * The plain claim, resumed where this worker's last claim of the queue began (its lowest (vt, id);
+   * see ClaimPosition) rather than at the queue's lowest entry, so its cost does not grow with the jobs
+   * claimed since the oldest transaction open on the server. New work joins at or above that place:
+   * a push's first slot is the queue's head, which no job this worker just left pending lies below,
+   * and among equal vt a later push has a later id. What can lie below it: a job released at shutdown
+   * (it keeps its vt) and tenants that join the queue right after it (the head is then that job's
+   * slot), a push whose transaction stayed open while claims went on, a row another worker's failed
+   * claim gave back. So the claim walks from the lowest entry again when a resumed claim comes back
+   * short (right away, for the rest), and every FULL_CLAIM_MIN_MS, or 20 times as long as the last
+   * such walk took when that is longer (at most FULL_CLAIM_MAX_MS): while an old transaction keeps
+   * the dead entries a walk steps over from being marked, the walks then cost about 5 % of the time.
+   */
+  private async claimPlain(args: Parameters<typeof jobClaimMany>[1]): Promise<ClaimedRow[]> {
+    const started = performance.now()
+    let at = this.positions.get(args.queue)
+    if (at && started >= at.fullDue) at = undefined
+    let rows = await jobClaimMany(this.d.pool, { ...args, ...(at ? { from: at.from } : {}) })
+    let fullDue = at?.fullDue
+    if (!at) fullDue = nextFullWalk(started, performance.now())
+    else if (rows.length < args.limit && this.running) {
+      // Short: the rest of the queue may lie below. The byte budget also cuts claims short; then this
+      // second claim takes what fits of the rest, as the first would have.
+      const bytes = rows.reduce((n, r) => n + (r.payload?.length ?? 0), 0)
+      if (bytes < args.maxBytes) {
+        // Same owner: no job can be in both claims (the first one's rows are running), and the
+        // owner only has to tell this run of a job from its other runs.
+        const sent = performance.now()
+        const more = await jobClaimMany(this.d.pool, { ...args, limit: args.limit - rows.length, maxBytes: args.maxBytes - bytes })
+        fullDue = nextFullWalk(sent, performance.now())
+        if (more.length > 0) rows = [...rows, ...more].sort(comparePositions)
+      }
+    }
+    if (this.positions.size > 10_000) this.positions.clear()
+    if (rows.length > 0) this.positions.set(args.queue, { from: { vt: rows[0]!.vt, id: rows[0]!.id }, fullDue: fullDue! })
+    else this.positions.delete(args.queue)
+    return rows
   }
 
   /**
