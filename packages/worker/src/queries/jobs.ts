@@ -160,7 +160,7 @@ export async function jobQueueHasPriorities(db: Queryable, p: { schema: string; 
  * Fair order: a pending job's vt is its tenant's slot in the queue (stamped at push by the tenant's
  * fair clock); priority only decides which of the tenant's own jobs fills a slot, so it never moves a
  * tenant ahead of another (issue 18). The claim takes the `limit` lowest slots over jobs_claim_idx
- * (queue, vt) with SKIP LOCKED, counts them per tenant, and gives each tenant that many of its own
+ * (queue, vt, id) with SKIP LOCKED, counts them per tenant, and gives each tenant that many of its own
  * jobs in (priority desc, vt) order over jobs_tenant_claim_idx. A tenant whose pending jobs all have
  * the priority of its slots (one index probe tells: its highest priority is not above its slots'
  * lowest) has its slots claimed as they are; only a tenant with higher-priority jobs waiting runs the
