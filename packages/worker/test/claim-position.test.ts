@@ -30,6 +30,10 @@ describe('claim position', () => {
     const from = order[5]!
     const rows = await jobClaimMany(pool, { ...claimArgs('pos', 3), from })
     expect(rows.map((r) => [r.vt, r.id])).toEqual(order.slice(5, 8).map((r) => [r.vt, r.id]))
+    // With a type filter the position's parameters come after the types.
+    expect(await jobClaimMany(pool, { ...claimArgs('pos', 2), types: ['other'], from })).toEqual([])
+    const typed = await jobClaimMany(pool, { ...claimArgs('pos', 1), types: ['work'], from })
+    expect(typed.map((r) => r.id)).toEqual([order[8]!.id])
     // Without a position the claim starts at the lowest entry, as before.
     const first = await jobClaimMany(pool, claimArgs('pos', 2))
     expect(first.map((r) => r.id)).toEqual(order.slice(0, 2).map((r) => r.id))
