@@ -103,10 +103,11 @@ export async function runBench(o: BenchOptions): Promise<Report> {
   const steps = plan(o.mode, o.only)
   const results = new Map<string, Map<LibName, ChildOutcome[]>>()
   for (const { def, libs } of steps) results.set(def.id, new Map(libs.map((l) => [l, []])))
-  const total = steps.reduce((n, s) => n + s.libs.length, 0) * o.reps
+  const total = steps.reduce((n, s) => n + s.libs.length * (s.def.oneRep ? 1 : o.reps), 0)
   let done = 0
   for (let rep = 1; rep <= o.reps; rep++) {
     for (const { def, libs } of steps) {
+      if (def.oneRep && rep > 1) continue
       const params = def.params(o.mode)
       for (const lib of libs) {
         let r: ChildOutcome

@@ -2,7 +2,7 @@
  * pgqueue against pg-boss and graphile-worker, and against hand-written SQL (the floor), on one
  * PostgreSQL in one run. Usage (from the repository root: `pnpm bench -- [flags]`):
  *   --quick            small counts, 1 repetition (the CI test runs this)
- *   --full             also the 200,000-backlog fairness case and the 1,000,000-pending scale case
+ *   --full             also the 200,000-backlog fairness case and the long-transaction case
  *   --reps N           repetitions (default 3; 1 with --quick)
  *   --only a,b         case ids and/or library names (pgqueue, pgqueue-node20, pg-boss, graphile-worker, floor)
  *   --database-url U   superuser URL; default DATABASE_URL, else PGQUEUE_TEST_DATABASE_URL, else an embedded PostgreSQL 18

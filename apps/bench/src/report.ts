@@ -129,6 +129,18 @@ export function evaluateGoals(cases: CaseReport[]): Goal[] {
   ratioGoal('single-push', 'single push', 2)
   ratioGoal('bulk-chunks', 'bulk push, chunks of 1,000', 2)
   ratioGoal('bulk-one', 'bulk push, one call', 2)
+  ratioGoal('scale', '1,000,000 pending over 10,000 tenants', 1)
+  const scaleRow = byId.get('scale') && rowOf(byId.get('scale')!, 'pgqueue')
+  const procRow = byId.get('processing') && rowOf(byId.get('processing')!, 'pgqueue')
+  if (scaleRow) {
+    const big = scaleRow.summary?.median
+    const small = procRow?.summary?.median
+    goals.push({
+      goal: "scale: pgqueue's jobs/s at 1,000,000 pending within 15 % of its jobs/s at 50,000",
+      met: big === undefined || small === undefined ? null : big >= 0.85 * small,
+      detail: small === undefined ? 'needs the processing case' : `${fmt(big)} vs ${fmt(small)} jobs/s`,
+    })
+  }
   const lat = byId.get('latency')
   if (lat) {
     const p = rowOf(lat, 'pgqueue')

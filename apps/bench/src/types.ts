@@ -43,6 +43,9 @@ export interface LibAdapter {
   push(job: BenchJob): Promise<void>
   /** One library call for the whole array (jobs of several tenants are grouped per tenant where the API requires it). */
   pushMany(jobs: BenchJob[]): Promise<void>
+  /** Untimed pre-fill in the quickest way the library's API allows (one insert where it has a bulk
+   *  one); prefill() falls back to pushMany in chunks of 1,000 without it. */
+  seed?(jobs: BenchJob[]): Promise<void>
   startWorker(opts: WorkerOptions): Promise<void>
   stopWorker(): Promise<void>
   /** Jobs not finished yet (live rows), counted on the database. */

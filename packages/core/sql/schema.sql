@@ -341,7 +341,7 @@ CREATE INDEX job_history_id_idx ON ONLY pgqueue.job_history USING btree (tenant_
 CREATE UNIQUE INDEX job_history_pkey ON ONLY pgqueue.job_history USING btree (tenant_id, finished_at, id);
 CREATE INDEX job_history_schedule_idx ON ONLY pgqueue.job_history USING btree (tenant_id, schedule_id, finished_at DESC) WHERE (schedule_id IS NOT NULL);
 CREATE INDEX job_history_tenant_queue_idx ON ONLY pgqueue.job_history USING btree (tenant_id, queue, finished_at DESC, id DESC);
-CREATE INDEX jobs_claim_idx ON pgqueue.jobs USING btree (queue, vt) WHERE (state = 'pending'::text);
+CREATE INDEX jobs_claim_idx ON pgqueue.jobs USING btree (queue, vt, id) WHERE (state = 'pending'::text);
 CREATE INDEX jobs_due_idx ON pgqueue.jobs USING btree (run_at) WHERE (state = 'scheduled'::text);
 CREATE INDEX jobs_held_idx ON pgqueue.jobs USING btree (tenant_id, queue, priority DESC, run_at) WHERE (state = 'held'::text);
 CREATE UNIQUE INDEX jobs_key_idx ON pgqueue.jobs USING btree (tenant_id, queue, key) WHERE (key IS NOT NULL);

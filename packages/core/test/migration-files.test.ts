@@ -26,6 +26,7 @@ const RELEASED: Array<[number, string, string]> = [
   [20, 'trace_context', 'b2471e6dc921089450be532c4dc38f074663b1332fde9068203479392a71db7d'],
   [21, 'live_counts_waiting', '252298ab0f2531697f56d94f4317b83f6aaeb70c728b2fe02f067cb80649ba5d'],
   [22, 'clock_head_from', '463c6688f859544e23a8c3758069e3fc4bcd6e222fa40ba625a81c3c3ed5a061'],
+  [23, 'claim_index_keyset', 'e9757ea94b3fe8dcdbb45a0f0c83b46630306f81e43149a07fcdc2cabc6d3f79'],
   [24, 'state_index_skips_pending', 'd9c0aac596998adb9ab7f965c3b2749d32b9b5fd3d3810596e9cf84ba1b355bb'],
 ]
 

@@ -19,6 +19,8 @@ export interface CaseDef {
   fullOnly?: boolean
   /** Left out of --quick (what the CI test runs), which must fit its time budget; `--only` still runs it. */
   notQuick?: boolean
+  /** Runs in the first repetition only, whatever --reps says (a slow case). */
+  oneRep?: boolean
   params(mode: Mode): Record<string, number>
   run(ctx: CaseContext, params: Record<string, number>): Promise<CaseResult>
 }
@@ -166,7 +168,10 @@ export const cases: CaseDef[] = [
     title: 'processing with 1,000,000 pending over 10,000 tenants (first 100,000 timed)',
     better: 'higher',
     libs: ['pgqueue', 'pg-boss', 'graphile-worker', 'floor'],
-    fullOnly: true,
+    // In the default run since the claim stopped slowing down with the backlog (issue 19): seeding is
+    // one statement per 20,000 jobs (pgqueue: per tenant, 4 at a time), about two minutes a library.
+    notQuick: true,
+    oneRep: true,
     params: () => ({ n: 1_000_000, tenants: 10_000, measure: 100_000, concurrency: 10, timeoutMs: 900_000 }),
     run: (ctx, p) => processing(ctx, p as unknown as Parameters<typeof processing>[1]),
   },

@@ -48,6 +48,10 @@ export class FloorAdapter implements LibAdapter {
     )
   }
 
+  async seed(jobs: BenchJob[]): Promise<void> {
+    await this.pushMany(jobs)
+  }
+
   async startWorker(opts: WorkerOptions): Promise<void> {
     this.running = true
     const perLoop = Math.max(1, Math.floor(opts.concurrency / LOOPS))

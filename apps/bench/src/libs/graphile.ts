@@ -38,6 +38,11 @@ export class GraphileAdapter implements LibAdapter {
     await this.utils.addJobs(jobs.map((payload) => ({ identifier: TASK, payload })))
   }
 
+  /** addJobs takes any number of jobs in one statement. */
+  async seed(jobs: BenchJob[]): Promise<void> {
+    await this.pushMany(jobs)
+  }
+
   async startWorker(opts: WorkerOptions): Promise<void> {
     this.runner = await run({
       connectionString: this.url,

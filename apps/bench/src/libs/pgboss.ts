@@ -39,6 +39,11 @@ export class PgBossAdapter implements LibAdapter {
     await this.boss.insert(QUEUE, jobs.map((data) => ({ data })))
   }
 
+  /** insert() takes any number of jobs in one statement. */
+  async seed(jobs: BenchJob[]): Promise<void> {
+    await this.pushMany(jobs)
+  }
+
   /** pg-boss 12's flow(): every node in the bench queue; its resolver runs at its default interval. */
   async flow(_tenant: string, nodes: BenchFlowNode[]): Promise<void> {
     await this.boss.flow(nodes.map((n) => ({ ref: n.ref, name: QUEUE, data: n.job, ...(n.dependsOn ? { dependsOn: n.dependsOn } : {}) })))

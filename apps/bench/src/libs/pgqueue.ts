@@ -6,6 +6,8 @@ import { observeAfter, observeBefore, observeModes } from './pgqueue-observe.js'
 import type { BenchFlowNode, BenchJob, LibAdapter, Names, WorkerOptions } from '../types.js'
 
 const QUEUE = 'bench'
+/** Pushes in flight at once while seeding (see seed()). */
+const SEED_IN_FLIGHT = 4
 
 /** Thrown when a pgqueue package the case needs has not landed yet; the report shows "n/a". */
 const PUSH_VIA = 'Queues.withTenant(t).push / pushMany (producer, user role, RLS)'
@@ -120,6 +122,29 @@ export class PgqueueAdapter implements LibAdapter {
     for (const [tenant, list] of byTenant) {
       await this.queues!.withTenant(tenant).pushMany(list.map(item))
     }
+  }
+
+  /**
+   * Untimed pre-fill: the API is per tenant, so one pushMany per tenant present, SEED_IN_FLIGHT of them
+   * at a time (the producer's pool holds 10 connections). Each tenant's jobs keep their order.
+   */
+  async seed(jobs: BenchJob[]): Promise<void> {
+    const byTenant = new Map<string, BenchJob[]>()
+    for (const j of jobs) {
+      let list = byTenant.get(j.t)
+      if (!list) byTenant.set(j.t, (list = []))
+      list.push(j)
+    }
+    await this.configure(jobs)
+    const lists = [...byTenant]
+    let next = 0
+    const lane = async (): Promise<void> => {
+      while (next < lists.length) {
+        const [tenant, list] = lists[next++]!
+        await this.queues!.withTenant(tenant).pushMany(list.map(item))
+      }
+    }
+    await Promise.all(Array.from({ length: SEED_IN_FLIGHT }, lane))
   }
 
   async startWorker(opts: WorkerOptions): Promise<void> {

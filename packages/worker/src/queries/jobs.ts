@@ -64,13 +64,14 @@ const ROW_BYTES = `coalesce(octet_length(j.payload), 0)
  * Claims up to `limit` pending jobs of one queue in fair order (vt: each tenant's slots, see
  * jobClaimManyByPriority()) and leases them to `owner` (the node id plus a token unique to this claim,
  * see FinishInput.owner). The plain claim, for a queue whose pending jobs all have priority 0, where
- * the slots are the jobs: the inner SELECT walks jobs_claim_idx (queue, vt) and locks with SKIP LOCKED,
+ * the slots are the jobs: the inner SELECT walks jobs_claim_idx (queue, vt, id), from `from` when given
+ * (see ClaimPosition) and from the queue's lowest entry otherwise, and locks with SKIP LOCKED,
  * so concurrent workers take disjoint rows without waiting; the UPDATE then reaches the locked rows by
  * ctid (a TID scan over an InitPlan array), not by a primary-key probe each. The ctids stay valid
  * because this statement holds the row locks; a row whose newer version was locked after a concurrent
  * change is invisible to the statement's snapshot at that ctid and is simply not claimed this time.
  * vt is kept, so a job released at shutdown returns to the same fair position. The worker sorts the
- * rows by vt (they come back in ctid order), so its buffer interleaves tenants as the order does.
+ * rows by (vt, id) (they come back in ctid order), so its buffer interleaves tenants as the order does.
  * Byte budget: rows are taken in claim order while the bytes of the rows before them (payload plus
  * target) stay under `maxBytes`, so one claim never carries more than about maxBytes plus one row
  * into the worker's memory, and always at least one row. octet_length of a bytea reads the stored
@@ -87,13 +88,15 @@ const ROW_BYTES = `coalesce(octet_length(j.payload), 0)
  */
 export async function jobClaimMany(
   db: Queryable,
-  p: { schema: string; queue: string; owner: string; leaseMs: number; limit: number; maxBytes: number; types: string[] | undefined; fromVt?: string },
+  p: {
+    schema: string; queue: string; owner: string; leaseMs: number; limit: number; maxBytes: number; types: string[] | undefined
+    /** Start the walk at this (vt, id) instead of the queue's lowest entry (see ClaimPosition). */
+    from?: ClaimPosition
+  },
 ): Promise<(ClaimedRow & { vt: string })[]> {
   const s = quoteIdent(p.schema)
-  const values: unknown[] = [p.queue, p.limit, p.owner, p.leaseMs, p.maxBytes]
-  const typeFilter = p.types ? `and j.type = any($${values.push(p.types)}::text[])` : ''
-  // fromVt (see ClaimFloors): the index scan starts there instead of at the queue's front.
-  const fromFilter = p.fromVt !== undefined ? `and j.vt >= $${values.push(p.fromVt)}::bigint` : ''
+  const typeFilter = p.types ? 'and j.type = any($6::text[])' : ''
+  const from = p.from ? `and (j.vt, j.id) >= ($${p.types ? 7 : 6}::bigint, $${p.types ? 8 : 7}::uuid)` : ''
   const text = `
     with picked as (
       select array_agg(ctid) filter (where before is null or before < $5) as ctids,
@@ -101,8 +104,8 @@ export async function jobClaimMany(
         select ctid, sum(bytes) over (rows between unbounded preceding and 1 preceding) as before from (
           select j.ctid, ${ROW_BYTES} as bytes
             from ${s}.jobs j
-           where j.queue = $1 and j.state = 'pending' ${typeFilter} ${fromFilter}
-           order by j.vt
+           where j.queue = $1 and j.state = 'pending' ${typeFilter} ${from}
+           order by j.vt, j.id
            limit $2
            for update skip locked) l) x)
     update ${s}.jobs j
@@ -114,10 +117,30 @@ export async function jobClaimMany(
        -- table's statistics were small, and under an old snapshot the index holds every job run since).
        and j.state = (select 'pending')
     returning ${CLAIM_COLUMNS}, j.vt`
+  const values: unknown[] = [p.queue, p.limit, p.owner, p.leaseMs, p.maxBytes]
+  if (p.types) values.push(p.types)
+  if (p.from) values.push(p.from.vt, p.from.id)
   const { rows } = await db.query<ClaimedRow & { vt: string }>(text, values)
-  // vt is a bigint (text), never negative: compare lengths first, then the digits.
-  rows.sort((a, b) => a.vt.length - b.vt.length || (a.vt < b.vt ? -1 : a.vt > b.vt ? 1 : 0))
+  rows.sort(comparePositions)
   return rows
+}
+
+/**
+ * A place in a queue's fair order: a pending job's vt (bigint, as text) and id, the key of
+ * jobs_claim_idx after the queue (migration 0023). The plain claim can resume its walk there instead
+ * of at the queue's lowest entry: every job it leases leaves a dead entry at the low end of the index
+ * until VACUUM, and while any older transaction is open on the server (in any database) scans cannot
+ * mark those entries dead, so a walk from the lowest entry reads the heap row of every job claimed
+ * since then.
+ */
+export interface ClaimPosition {
+  vt: string
+  id: string
+}
+
+/** Orders positions as jobs_claim_idx does: vt (a non-negative bigint as text: length, then digits), then id. */
+export function comparePositions(a: ClaimPosition, b: ClaimPosition): number {
+  return a.vt.length - b.vt.length || (a.vt < b.vt ? -1 : a.vt > b.vt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 }
 
 /**
@@ -140,7 +163,7 @@ export async function jobQueueHasPriorities(db: Queryable, p: { schema: string; 
  * Fair order: a pending job's vt is its tenant's slot in the queue (stamped at push by the tenant's
  * fair clock); priority only decides which of the tenant's own jobs fills a slot, so it never moves a
  * tenant ahead of another (issue 18). The claim takes the `limit` lowest slots over jobs_claim_idx
- * (queue, vt) with SKIP LOCKED, counts them per tenant, and gives each tenant that many of its own
+ * (queue, vt, id) with SKIP LOCKED, counts them per tenant, and gives each tenant that many of its own
  * jobs in (priority desc, vt) order over jobs_tenant_claim_idx. A tenant whose pending jobs all have
  * the priority of its slots (one index probe tells: its highest priority is not above its slots'
  * lowest) has its slots claimed as they are; only a tenant with higher-priority jobs waiting runs the
