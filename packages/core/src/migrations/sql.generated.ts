@@ -2625,9 +2625,9 @@ create index jobs_state_idx on :schema.jobs (state, tenant_id, queue) where stat
 --   job_history_retry_of_idx, jobs_retry_of_idx: one entry per job pushed again by a retry (retry_of
 --     never changes); whether a failed job was retried already, without reading the table.
 --   jobs_retrying_idx: live jobs carrying a last error, newest first (ids are time-ordered). Its
---     columns never change, so updates that touch neither state nor lease stay HOT as before; each
---     non-HOT update of a job with a last error (promote, claim, heartbeat, the next failure) adds an
---     entry: about 3 per retry attempt without heartbeats (see apps/bench/LOG.md).
+--     columns never change, so the updates that were HOT (lease renewals, cancel requests) stay HOT;
+--     each update of a job with a last error that changes its state adds an entry: 3 per retry attempt
+--     (the failure, the promotion when due, the claim; measured in apps/bench/LOG.md).
 -- Cost on a big installation: each CREATE INDEX reads the whole table under a SHARE lock (writes wait);
 -- on job_history the index is built on every partition in turn, reading all of them although it keeps
 -- only failed rows (figures for 10,000,000 finished jobs in apps/bench/LOG.md).
