@@ -30,7 +30,8 @@ export const failureBudget = { rows: 5_000 }
  * Runs `fn` with the planner told to walk the failed-only indexes newest first. It estimates a tenant's
  * failures as its share of rows times the failed share, so for a tenant whose jobs mostly fail it chose
  * to read every failure of the window by bitmap scan and sort them, rather than stop after the newest
- * (see apps/bench/LOG.md); the bulk cancel's message filter fooled it the same way. The settings are local to the transaction and put back after.
+ * (see apps/bench/LOG.md); the bulk cancel's message filter fooled it the same way. The settings are
+ * local to the transaction and put back after.
  */
 async function orderedScans<T>(db: Kysely<Database>, fn: () => Promise<T>): Promise<T> {
   const r = await sql<{ b: string; s: string }>`
