@@ -336,10 +336,13 @@ CREATE INDEX flow_nodes_flow_idx ON pgqueue.flow_nodes USING btree (tenant_id, f
 CREATE UNIQUE INDEX flow_nodes_pkey ON pgqueue.flow_nodes USING btree (tenant_id, id);
 CREATE UNIQUE INDEX history_rollup_hours_pkey ON pgqueue.history_rollup_hours USING btree (bucket, queue);
 CREATE UNIQUE INDEX history_rollup_minutes_pkey ON pgqueue.history_rollup_minutes USING btree (bucket, queue);
+CREATE INDEX job_history_failed_idx ON ONLY pgqueue.job_history USING btree (finished_at) WHERE (state = 'failed'::text);
 CREATE INDEX job_history_finished_brin ON ONLY pgqueue.job_history USING brin (finished_at) WITH (autosummarize='on');
 CREATE INDEX job_history_id_idx ON ONLY pgqueue.job_history USING btree (tenant_id, id);
 CREATE UNIQUE INDEX job_history_pkey ON ONLY pgqueue.job_history USING btree (tenant_id, finished_at, id);
+CREATE INDEX job_history_retry_of_idx ON ONLY pgqueue.job_history USING btree (tenant_id, retry_of) WHERE (retry_of IS NOT NULL);
 CREATE INDEX job_history_schedule_idx ON ONLY pgqueue.job_history USING btree (tenant_id, schedule_id, finished_at DESC) WHERE (schedule_id IS NOT NULL);
+CREATE INDEX job_history_tenant_failed_idx ON ONLY pgqueue.job_history USING btree (tenant_id, finished_at) WHERE (state = 'failed'::text);
 CREATE INDEX job_history_tenant_queue_idx ON ONLY pgqueue.job_history USING btree (tenant_id, queue, finished_at DESC, id DESC);
 CREATE INDEX jobs_claim_idx ON pgqueue.jobs USING btree (queue, vt, id) WHERE (state = 'pending'::text);
 CREATE INDEX jobs_due_idx ON pgqueue.jobs USING btree (run_at) WHERE (state = 'scheduled'::text);
@@ -347,6 +350,8 @@ CREATE INDEX jobs_held_idx ON pgqueue.jobs USING btree (tenant_id, queue, priori
 CREATE UNIQUE INDEX jobs_key_idx ON pgqueue.jobs USING btree (tenant_id, queue, key) WHERE (key IS NOT NULL);
 CREATE UNIQUE INDEX jobs_pkey ON pgqueue.jobs USING btree (tenant_id, id);
 CREATE INDEX jobs_priority_idx ON pgqueue.jobs USING btree (queue) WHERE ((state = 'pending'::text) AND (priority <> 0));
+CREATE INDEX jobs_retry_of_idx ON pgqueue.jobs USING btree (tenant_id, retry_of) WHERE (retry_of IS NOT NULL);
+CREATE INDEX jobs_retrying_idx ON pgqueue.jobs USING btree (id, tenant_id) WHERE (last_error IS NOT NULL);
 CREATE INDEX jobs_schedule_idx ON pgqueue.jobs USING btree (tenant_id, schedule_id) WHERE (schedule_id IS NOT NULL);
 CREATE INDEX jobs_state_idx ON pgqueue.jobs USING btree (state, tenant_id, queue) WHERE (state <> 'pending'::text);
 CREATE INDEX jobs_tenant_claim_idx ON pgqueue.jobs USING btree (tenant_id, queue, priority DESC, vt) WHERE (state = 'pending'::text);

@@ -28,6 +28,7 @@ const RELEASED: Array<[number, string, string]> = [
   [22, 'clock_head_from', '463c6688f859544e23a8c3758069e3fc4bcd6e222fa40ba625a81c3c3ed5a061'],
   [23, 'claim_index_keyset', 'e9757ea94b3fe8dcdbb45a0f0c83b46630306f81e43149a07fcdc2cabc6d3f79'],
   [24, 'state_index_skips_pending', 'd9c0aac596998adb9ab7f965c3b2749d32b9b5fd3d3810596e9cf84ba1b355bb'],
+  [25, 'failure_indexes', 'fff2575188d3ffddb0c21980647048d1f8cd86fb865c8a3f863036cbf9fae8f6'],
 ]
 
 describe('migration files', () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDashboard, type Dashboard, type DashboardAction } from '../src/index.js'
 import { SCAN_BUDGET, finishedNotBefore } from '../src/queries/jobs.js'
+import { failureBudget } from '../src/queries/failures.js'
 import { seed, type Seeded } from './seed.js'
 
 let s: Seeded
@@ -320,5 +321,49 @@ describe('a filter that matches few of many rows', () => {
       }
       expect(body).toContain(oldest)
     }
+  })
+})
+
+describe('failures page', () => {
+  const ids: string[] = []
+  beforeAll(async () => {
+    // Two failures of acme and one of globex, each tenant with a message of its own.
+    const { rows } = await s.t.admin.query(`
+      insert into "${s.t.schema}".job_history (tenant_id, id, queue, type, state, attempt, max_attempts, created_at, run_at, finished_at, error)
+      select tenant, gen_random_uuid(), 'reports', 'report', 'failed', 1, 1, now(), now(), now() - n * interval '1 second', jsonb_build_object('message', msg)
+        from (values ('acme', 'acme ledger locked', 1), ('acme', 'acme ledger locked', 2), ('globex', 'globex vault sealed', 3)) v(tenant, msg, n)
+      returning id`)
+    ids.push(...rows.map((r) => r.id as string))
+  })
+  afterAll(async () => {
+    failureBudget.rows = 5_000
+    await s.t.admin.query(`delete from "${s.t.schema}".job_history where id = any($1::uuid[])`, [ids])
+  })
+
+  it("shows a tenant its own failures and none of another tenant's", async () => {
+    const acme = await (await get(tenantDash, '/failures', 'acme')).text()
+    expect(acme).toContain('acme ledger locked')
+    expect(acme).not.toContain('globex vault sealed')
+    const globex = await (await get(tenantDash, '/failures', 'globex')).text()
+    expect(globex).toContain('globex vault sealed')
+    expect(globex).not.toContain('acme ledger locked')
+    expect(globex).not.toContain('failure-budget')
+  })
+
+  it('says when the groups cover only the newest failures of the window', async () => {
+    failureBudget.rows = 1
+    // The newest failure is acme's (1 s ago): only it is grouped, counted once.
+    const op = await (await get(operatorDash, '/failures')).text()
+    expect(op).toContain('id="failure-budget"')
+    expect(op).toContain('Grouped over the latest 1 failures in this window')
+    expect(op).toContain('acme ledger locked')
+    expect(op).not.toContain('globex vault sealed')
+    const acme = await (await get(tenantDash, '/failures', 'acme')).text()
+    expect(acme).toContain('the latest 1 failures in this window')
+    expect(/<code>acme ledger locked<\/code><\/td><td class="num">1<\/td>/.test(acme)).toBe(true)
+    failureBudget.rows = 5_000
+    const all = await (await get(tenantDash, '/failures', 'acme')).text()
+    expect(all).not.toContain('failure-budget')
+    expect(/<code>acme ledger locked<\/code><\/td><td class="num">2<\/td>/.test(all)).toBe(true)
   })
 })
