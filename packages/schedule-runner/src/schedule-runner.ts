@@ -213,8 +213,6 @@ export class ScheduleRunner extends LoopService<ScheduleRunnerEvents> {
         fired.length = skipped.length = invalid.length = 0
         tenantsServed.clear()
         deferred = 0
-        endTraces(new Error('batch retried'))
-        refused.clear()
         await transactionSetTimeouts(trx, { lockTimeoutMs, statementTimeoutMs })
         const rows =
           tenantIds === null

@@ -55,17 +55,21 @@ export const FULL_CLAIM_MAX_MS = 5_000
 /** A walk from a queue's lowest entry costs at most 1/WALK_SHARE of the time between walks. */
 const WALK_SHARE = 20
 
-/** Where a queue's plain claim resumes, and when it walks from the queue's lowest entry again. */
-interface QueuePosition {
-  from: ClaimPosition
+/** When a queue's plain claim walks from the queue's lowest entry again. */
+interface WalkDue {
   /** The next claim walks from the lowest entry (the periodic walk). */
   fullDue: number
   /** A short resumed claim walks from the lowest entry from then on. */
   shortDue: number
 }
 
+/** Where a queue's plain claim resumes, and when it walks from the lowest entry again. */
+interface QueuePosition extends WalkDue {
+  from: ClaimPosition
+}
+
 /** When the next walks are due after one sent at `sent` came back at `back`. */
-function walkDue(sent: number, back: number): { fullDue: number; shortDue: number } {
+function walkDue(sent: number, back: number): WalkDue {
   const gap = WALK_SHARE * (back - sent)
   return { fullDue: back + Math.min(FULL_CLAIM_MAX_MS, Math.max(FULL_CLAIM_MIN_MS, gap)), shortDue: back + gap }
 }
@@ -223,8 +227,8 @@ export class ClaimLoop {
    * (it keeps its vt) and tenants that join the queue right after it (the head is then that job's
    * slot), a push whose transaction stayed open while claims went on, a row another worker's failed
    * claim gave back. So the claim walks from the lowest entry again when a resumed claim comes back
-   * short, and every FULL_CLAIM_MIN_MS, or 20 times as long as the last such walk took when that is
-   * longer (at most FULL_CLAIM_MAX_MS). A short claim walks at most that often too (20 times the last
+   * short, and every FULL_CLAIM_MIN_MS, or WALK_SHARE times as long as the last such walk took when that
+   * is longer (at most FULL_CLAIM_MAX_MS). A short claim walks at most that often too (WALK_SHARE times the last
    * walk, with no minimum: a fraction of a millisecond's walk allows the next one a few milliseconds
    * later): while an old transaction keeps the dead entries a walk steps over from being marked, a
    * queue that the worker keeps empty comes back short at every claim, and walking at each one read
@@ -239,7 +243,7 @@ export class ClaimLoop {
       return rows
     }
     let rows = await jobClaimMany(this.d.pool, { ...args, from: at.from })
-    let due = { fullDue: at.fullDue, shortDue: at.shortDue }
+    let due: WalkDue = { fullDue: at.fullDue, shortDue: at.shortDue }
     if (rows.length < args.limit && this.running && performance.now() >= at.shortDue) {
       // Short: the rest of the queue may lie below. The byte budget also cuts claims short; then this
       // second claim takes what fits of the rest, as the first would have.
@@ -258,7 +262,7 @@ export class ClaimLoop {
   }
 
   /** Resumes the queue's next claim at the lowest of `rows`, or where it was when none came back. */
-  private keepPosition(queue: string, rows: (ClaimedRow & ClaimPosition)[], was: ClaimPosition | undefined, due: { fullDue: number; shortDue: number }): void {
+  private keepPosition(queue: string, rows: (ClaimedRow & ClaimPosition)[], was: ClaimPosition | undefined, due: WalkDue): void {
     if (this.positions.size > 10_000) this.positions.clear()
     const from = rows.length > 0 ? { vt: rows[0]!.vt, id: rows[0]!.id } : was
     if (from) this.positions.set(queue, { from, ...due })
